@@ -1,0 +1,3 @@
+"""mlspec: declarative GitOps for the machine-learning lifecycle."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""Diagnostics: errors are data, collected, sorted and printed at once (actionlint style)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One finding, located in a file. Ordering sorts by file, then line, then column."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    rule: str
+    hint: str | None = None
+
+    def render(self) -> str:
+        text = f"{self.file}:{self.line}:{self.col}: {self.message} [{self.rule}]"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def github(self) -> str:
+        """A GitHub Actions workflow command, so the error shows on the PR's diff."""
+        msg = f"{self.message} [{self.rule}]"
+        if self.hint:
+            msg += f" (hint: {self.hint})"
+        return (
+            f"::error file={_gh_escape_prop(self.file)},line={self.line},col={self.col},"
+            f"title={_gh_escape_prop(self.rule)}::{_gh_escape_data(msg)}"
+        )
+
+
+def _gh_escape_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_escape_prop(s: str) -> str:
+    return _gh_escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+class MlspecError(Exception):
+    """Raised with one or more diagnostics; the CLI prints them and exits 2."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = sorted(set(diagnostics))
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+
+class CheckFailed(Exception):
+    """A check (gate, --check, --verify) failed: exit 1 with a message, not a usage error."""
+
+
+def format_diagnostics(diags: Iterable[Diagnostic], fmt: str = "text") -> str:
+    items = sorted(set(diags))
+    if fmt == "json":
+        return json.dumps([asdict(d) for d in items], indent=2) + "\n"
+    if fmt == "github":
+        return "".join(d.github() + "\n" for d in items)
+    return "".join(d.render() + "\n" for d in items)
+
+
+@dataclass
+class Outcome:
+    """What an api function hands back to the CLI: exit code, diagnostics, output."""
+
+    code: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    text: str = ""
+    data: Any = None
+    stderr: str = ""
+
+    @classmethod
+    def from_error(cls, err: MlspecError) -> Outcome:
+        return cls(code=2, diagnostics=list(err.diagnostics))

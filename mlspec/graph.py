@@ -1,0 +1,203 @@
+"""The step DAG: an edge from the step whose outs hold a path to every step whose deps name it."""
+
+from __future__ import annotations
+
+import heapq
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mlspec.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.step import Step
+
+
+@dataclass
+class Graph:
+    steps: dict[str, Step]  # declaration order
+    stage: dict[str, str]  # step -> 'data' | 'model'
+    upstream: dict[str, list[str]]  # step -> steps it needs (sorted by order)
+    downstream: dict[str, list[str]]
+    producers: dict[str, str]  # out path -> step
+    order: list[str] = field(default_factory=list)  # deterministic topological order
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def closure_up(self, names: list[str]) -> list[str]:
+        """The named steps and everything upstream of them, in graph order."""
+        want: set[str] = set()
+        todo = list(names)
+        while todo:
+            n = todo.pop()
+            if n not in want:
+                want.add(n)
+                todo.extend(self.upstream.get(n, []))
+        return [n for n in self.order if n in want]
+
+    def closure_down(self, names: list[str]) -> list[str]:
+        want: set[str] = set()
+        todo = list(names)
+        while todo:
+            n = todo.pop()
+            if n not in want:
+                want.add(n)
+                todo.extend(self.downstream.get(n, []))
+        return [n for n in self.order if n in want]
+
+
+def _covers(out: str, dep: str) -> bool:
+    """Does producing `out` provide (part of) `dep`? Directories end with '/' or contain paths."""
+    o, d = out.rstrip("/"), dep.rstrip("/")
+    return o == d or d.startswith(o + "/") or o.startswith(d + "/")
+
+
+def build_graph(loaded: LoadedSpec) -> Graph:
+    spec = loaded.spec
+    steps_info = spec.steps()
+    steps = {n: s for n, (_, s) in steps_info.items()}
+    stage = {n: st for n, (st, _) in steps_info.items()}
+    index = {n: i for i, n in enumerate(steps)}
+    diags: list[Diagnostic] = []
+
+    def key(name: str, *rest: str | int) -> tuple[str | int, ...]:
+        return (stage[name], "steps", name, *rest)
+
+    producers: dict[str, str] = {}
+    for name, step in steps.items():
+        for i, out in enumerate(step.all_outs()):
+            norm = out.rstrip("/")
+            if norm in producers and producers[norm] != name:
+                where = ("outs", i) if i < len(step.outs) else ("metrics",)
+                diags.append(loaded.diag(key(name, *where),
+                                         f"'{out}' is produced by both '{producers[norm]}' and "
+                                         f"'{name}'", "graph.duplicate-out",
+                                         "each path has exactly one producing step"))
+                continue
+            for other, prod in producers.items():
+                if prod != name and _covers(other, norm):
+                    diags.append(loaded.diag(key(name, "outs", min(i, len(step.outs) - 1)),
+                                             f"'{out}' overlaps '{other}' produced by '{prod}'",
+                                             "graph.duplicate-out",
+                                             "outs of different steps must not nest"))
+            producers[norm] = name
+
+    upstream: dict[str, set[str]] = {n: set() for n in steps}
+    for name, step in steps.items():
+        for i, dep in enumerate(step.deps):
+            found = [p for o, p in producers.items() if _covers(o, dep)]
+            if name in found:
+                diags.append(loaded.diag(key(name, "deps", i),
+                                         f"step '{name}' depends on its own output '{dep}'",
+                                         "graph.self-dependency",
+                                         "a step cannot read what it writes; split it in two"))
+                continue
+            if found:
+                upstream[name].update(found)
+                continue
+            path = loaded.root / dep
+            if not os.path.lexists(path):
+                diags.append(loaded.diag(key(name, "deps", i),
+                                         f"dep '{dep}' of step '{name}' does not exist and no "
+                                         "step produces it", "graph.missing-dep",
+                                         "add the file, or the step that writes it, to outs"))
+            elif not path.resolve().is_relative_to(loaded.root):
+                diags.append(loaded.diag(key(name, "deps", i),
+                                         f"dep '{dep}' is a symlink out of the repository",
+                                         "spec.unsafe-path", "deps must live in the repository"))
+        for i, out in enumerate(step.outs):
+            path = loaded.root / out.rstrip("/")
+            if os.path.islink(path) and not path.resolve().is_relative_to(loaded.root):
+                diags.append(loaded.diag(key(name, "outs", i),
+                                         f"out '{out}' is a symlink out of the repository",
+                                         "spec.unsafe-path", "outs must live in the repository"))
+
+    ups = {n: sorted(u, key=index.__getitem__) for n, u in upstream.items()}
+    downs: dict[str, list[str]] = {n: [] for n in steps}
+    for n, us in ups.items():
+        for u in us:
+            downs[u].append(n)
+
+    # Kahn's algorithm; ties broken by declaration order so the order is deterministic.
+    indeg = {n: len(u) for n, u in ups.items()}
+    ready = [index[n] for n, d in indeg.items() if d == 0]
+    heapq.heapify(ready)
+    names = list(steps)
+    order: list[str] = []
+    while ready:
+        n = names[heapq.heappop(ready)]
+        order.append(n)
+        for d in downs[n]:
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                heapq.heappush(ready, index[d])
+    if len(order) < len(steps):
+        diags.extend(_cycles(loaded, names, ups, set(order)))
+    return Graph(steps=steps, stage=stage, upstream=ups, downstream=downs, producers=producers,
+                 order=order, diagnostics=diags)
+
+
+def _cycles(loaded: LoadedSpec, names: list[str], ups: dict[str, list[str]], done: set[str]
+            ) -> list[Diagnostic]:
+    """Report each cycle once, as `a -> b -> a`, starting from its earliest-declared step."""
+    diags = []
+    reported: set[frozenset[str]] = set()
+    left = [n for n in names if n not in done]
+    for start in left:
+        # walk downstream edges (reverse of ups) within the stuck set to find a path back
+        downs: dict[str, list[str]] = {n: [] for n in left}
+        for n in left:
+            for u in ups[n]:
+                if u in downs:
+                    downs[u].append(n)
+        stack = [(start, [start])]
+        seen: set[str] = set()
+        cycle = None
+        while stack and cycle is None:
+            node, path = stack.pop()
+            for nxt in sorted(downs[node], key=names.index, reverse=True):
+                if nxt == start:
+                    cycle = [*path, start]
+                    break
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            stage = loaded.spec.steps()[start][0]
+            diags.append(loaded.diag((stage, "steps", start),
+                                     "dependency cycle: " + " -> ".join(cycle), "graph.cycle",
+                                     "a step's deps must not (indirectly) need its own outs",
+                                     at_key=True))
+    return diags
+
+
+def render_graph(g: Graph, fmt: str) -> str:
+    """The DAG as indented text, a mermaid flowchart or graphviz dot; deterministic."""
+    if fmt == "mermaid":
+        lines = ["flowchart TD"]
+        for n in g.order:
+            lines.append(f"  {_mid(n)}[\"{n} ({g.stage[n]})\"]")
+        for n in g.order:
+            for u in g.upstream[n]:
+                lines.append(f"  {_mid(u)} --> {_mid(n)}")
+        return "\n".join(lines) + "\n"
+    if fmt == "dot":
+        lines = ["digraph mlspec {", "  rankdir=LR;"]
+        for n in g.order:
+            lines.append(f"  \"{n}\" [label=\"{n}\\n{g.stage[n]}\"];")
+        for n in g.order:
+            for u in g.upstream[n]:
+                lines.append(f"  \"{u}\" -> \"{n}\";")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+    lines = []
+    for n in g.order:
+        ups = g.upstream[n]
+        lines.append(f"{n} [{g.stage[n]}]" + (f" <- {', '.join(ups)}" if ups else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _mid(name: str) -> str:
+    """A mermaid node id: names may hold '-', which mermaid ids should not."""
+    return "s_" + name.replace("-", "__")

@@ -1,0 +1,100 @@
+"""Types shared by every stage model: names, repository paths, cron, secret names."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from mlspec.spec.cron import cron_problem
+
+
+class Strict(BaseModel):
+    """Base for every spec model: unknown fields are errors, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def fail(rule: str, message: str, hint: str | None = None) -> PydanticCustomError:
+    # the error type is the diagnostic's rule; the hint rides in the context
+    return PydanticCustomError(rule, message, {"hint": hint} if hint else None)
+
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+IDENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
+
+
+def _check_name(v: str) -> str:
+    if not NAME_RE.match(v):
+        raise fail("spec.name", f"name '{v}' is not allowed",
+                   "use lowercase letters, digits, '_' and '-' (at most 63 characters)")
+    return v
+
+
+def _check_ident(v: str) -> str:
+    if not IDENT_RE.match(v):
+        raise fail("spec.name", f"name '{v}' is not allowed",
+                   "use a lowercase letter, then lowercase letters, digits and '_'")
+    return v
+
+
+def _check_env(v: str) -> str:
+    if not ENV_RE.match(v):
+        raise fail("spec.secret-name", f"'{v}' is not a secret's name",
+                   "give the NAME of a CI secret (e.g. REGISTRY_TOKEN), never its value")
+    return v
+
+
+def normalise_path(v: str) -> str:
+    if not v or not v.strip():
+        raise fail("spec.path", "empty path")
+    if "\x00" in v or "\\" in v:
+        raise fail("spec.unsafe-path", f"path '{v}' contains a backslash or NUL",
+                   "use forward slashes")
+    if v.startswith("~"):
+        raise fail("spec.unsafe-path", f"path '{v}' starts with '~'",
+                   "paths are relative to the repository root")
+    if v.startswith("/") or re.match(r"^[A-Za-z]:", v):
+        raise fail("spec.unsafe-path", f"absolute path '{v}'",
+                   "paths are relative to the repository root")
+    trailing = v.endswith("/")
+    norm = posixpath.normpath(v)
+    if norm == ".." or norm.startswith("../"):
+        raise fail("spec.unsafe-path", f"path '{v}' leaves the repository",
+                   "paths are relative to the repository root and stay inside it")
+    if norm == ".":
+        raise fail("spec.unsafe-path", "path '.' is the whole repository",
+                   "name a file or a directory inside it")
+    if norm.split("/")[0] in (".git", ".mlspec"):
+        raise fail("spec.unsafe-path", f"path '{v}' is inside {norm.split('/')[0]}/",
+                   "that directory belongs to git / mlspec")
+    return norm + "/" if trailing else norm
+
+
+def _check_cron(v: str) -> str:
+    problem = cron_problem(v)
+    if problem:
+        raise fail("spec.cron", f"bad cron '{v}': {problem}",
+                   "five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'")
+    return v
+
+
+def _no_float_version(v: Any) -> Any:
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        raise fail("spec.unquoted-version",
+                   f"version written as the number {v!r}; YAML drops trailing zeros",
+                   f"quote it: \"{v}\" (and write 3.10 as \"3.10\")")
+    return v
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Ident = Annotated[str, AfterValidator(_check_ident)]
+EnvName = Annotated[str, AfterValidator(_check_env)]
+RelPath = Annotated[str, AfterValidator(normalise_path)]
+Cron = Annotated[str, AfterValidator(_check_cron)]
+VersionStr = Annotated[str, BeforeValidator(_no_float_version)]
+Scalar = str | int | float | bool

@@ -1,0 +1,79 @@
+"""The `inference` section: serving image, serving command, deployments, monitoring."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from mlspec.spec.common import Cron, Name, Strict, fail
+
+_IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+_BASE = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+class Image(Strict):
+    name: str = Field(description="image repository without a tag, e.g. ghcr.io/acme/iris")
+    base: str = Field("python:3.11-slim", description="base image with a tag (never latest), "
+                      "optionally @sha256:digest")
+    username: str | None = Field(None, description="registry user for `mlspec build --push`")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _IMAGE.match(v):
+            raise fail("spec.image", f"'{v}' is not an image repository name",
+                       "lowercase, like ghcr.io/acme/iris, with no tag")
+        return v
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        m = _BASE.match(v)
+        if not m:
+            raise fail("spec.image", f"'{v}' is not an image reference",
+                       "like python:3.11-slim or python:3.11-slim@sha256:…")
+        if not m.group("tag"):
+            raise fail("spec.image", f"base image '{v}' has no tag", "pin a tag: python:3.11-slim")
+        if m.group("tag") == "latest":
+            raise fail("spec.image", "base image tag 'latest' is not reproducible",
+                       "pin a version tag (and ideally a digest)")
+        return v
+
+
+class Serve(Strict):
+    command: str = Field("mlspec serve model/model.pkl --port 8080")
+    port: int = Field(8080, ge=1, le=65535)
+    health: str = Field("/healthz", pattern=r"^/[A-Za-z0-9_./-]*$")
+
+
+class Deploy(Strict):
+    when: str = Field(description="a branch name (e.g. main) or tag:<glob> (e.g. tag:v*)")
+    approval: bool = Field(False, description="the CI environment requires a reviewer")
+    url: str | None = None
+    command: str | None = Field(None, description="what deploys the pushed image")
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, v: str) -> str:
+        if v.startswith("tag:"):
+            if not re.match(r"^[A-Za-z0-9_.*-]+$", v[4:]):
+                raise fail("spec.deploy-when", f"bad tag pattern '{v[4:]}'", "e.g. tag:v*")
+        elif not re.match(r"^[A-Za-z0-9_./-]+$", v):
+            raise fail("spec.deploy-when", f"'{v}' is neither a branch nor tag:<glob>",
+                       "e.g. main, or tag:v*")
+        return v
+
+
+class Monitor(Strict):
+    schedule: Cron
+    command: str
+
+
+class Inference(Strict):
+    image: Image
+    serve: Serve = Field(default_factory=Serve)
+    deploy: dict[Name, Deploy] = Field(default_factory=dict)
+    monitor: Monitor | None = None

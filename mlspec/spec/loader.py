@@ -1,0 +1,198 @@
+"""Load a spec: YAML (with positions) → stage files grafted → content checks → pydantic.
+
+Every problem becomes a located Diagnostic; all of them are collected and raised together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlspec.errors import Diagnostic, MlspecError
+from mlspec.spec.yamlsafe import Document, Key, Loc, read_yaml
+
+STAGE_KEYS = ("design", "data", "model", "inference", "ci")
+
+# Literal credentials where only a secret's *name* belongs.
+_SECRET_PATTERNS = [
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "a GitHub token"),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), "a GitHub token"),
+    (re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), "a GitLab token"),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key"),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"\bsk-[A-Za-z0-9]{32,}"), "an API secret key"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+]
+_EXPR = re.compile(r"\$\{\{|\$\[\[")
+
+
+@dataclass
+class LoadedSpec:
+    """A validated spec with the positions of its nodes and the files it came from."""
+
+    spec: Any  # mlspec.spec.root.Spec
+    path: Path  # the root spec file (absolute)
+    root: Path  # the repository root: the spec's directory
+    display: str  # the spec path as the user named it
+    locs: dict[Key, Loc] = field(default_factory=dict)
+    key_locs: dict[Key, Loc] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # repo-relative path -> absolute path
+    spec_hash: str = ""
+    graph: Any = None  # mlspec.graph.Graph, built by validation
+
+    def loc(self, key: Key) -> Loc:
+        """The position of a node, or of its nearest ancestor that has one."""
+        return nearest(self.locs, key) or Loc(self.display, 1, 1)
+
+    def key_loc(self, key: Key) -> Loc:
+        return self.key_locs.get(key) or self.loc(key)
+
+    def diag(self, key: Key, message: str, rule: str, hint: str | None = None,
+             at_key: bool = False) -> Diagnostic:
+        loc = self.key_loc(key) if at_key else self.loc(key)
+        return Diagnostic(loc.file, loc.line, loc.col, message, rule, hint)
+
+
+def nearest(locs: dict[Key, Loc], key: Key) -> Loc | None:
+    k = tuple(key)
+    while True:
+        if k in locs:
+            return locs[k]
+        if not k:
+            return None
+        k = k[:-1]
+
+
+def display_path(path: Path, base_display: str, root: Path) -> str:
+    """How a file is named in diagnostics: beside the root spec as the user named it."""
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    base_dir = os.path.dirname(base_display)
+    return f"{base_dir}/{rel}" if base_dir else rel
+
+
+def _walk_strings(data: Any, key: Key = ()) -> Any:
+    if isinstance(data, str):
+        yield key, data
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            yield (*key, k), k
+            yield from _walk_strings(v, (*key, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _walk_strings(v, (*key, i))
+
+
+def content_checks(data: Any, loaded: LoadedSpec) -> list[Diagnostic]:
+    """Checks on raw values, before the schema: CI expressions and literal secrets."""
+    diags: list[Diagnostic] = []
+    seen: set[Key] = set()
+    for key, text in _walk_strings(data):
+        if _EXPR.search(text) and key not in seen:
+            seen.add(key)
+            diags.append(loaded.diag(
+                key, "CI expression syntax ('${{' or '$[[') in a spec value", "spec.ci-expression",
+                "values reach CI jobs through env; an expression here could inject code. "
+                "Write the literal value, or read an environment variable in your script"))
+        for pattern, what in _SECRET_PATTERNS:
+            if pattern.search(text) and key not in seen:
+                seen.add(key)
+                diags.append(loaded.diag(
+                    key, f"this looks like {what}: a literal secret value in the spec",
+                    "spec.secret-literal",
+                    "store it as a CI secret and give its NAME under ci.secrets; "
+                    "rotate the leaked value"))
+    return diags
+
+
+def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic]) -> None:
+    from mlspec.spec.common import normalise_path
+
+    data = doc.data
+    for stage in STAGE_KEYS:
+        ref = data.get(stage)
+        if not isinstance(ref, str):
+            continue
+        key = (stage,)
+        try:
+            rel = normalise_path(ref)
+        except Exception as exc:  # PydanticCustomError
+            diags.append(loaded.diag(key, f"stage file: {exc}", "spec.unsafe-path"))
+            data[stage] = None
+            continue
+        target = loaded.root / rel
+        resolved = target.resolve()
+        if not resolved.is_relative_to(loaded.root):
+            diags.append(loaded.diag(key, f"stage file '{ref}' resolves outside the repository",
+                                     "spec.unsafe-path", "do not link spec files out of the repo"))
+            data[stage] = None
+            continue
+        if not target.is_file():
+            diags.append(loaded.diag(key, f"stage file '{ref}' does not exist",
+                                     "spec.missing-file",
+                                     f"create {rel}, or write the '{stage}' section inline"))
+            data[stage] = None
+            continue
+        shown = display_path(target, loaded.display, loaded.root)
+        try:
+            sub = read_yaml(target, shown)
+        except MlspecError as err:
+            diags.extend(err.diagnostics)
+            data[stage] = None
+            continue
+        if not isinstance(sub.data, dict):
+            loc = sub.locs.get(())
+            diags.append(Diagnostic(shown, loc.line if loc else 1, loc.col if loc else 1,
+                                    f"stage file must hold a mapping for '{stage}'",
+                                    "spec.stage-file", None))
+            data[stage] = None
+            continue
+        loaded.files[rel] = target
+        data[stage] = sub.data
+        for k, v in sub.locs.items():
+            loaded.locs[(*key, *k)] = v
+        for k, v in sub.key_locs.items():
+            loaded.key_locs[(*key, *k)] = v
+
+
+def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
+    """Load, graft and validate a spec. Raises MlspecError with every problem found."""
+    path = Path(path)
+    display = display or str(path)
+    root = path.resolve().parent if path.exists() else path.absolute().parent
+    loaded = LoadedSpec(spec=None, path=path.absolute(), root=root, display=display)
+    if not path.is_file():
+        raise MlspecError([Diagnostic(display, 1, 1, f"no spec at {display}", "spec.missing-file",
+                                      "run `mlspec init` to create one")])
+    doc = read_yaml(path, display)
+    loaded.files[path.name] = path.absolute()
+    loaded.locs.update(doc.locs)
+    loaded.key_locs.update(doc.key_locs)
+    if doc.data is None:
+        raise MlspecError([Diagnostic(display, 1, 1, "the spec is empty", "spec.empty",
+                                      "run `mlspec init` for a starter spec")])
+    if not isinstance(doc.data, dict):
+        kind = "a sequence" if isinstance(doc.data, list) else "a scalar"
+        raise MlspecError([loaded.diag((), f"the spec must be a mapping, not {kind}",
+                                       "spec.top-level", "start with 'version: 1' and 'project:'")])
+    diags: list[Diagnostic] = []
+    _graft_stage_files(doc, loaded, diags)
+    diags.extend(content_checks(doc.data, loaded))
+
+    from mlspec.spec.validate import check_semantics, validate_model
+
+    spec, schema_diags = validate_model(doc.data, loaded, doc)
+    diags.extend(schema_diags)
+    if spec is not None:
+        loaded.spec = spec
+        diags.extend(check_semantics(loaded))
+    if diags:
+        raise MlspecError(diags)
+    h = hashlib.sha256()
+    for rel in sorted(loaded.files):
+        h.update(rel.encode() + b"\0" + loaded.files[rel].read_bytes() + b"\0")
+    loaded.spec_hash = h.hexdigest()
+    return loaded

@@ -1,0 +1,225 @@
+"""Schema validation (pydantic errors → located diagnostics) and cross-field checks."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from mlspec.errors import Diagnostic
+from mlspec.spec.yamlsafe import Document, Key
+
+if TYPE_CHECKING:
+    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.root import Spec
+
+_TYPE_WORDS = {
+    "string_type": "a string", "int_type": "an integer", "float_type": "a number",
+    "bool_type": "true or false", "dict_type": "a mapping", "list_type": "a list",
+    "model_type": "a mapping", "model_attributes_type": "a mapping", "int_from_float": "an integer",
+    "literal_error": None, "none_required": "empty",
+}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The concrete alternatives of an annotation (Optional/Union/Annotated removed)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        out: list[Any] = []
+        for a in typing.get_args(tp):
+            out.extend(_unwrap(a))
+        return out
+    return [tp]
+
+
+def _model_at(root: type[BaseModel], key: Key) -> type[BaseModel] | None:
+    """The pydantic model class that validates the mapping at `key`, if any."""
+    candidates: list[Any] = [root]
+    for part in key:
+        nxt: list[Any] = []
+        for c in candidates:
+            if isinstance(c, type) and issubclass(c, BaseModel):
+                if isinstance(part, str) and part in c.model_fields:
+                    nxt.extend(_unwrap(c.model_fields[part].annotation))
+            else:
+                origin = typing.get_origin(c)
+                args = typing.get_args(c)
+                if origin is dict and isinstance(part, str):
+                    nxt.extend(_unwrap(args[1]))
+                elif origin is list and isinstance(part, int):
+                    nxt.extend(_unwrap(args[0]))
+        candidates = nxt
+    for c in candidates:
+        if isinstance(c, type) and issubclass(c, BaseModel):
+            return c
+    return None
+
+
+def _where(key: Key) -> str:
+    if len(key) >= 3 and key[0] in ("data", "model") and key[1] == "steps":
+        rest = ".".join(str(k) for k in key[3:])
+        return f"step '{key[2]}'" + (f" ({rest})" if rest else "")
+    if not key:
+        return "the spec"
+    return "'" + ".".join(str(k) for k in key) + "'"
+
+
+def _trim(loc: tuple[Any, ...], data: Any) -> Key:
+    """Drop pydantic's union-member and validator labels from an error location."""
+    key: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            key.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            key.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not key_is_label(part):
+            key.append(part)  # a missing or unknown field
+            break
+    return tuple(key)
+
+
+def key_is_label(part: str) -> bool:
+    return "[" in part or part in ("str", "int", "float", "bool", "none") or part.startswith(
+        ("function-", "literal[", "constrained-"))
+
+
+def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
+                   ) -> tuple[Spec | None, list[Diagnostic]]:
+    from mlspec.spec.root import Spec
+
+    try:
+        return Spec.model_validate(data), []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+
+    by_key: dict[tuple[Key, str], list[Any]] = {}
+    for err in errors:
+        key = _trim(err["loc"], data)
+        by_key.setdefault((key, err["type"] if "." in err["type"] else "schema"), []).append(err)
+
+    diags: list[Diagnostic] = []
+    for (key, _group), errs in by_key.items():
+        custom = [e for e in errs if "." in e["type"]]
+        if custom:
+            for e in custom:
+                hint = (e.get("ctx") or {}).get("hint")
+                msg = e["msg"]
+                raw = doc.raw.get(key)
+                if e["type"] == "spec.unquoted-version" and raw is not None:
+                    msg = f"version {raw} is unquoted, so YAML reads the number {e['input']!r}"
+                    hint = f'quote it: "{raw}"'
+                diags.append(loaded.diag(key, msg, e["type"], hint))
+            continue
+        types_ = {e["type"] for e in errs}
+        e = errs[0]
+        field = str(key[-1]) if key else ""
+        parent = key[:-1]
+        if "extra_forbidden" in types_:
+            model = _model_at(Spec, parent)
+            allowed = sorted(model.model_fields) if model else []
+            close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+            hint = (f"did you mean '{close[0]}'?" if close
+                    else f"allowed here: {', '.join(allowed)}" if allowed else None)
+            diags.append(loaded.diag(key, f"unknown field '{field}' in {_where(parent)}",
+                                     "spec.unknown-field", hint, at_key=True))
+        elif types_ == {"missing"}:
+            diags.append(loaded.diag(parent, f"missing required field '{field}' in "
+                                     f"{_where(parent)}", "spec.missing-field", None,
+                                     at_key=True))
+        elif types_ & set(_TYPE_WORDS):
+            value = e.get("input")
+            wanted = sorted({w for t in types_ if (w := _TYPE_WORDS.get(t))})
+            if "literal_error" in types_:
+                lit = next(x for x in errs if x["type"] == "literal_error")
+                exp = lit.get("ctx", {}).get("expected", "")
+                wanted = [f"one of {exp}"] if not wanted else [*wanted, exp]
+            if "none_required" in types_ and len(wanted) > 1:
+                wanted.remove("empty")
+            if key == ("version",):
+                msg = f"'version' must be 1, not {value!r}"
+                hint = "this is version 1 of the mlspec format: write 'version: 1'"
+            else:
+                msg = f"{_where(key)} must be {' or '.join(wanted)}, not {_kind(value)}"
+                raw = doc.raw.get(key)
+                hint = f"quote it: \"{raw}\"" if raw is not None and "a string" in wanted else None
+            diags.append(loaded.diag(key, msg, "spec.type", hint))
+        else:
+            msg = str(e["msg"])
+            msg = msg[0].lower() + msg[1:] if msg else msg
+            msg = msg.removeprefix("value error, ").replace("input should", "should")
+            diags.append(loaded.diag(key, f"{_where(key)}: {msg}", "spec.value"))
+    return None, diags
+
+
+def check_semantics(loaded: LoadedSpec) -> list[Diagnostic]:
+    """Checks that span fields: step namespaces, gate metrics, the graph, files on disk."""
+    from mlspec.graph import build_graph
+    from mlspec.spec.gates import parse_gate
+
+    spec: Spec = loaded.spec
+    diags: list[Diagnostic] = []
+    metrics = set(spec.design.metrics) if spec.design else set()
+
+    if spec.data and spec.model:
+        for name in spec.model.steps:
+            if name in spec.data.steps:
+                diags.append(loaded.diag(("model", "steps", name),
+                                         f"step '{name}' is already defined in data.steps",
+                                         "spec.duplicate-step", "step names are unique across "
+                                         "stages", at_key=True))
+    if spec.model:
+        for i, text in enumerate(spec.model.gates):
+            gate = parse_gate(text)
+            if not isinstance(gate, str) and gate.metric not in metrics:
+                close = difflib.get_close_matches(gate.metric, sorted(metrics), n=1)
+                diags.append(loaded.diag(
+                    ("model", "gates", i), f"gate on undefined metric '{gate.metric}'",
+                    "spec.gate-metric",
+                    f"did you mean '{close[0]}'?" if close else
+                    "declare it under design.metrics"))
+    if spec.project.requirements and not (loaded.root / spec.project.requirements).is_file():
+        diags.append(loaded.diag(("project", "requirements"),
+                                 f"requirements file '{spec.project.requirements}' does not exist",
+                                 "spec.missing-file", None))
+    diags.extend(_check_secrets(loaded))
+    loaded.graph = build_graph(loaded)
+    diags.extend(loaded.graph.diagnostics)
+    return diags
+
+
+def _check_secrets(loaded: LoadedSpec) -> list[Diagnostic]:
+    spec: Spec = loaded.spec
+    diags: list[Diagnostic] = []
+    if (spec.inference and spec.inference.image.username is not None
+            and "registry_password" not in spec.ci.secrets):
+        diags.append(loaded.diag(("inference", "image", "username"),
+                                 "a registry username needs ci.secrets.registry_password",
+                                 "spec.secret-missing",
+                                 "add `registry_password: <SECRET_NAME>` under ci.secrets"))
+    return diags

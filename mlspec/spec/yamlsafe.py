@@ -1,0 +1,257 @@
+"""A hardened YAML 1.2 reader that keeps the position of every node.
+
+The document is built from ruamel.yaml's *parse events*, never by its constructors: anchors,
+aliases, tags, directives other than ``%YAML 1.2``, several documents, duplicate keys,
+non-string keys and deep nesting are rejected as they stream past, so a billion-laughs file
+costs a few events, not memory. Plain scalars are resolved with the YAML 1.2 core schema.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlspec.errors import Diagnostic, MlspecError
+
+MAX_BYTES = 1_000_000  # a spec is hand-written; a megabyte is already absurd
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+Key = tuple[str | int, ...]
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL)?$")
+_BOOL_TRUE = re.compile(r"^(?:true|True|TRUE)$")
+_BOOL_FALSE = re.compile(r"^(?:false|False|FALSE)$")
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_INT_OCT = re.compile(r"^0o[0-7]+$")
+_INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+
+
+@dataclass(frozen=True)
+class Loc:
+    file: str
+    line: int
+    col: int
+
+
+@dataclass
+class Document:
+    """Plain Python data plus where each node (and each mapping key) came from."""
+
+    data: Any
+    file: str
+    locs: dict[Key, Loc] = field(default_factory=dict)  # value positions
+    key_locs: dict[Key, Loc] = field(default_factory=dict)  # positions of mapping keys
+    raw: dict[Key, str] = field(default_factory=dict)  # plain-scalar source text
+
+
+def resolve_plain(text: str) -> Any:
+    """YAML 1.2 core schema resolution of a plain (unquoted) scalar."""
+    if _NULL.match(text):
+        return None
+    if _BOOL_TRUE.match(text):
+        return True
+    if _BOOL_FALSE.match(text):
+        return False
+    if _INT.match(text):
+        return int(text)
+    if _INT_OCT.match(text):
+        return int(text[2:], 8)
+    if _INT_HEX.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if _NAN.match(text):
+        return float("nan")
+    return text
+
+
+def _decode(raw: bytes, file: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise MlspecError(
+            [Diagnostic(file, line, col, f"invalid UTF-8 byte 0x{raw[exc.start]:02x}",
+                        "yaml.encoding", "save the spec as UTF-8")]
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    for m in re.finditer(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text):
+        line = text.count("\n", 0, m.start()) + 1
+        col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+        raise MlspecError(
+            [Diagnostic(file, line, col, f"control character {m.group()!r} in the spec",
+                        "yaml.control-char", "remove it; specs are plain text")]
+        )
+    return text
+
+
+def read_yaml(path: Path, file: str) -> Document:
+    """Read and parse one spec file; raise MlspecError with located diagnostics."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise MlspecError([Diagnostic(file, 1, 1, f"cannot read {file}: {exc.strerror}",
+                                      "spec.missing-file", None)]) from None
+    if size > MAX_BYTES:
+        raise MlspecError([Diagnostic(
+            file, 1, 1, f"spec file is {size:,} bytes; the limit is {MAX_BYTES:,}",
+            "yaml.too-large", "a spec describes a pipeline; keep data out of it")])
+    with path.open("rb") as fh:
+        raw = fh.read(MAX_BYTES + 1)
+    return parse_yaml(_decode(raw, file), file)
+
+
+def parse_yaml(text: str, file: str) -> Document:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.events import (
+        AliasEvent,
+        DocumentStartEvent,
+        MappingEndEvent,
+        MappingStartEvent,
+        ScalarEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+    )
+
+    doc = Document(data=None, file=file)
+
+    def at(mark: Any) -> Loc:
+        return Loc(file, mark.line + 1, mark.column + 1)
+
+    def fail(mark: Any, message: str, rule: str, hint: str | None = None) -> MlspecError:
+        loc = at(mark)
+        return MlspecError([Diagnostic(file, loc.line, loc.col, message, rule, hint)])
+
+    # stack entries: [container, path, pending_key(for mappings) or None, is_mapping]
+    stack: list[list[Any]] = []
+    documents = 0
+    nodes = 0
+
+    def attach(value: Any, ev: Any, is_plain_text: str | None) -> Key | None:
+        """Place a finished node in its parent; return its path (None for a mapping key)."""
+        if not stack:
+            doc.data = value
+            doc.locs[()] = at(ev.start_mark)
+            return ()
+        top = stack[-1]
+        container, path = top[0], top[1]
+        if top[3]:  # mapping
+            if top[2] is None:  # this node is a key
+                if not isinstance(value, str):
+                    kind = type(value).__name__ if value is not None else "null"
+                    if isinstance(value, dict | list):
+                        kind = "mapping" if isinstance(value, dict) else "sequence"
+                    raise fail(ev.start_mark, f"mapping key must be a string, not {kind}",
+                               "yaml.key-type",
+                               f"quote it: \"{is_plain_text}\"" if is_plain_text else None)
+                if value in container:
+                    first = doc.key_locs[(*path, value)]
+                    raise fail(ev.start_mark, f"duplicate key '{value}' (first defined at "
+                               f"line {first.line})", "yaml.duplicate-key",
+                               "remove one of them; YAML mappings have unique keys")
+                top[2] = value
+                doc.key_locs[(*path, value)] = at(ev.start_mark)
+                return None
+            key = top[2]
+            container[key] = value
+            top[2] = None
+            p: Key = (*path, key)
+        else:
+            p = (*path, len(container))
+            container.append(value)
+        doc.locs[p] = at(ev.start_mark)
+        if is_plain_text is not None:
+            doc.raw[p] = is_plain_text
+        return p
+
+    def child_path() -> Key:
+        if not stack:
+            return ()
+        top = stack[-1]
+        if top[3]:
+            return (*top[1], top[2]) if top[2] is not None else (*top[1], "<key>")
+        return (*top[1], len(top[0]))
+
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        for ev in yaml.parse(text):
+            if isinstance(ev, DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise fail(ev.start_mark, "a spec holds one YAML document, found a second",
+                               "yaml.multiple-documents", "remove the '---' separator and "
+                               "everything after it, or split into stage files")
+                version = getattr(ev, "version", None)
+                if version is not None and tuple(version) != (1, 2):
+                    raise fail(ev.start_mark, f"%YAML {'.'.join(map(str, version))} directive: "
+                               "mlspec reads YAML 1.2 only", "yaml.version",
+                               "remove the %YAML line")
+                if getattr(ev, "tags", None):
+                    raise fail(ev.start_mark, "%TAG directives are not allowed", "yaml.tag",
+                               "remove the %TAG line")
+                continue
+            if isinstance(ev, AliasEvent):
+                raise fail(ev.start_mark, f"alias '*{ev.anchor}' is not allowed", "yaml.alias",
+                           "write the value out; specs do not use anchors or aliases")
+            if isinstance(ev, ScalarEvent | MappingStartEvent | SequenceStartEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise fail(ev.start_mark, f"spec has more than {MAX_NODES:,} nodes",
+                               "yaml.too-large", None)
+                if ev.anchor is not None:
+                    raise fail(ev.start_mark, f"anchor '&{ev.anchor}' is not allowed",
+                               "yaml.anchor",
+                               "write the value out; specs do not use anchors or aliases")
+                if ev.tag is not None:
+                    raise fail(ev.start_mark, f"tag '{ev.tag}' is not allowed", "yaml.tag",
+                               "remove the tag; specs hold plain strings, numbers, lists and "
+                               "mappings")
+            if isinstance(ev, ScalarEvent):
+                plain = ev.style is None
+                value = resolve_plain(ev.value) if plain else ev.value
+                attach(value, ev, ev.value if plain else None)
+            elif isinstance(ev, MappingStartEvent | SequenceStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    raise fail(ev.start_mark, f"nesting deeper than {MAX_DEPTH} levels",
+                               "yaml.too-deep", "a spec never needs this depth")
+                is_map = isinstance(ev, MappingStartEvent)
+                container: Any = {} if is_map else []
+                path = child_path()
+                if stack and stack[-1][3] and stack[-1][2] is None:
+                    raise fail(ev.start_mark, "mapping key must be a string, not a "
+                               + ("mapping" if is_map else "sequence"), "yaml.key-type", None)
+                stack.append([container, path, None, is_map, ev])
+            elif isinstance(ev, MappingEndEvent | SequenceEndEvent):
+                container, _path, _k, _m, start = stack.pop()
+                attach(container, start, None)
+    except MlspecError:
+        raise
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        hint = None
+        if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
+            hint = f"{exc.context} at line {exc.context_mark.line + 1}"
+        if "'\\t'" in problem or "\t" in problem:
+            problem = "tab character used for indentation"
+            hint = "YAML indents with spaces only"
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise MlspecError([Diagnostic(file, line, col, problem, "yaml.syntax", hint)]) from None
+    except YAMLError as exc:  # reader errors without a mark
+        raise MlspecError([Diagnostic(file, 1, 1, str(exc).splitlines()[0], "yaml.syntax",
+                                      None)]) from None
+    except RecursionError:
+        raise MlspecError([Diagnostic(file, 1, 1, "nesting too deep", "yaml.too-deep",
+                                      None)]) from None
+    return doc
