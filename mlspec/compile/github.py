@@ -43,6 +43,13 @@ def yq(value: Any) -> str:
     return s
 
 
+def _text(value: Any) -> str:
+    """A param value as `--set` receives it (matrix values are strings: 1.0 stays 1.0)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 @cache
 def _template() -> Any:
     import importlib.resources
@@ -214,7 +221,8 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
     steps.extend(_download(plan, a) for a in job.downloads)
     if job.cache is not None and flow.name == "experiment":
         files = ", ".join(f"'{_hash_pattern(f)}'" for f in job.cache.files)
-        key = job.cache.prefix + "${{ hashFiles(" + files + ") }}"
+        key = (job.cache.prefix + "${{ hashFiles(" + files + ") }}" if files
+               else job.cache.prefix.rstrip("-"))
         paths = list(job.cache.paths)
         steps.append(_step("Restore outs from the cache", id_="cache",
                            uses=_uses(plan, "actions/cache/restore"),
@@ -254,7 +262,7 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
         raise ValueError(f"job {job.id} needs id-token but the plan gives no permission")
     matrix = []
     if job.matrix is not None:
-        matrix = [{"key": k, "list": "[" + ", ".join(yq(v) for v in values) + "]"}
+        matrix = [{"key": k, "list": "[" + ", ".join(json.dumps(_text(v)) for v in values) + "]"}
                   for k, values in job.matrix.axes]
     environment = []
     if job.environment is not None:

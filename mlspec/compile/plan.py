@@ -327,7 +327,10 @@ class PlanContext:
         if not step.all_outs():
             return None
         spec = self.loaded.spec
-        static = _short({"step": name, "command": step.command, "estimator": step.estimator,
+        from mlspec import __version__
+
+        static = _short({"mlspec": __version__, "step": name, "command": step.command,
+                         "estimator": step.estimator,
                          "dataset": step.dataset.model_dump() if step.dataset else None,
                          "split": step.split.model_dump() if step.split else None,
                          "params": step.params, "outs": step.all_outs(),
