@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, copy_example, git, mlspec
 
 EXP = ".github/workflows/mlspec-experiment.yml"
@@ -85,7 +84,7 @@ def test_stale_generated_file_removed(repo: Path) -> None:
     text = text.replace('  monitor: {schedule: "0 * * * *", command: python src/monitor.py}\n', "")
     spec.write_text(text)
     code, out, _ = compile_(repo, "--check")
-    assert code == 1 and f"+++ /dev/null" in out
+    assert code == 1 and "+++ /dev/null" in out
     code, out, _ = compile_(repo)
     assert code == 0 and f"removed {SCHED}" in out
     assert not (repo / SCHED).exists()

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import BIN, tool
 
 HERE = Path(__file__).resolve().parent
