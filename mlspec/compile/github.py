@@ -187,11 +187,14 @@ def _download(plan: Plan, art: Artifact) -> dict[str, Any]:
 def _upload(plan: Plan, art: Artifact, always: bool) -> dict[str, Any]:
     name = art.name + ("-${{ strategy.job-index }}" if art.per_variant else "")
     paths = [p.rstrip("/") + "/" if p.endswith("/") else p for p in art.paths]
+    with_: list[tuple[str, Any]] = [("name", name),
+                                    ("path", paths if len(paths) > 1 else paths[0]),
+                                    ("if-no-files-found", "warn" if always else "error"),
+                                    ("retention-days", 7)]
+    if any(part.startswith(".") for p in paths for part in p.split("/")):
+        with_.append(("include-hidden-files", True))
     return _step(f"Upload {art.name}", uses=_uses(plan, "actions/upload-artifact"),
-                 if_="${{ !cancelled() }}" if always else None,
-                 with_=[("name", name), ("path", paths if len(paths) > 1 else paths[0]),
-                        ("if-no-files-found", "warn" if always else "error"),
-                        ("retention-days", 7)])
+                 if_="${{ !cancelled() }}" if always else None, with_=with_)
 
 
 def _hash_pattern(path: str) -> str:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 FlowName = Literal["experiment", "release", "schedule"]
 FLOWS: tuple[FlowName, ...] = ("experiment", "release", "schedule")
 LOCK = "mlspec.lock"
-SWEEP_DIR = "mlspec-sweep"  # where sweep variants stash their outs (under the workspace)
+SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.sweep)
 REPORT = "report.md"
 
 
@@ -148,9 +148,10 @@ class Job:
     """One CI job. Fields a target cannot express are documented as such by its renderer.
 
     kind: `check` (validate + compile --check), `step` (one spec step), `sweep` (matrix of one
-    sweep group), `select` (picks the best sweep variant), `verify` (`mlspec run --verify`),
-    `report` (metrics, gates, report.md), `comment` (sticky PR comment), `deploy` (build, push,
-    attest, deploy to an environment), `publish` (release with the model card), `refresh`
+    sweep group: each variant uploads its .mlspec/sweeps/ record), `select` (downloads every
+    record, `mlspec run --sweep` ranks them and runs the group with the spec's params),
+    `verify` (`mlspec run --verify`), `report` (metrics, gates, report.md), `comment` (sticky
+    PR comment), `deploy` (build, push, attest, deploy to an environment), `publish` (release with the model card), `refresh`
     (scheduled data refresh + retrain), `monitor` (scheduled monitoring command).
     """
 
@@ -185,8 +186,6 @@ class Job:
     after_attest: tuple[Command, ...] = ()  # commands run after the provenance attestation
     summary: tuple[str, ...] = ()  # markdown files appended to the job summary (even on failure)
     upload_always: bool = False  # upload `uploads` even when a command failed
-    sweep_metric: str | None = None  # select: metric ranking the variants
-    sweep_goal: str | None = None  # select: 'maximize' | 'minimize'
 
 
 @dataclass(frozen=True)
