@@ -151,8 +151,9 @@ class Job:
     sweep group: each variant uploads its .mlspec/sweeps/ record), `select` (downloads every
     record, `mlspec run --sweep` ranks them and runs the group with the spec's params),
     `verify` (`mlspec run --verify`), `report` (metrics, gates, report.md), `comment` (sticky
-    PR comment), `deploy` (build, push, attest, deploy to an environment), `publish` (release with the model card), `refresh`
-    (scheduled data refresh + retrain), `monitor` (scheduled monitoring command).
+    PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
+    (release with the model card), `refresh` (scheduled data refresh + retrain), `monitor`
+    (scheduled monitoring command).
     """
 
     id: str  # unique in its flow, [a-z0-9-]

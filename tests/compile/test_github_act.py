@@ -17,8 +17,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO, copy_example, git, mlspec, need, tool
+from conftest import REPO, copy_example, git, mlspec, tool
 
 HERE = Path(__file__).resolve().parent
 ACT = HERE / "act"
