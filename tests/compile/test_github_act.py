@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -133,7 +134,11 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     best = max(scores.values())
     assert lock["sweeps"]["train"]["metric"] == "f1_macro"
     assert scores[lock["sweeps"]["train"]["best"]["n_estimators"]] == best
-    assert "ran" not in log.split("rank the variants")[1].split("sweep train")[0]
+    picked = re.findall(r"pick the best variant of train\s*\]\s+\| (n_estimators=\d+)\s+\S+\s+"
+                        r"cached", log)
+    assert sorted(picked) == ["n_estimators=100", "n_estimators=200", "n_estimators=50"], \
+        "the pick job reran a variant instead of using the matrix jobs' records"
+    assert "ran 0, skipped 3 (up to date)" in log, "the report job reran steps"
     assert (arts / "mlspec-step-train" / "model" / "model.pkl").stat().st_size > 1000
     report = (arts / "mlspec-report" / "report.md").read_text()
     assert "f1_macro" in report
