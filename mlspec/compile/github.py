@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError
@@ -30,6 +30,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_$./][^#:*\n\"']*$")
 OUTPUTS_FILE = "${{ runner.temp }}/mlspec-outputs"
 
 
+@lru_cache(maxsize=4096, typed=True)
 def yq(value: Any) -> str:
     """A YAML scalar: plain when unambiguous, else JSON-quoted (JSON is valid YAML)."""
     if isinstance(value, bool):
@@ -50,17 +51,39 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _bytecode_cache() -> Any:
+    """Jinja's compiled-template cache in the user's cache dir (saves ~25 ms per compile);
+    None when that directory cannot be used. Output does not depend on it."""
+    import os
+
+    import jinja2
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "mlspec", "jinja")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            return None
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(path)
+
+
 @cache
 def _template() -> Any:
     import importlib.resources
 
     import jinja2
 
-    text = (importlib.resources.files("mlspec.templates") / "github" / "workflow.yml.j2"
-            ).read_text(encoding="utf-8")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+    def load(name: str) -> tuple[str, None, Any]:
+        path = importlib.resources.files("mlspec.templates").joinpath(*name.split("/"))
+        return path.read_text(encoding="utf-8"), None, lambda: True
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(load),
+                             bytecode_cache=_bytecode_cache(),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    return env.from_string(text)
+    return env.get_template("github/workflow.yml.j2")
 
 
 def render(plan: Plan) -> dict[str, str]:
