@@ -176,7 +176,7 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
             image=first.resources.image),
         Job(id=f"select-{head}", name=f"pick the best variant of {head}", kind="select",
             steps=tuple(members), needs=(*needs, f"sweep-{head}"),
-            downloads=(*downloads, records),
+            downloads=(*downloads, records), cache=ctx.cache_for(head),
             commands=(Command("rank the variants and run with the spec's params",
                               f"mlspec run {_q(members)} --sweep --no-gates"),),
             uploads=tuple(step_artifact(m, ctx.step(m).all_outs()) for m in members),
@@ -233,7 +233,9 @@ def release_flow(ctx: PlanContext) -> Flow:
         permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order))]
     tag_deploys: list[str] = []
     if inf is not None:
-        secrets = {logical.upper(): name for logical, name in sorted(ci.secrets.items())}
+        # each secret reaches the job as an env var of the same name: `mlspec build --push`
+        # reads the one ci.secrets.registry_password names, deploy commands the others
+        secrets = {name: name for name in sorted(set(ci.secrets.values()))}
         perms = [READ]
         if inf.image.name.startswith("ghcr.io/"):
             perms.append(Permission("packages", "write", "push the serving image to ghcr.io"))

@@ -230,10 +230,6 @@ def _upload(plan: Plan, job: Job, art: Artifact, always: bool) -> dict[str, Any]
                  if_="${{ !cancelled() }}" if always else None, with_=with_)
 
 
-def _hash_pattern(path: str) -> str:
-    return path.rstrip("/") + "/**" if path.endswith("/") else path
-
-
 def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
     env = [(k, expr(plan, job, v)) for k, v in sorted(cmd.env.items())]
     if job.outputs:
@@ -256,9 +252,13 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
         steps.append(_step("Install mlspec", run="\n".join(plan.install)))
     steps.extend(_download(plan, a) for a in job.downloads)
     if job.cache is not None and flow.name == "experiment":
-        files = ", ".join(f"'{_hash_pattern(f)}'" for f in job.cache.files)
-        key = (job.cache.prefix + "${{ hashFiles(" + files + ") }}" if files
-               else job.cache.prefix.rstrip("-"))
+        step = job.cache.step
+        steps.append(_step(f"Step key of {step}", id_="key", run=(
+            "mlspec status --json > status.json\n"
+            "key=$(python -c 'import json; "
+            f"print(json.load(open(\"status.json\"))[\"steps\"][\"{step}\"][\"key\"])')\n"
+            'echo "key=$key" >> "$GITHUB_OUTPUT"')))
+        key = f"mlspec-{step}-" + "${{ steps.key.outputs.key }}"
         paths = list(job.cache.paths)
         steps.append(_step("Restore outs from the cache", id_="cache",
                            uses=_uses(plan, "actions/cache/restore"),
