@@ -1,0 +1,271 @@
+"""Git access for GitOps: find the base ref of a change, read the lock at any ref.
+
+GitPython is imported inside the functions (it is slow to import and `compile` never needs it).
+Every failure is a Diagnostic that says what to do (fetch the base, pass a ref), never a
+traceback: CI clones are shallow and often on a detached HEAD.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlspec.errors import Diagnostic, MlspecError
+
+if TYPE_CHECKING:
+    from git import Repo
+
+LOCK_NAME = "mlspec.lock"
+
+
+def git_error(message: str, hint: str | None = None, rule: str = "git.base") -> MlspecError:
+    return MlspecError([Diagnostic("git", 0, 0, message, rule, hint)])
+
+
+def open_repo(root: Path, required: bool = True) -> Repo | None:
+    """The git repository that holds `root` (the spec's directory)."""
+    try:
+        import git
+    except ImportError as err:  # pragma: no cover - GitPython is a dependency
+        raise git_error(f"GitPython cannot be imported: {err}", rule="git.missing") from None
+    try:
+        return git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        if required:
+            raise git_error(f"{root} is not inside a git repository",
+                            "run `git init` and commit the spec; GitOps commands read git history",
+                            rule="git.no-repo") from None
+        return None
+    except git.GitCommandNotFound:
+        raise git_error("the git executable is not installed", rule="git.missing") from None
+
+
+def repo_relpath(repo: Repo, root: Path) -> str:
+    """`root` relative to the work tree, '' at the top ('examples/iris' in a monorepo)."""
+    top = Path(repo.working_tree_dir or ".").resolve()
+    rel = Path(root).resolve().relative_to(top).as_posix()
+    return "" if rel == "." else rel
+
+
+def resolve(repo: Repo, ref: str) -> str | None:
+    """The commit sha a ref names, or None when it does not exist here."""
+    import git
+
+    try:
+        return str(repo.commit(ref).hexsha)
+    except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
+        return None
+
+
+def _present(repo: Repo, sha: str) -> bool:
+    """Whether a commit object is in the clone (a shallow clone names parents it lacks)."""
+    import git
+
+    try:
+        repo.git.cat_file("-e", f"{sha}^{{commit}}")
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def is_shallow(repo: Repo) -> bool:
+    return (Path(repo.git_dir) / "shallow").exists()
+
+
+def _fetch_hint(branch: str) -> str:
+    return (f"fetch it first, e.g. `git fetch --depth=50 origin {branch}` (actions/checkout: "
+            f"fetch-depth: 0; GitLab: GIT_DEPTH: 0), or name the base with --diff/--base REF")
+
+
+def _default_branch(root: Path) -> str:
+    """spec.ci.default_branch of the spec at root, 'main' when it cannot be read."""
+    try:
+        from mlspec.spec.loader import load_spec
+
+        return str(load_spec(Path(root) / "mlspec.yaml").spec.ci.default_branch)
+    except Exception:
+        return "main"
+
+
+def _first_existing(repo: Repo, names: list[str]) -> str | None:
+    for name in names:
+        if resolve(repo, name) is not None:
+            return name
+    return None
+
+
+def _on_branch(repo: Repo, branch: str) -> bool:
+    """Whether HEAD is the default branch: by name, by CI variables, or by commit."""
+    try:
+        if not repo.head.is_detached and repo.active_branch.name == branch:
+            return True
+    except TypeError:
+        pass
+    env = os.environ
+    if env.get("CI_COMMIT_BRANCH") == branch and not env.get("CI_MERGE_REQUEST_IID"):
+        return True
+    if env.get("GITHUB_REF") == f"refs/heads/{branch}" and not env.get("GITHUB_BASE_REF"):
+        return True
+    head = resolve(repo, "HEAD")
+    return head is not None and head in (resolve(repo, f"origin/{branch}"), resolve(repo, branch))
+
+
+def _ci_base(repo: Repo) -> str | None:
+    """A pull/merge request's target from the CI environment, or None outside one."""
+    env = os.environ
+    for var in ("GITHUB_BASE_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"):
+        branch = env.get(var, "").strip()
+        if not branch:
+            continue
+        found = _first_existing(repo, [f"origin/{branch}", branch])
+        if found:
+            return found
+        sha = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip()
+        if var.startswith("CI_") and sha and resolve(repo, sha):
+            return sha
+        raise git_error(f"the request's target branch '{branch}' ({var}) is not in this clone",
+                        _fetch_hint(branch))
+    sha = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip()
+    if sha:
+        if resolve(repo, sha):
+            return sha
+        raise git_error(f"the merge request's base commit {sha[:12]} is not in this clone",
+                        "fetch more history, e.g. `git fetch --deepen=50` (GitLab: GIT_DEPTH: 0)")
+    return None
+
+
+def find_base_ref(root: Path, explicit: str | None, default_branch: str | None = None
+                  ) -> str | None:
+    """The git ref whose lock is the baseline, or None when there is none (a first commit).
+
+    Order: an explicit ref ('auto' means detect); a pull/merge request's target branch from the
+    CI environment; on the default branch itself, the previous commit; otherwise the merge-base
+    of HEAD with the default branch (origin/<b> first, then <b>).
+    """
+    repo = open_repo(root, required=explicit not in (None, "auto"))
+    if repo is None:
+        return None
+    if explicit and explicit != "auto":
+        if resolve(repo, explicit) is None:
+            raise git_error(f"unknown git ref '{explicit}'",
+                            _fetch_hint(explicit.removeprefix("origin/")))
+        return explicit
+    ci = _ci_base(repo)
+    if ci is not None:
+        return ci
+    if resolve(repo, "HEAD") is None:
+        return None  # no commit yet
+    branch = default_branch or _default_branch(root)
+    if _on_branch(repo, branch):
+        head = repo.commit("HEAD")
+        if head.parents and _present(repo, head.parents[0].hexsha):
+            return str(head.parents[0].hexsha)
+        if head.parents or is_shallow(repo):
+            raise git_error("this is a shallow clone: the commit before HEAD is not fetched",
+                            "fetch it: `git fetch --deepen=1` (actions/checkout: fetch-depth: 2),"
+                            " or name the base with --diff/--base REF")
+        return None  # the first commit has no baseline
+    target = _first_existing(repo, [f"origin/{branch}", branch])
+    if target is None:
+        raise git_error(f"the default branch '{branch}' is not in this clone "
+                        "(a single-branch or detached checkout, as in CI)", _fetch_hint(branch))
+    import git
+
+    try:
+        return str(repo.git.merge_base("HEAD", target)).strip()
+    except git.GitCommandError:
+        if is_shallow(repo):
+            raise git_error(f"this is a shallow clone: HEAD and {target} share no fetched commit",
+                            f"fetch more history: `git fetch --deepen=100 origin {branch}` or "
+                            "`git fetch --unshallow`, or name the base with --diff/--base REF"
+                            ) from None
+        raise git_error(f"HEAD and {target} have no common commit",
+                        "name the base with --diff/--base REF") from None
+
+
+def read_at(repo: Repo, ref: str, relpath: str) -> str | None:
+    """The text of a file at a ref, or None when the file is not in that commit."""
+    import git
+
+    try:
+        commit = repo.commit(ref)
+    except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
+        raise git_error(f"unknown git ref '{ref}'",
+                        _fetch_hint(ref.removeprefix("origin/"))) from None
+    try:
+        blob = commit.tree / relpath
+    except KeyError:
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8")
+
+
+def parse_lock(text: str) -> Any:
+    """A Lock from text: the runner's mlspec.lock.Lock when present, else a minimal reader."""
+    try:
+        from mlspec.lock import Lock  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return MiniLock.parse(text)
+    return Lock.parse(text)
+
+
+def lock_at(root: Path, ref: str) -> Any:
+    """The lock (mlspec.lock beside the spec) as committed at `ref`; None when it has none."""
+    repo = open_repo(root)
+    assert repo is not None
+    rel = repo_relpath(repo, root)
+    text = read_at(repo, ref, f"{rel}/{LOCK_NAME}" if rel else LOCK_NAME)
+    if text is None:
+        return None
+    try:
+        return parse_lock(text)
+    except MlspecError:
+        raise
+    except Exception as err:
+        raise git_error(f"{LOCK_NAME} at {ref} cannot be read: {err}",
+                        "regenerate it with `mlspec run` and commit it", rule="lock.invalid"
+                        ) from None
+
+
+@dataclass
+class MiniStep:
+    command: str = ""
+    deps: dict[str, str] | None = None
+    outs: dict[str, str] | None = None
+    params: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    key: str = ""
+
+
+@dataclass
+class MiniLock:
+    """Reads the lock format until mlspec.lock lands (same accessors as its Lock)."""
+
+    env: dict[str, Any]
+    steps: dict[str, MiniStep]
+    sweeps: dict[str, Any]
+    version: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> MiniLock:
+        from ruamel.yaml import YAML
+
+        data = YAML(typ="safe", pure=True).load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
+        steps = {name: MiniStep(**{k: v for k, v in (s or {}).items()
+                                   if k in MiniStep.__dataclass_fields__})
+                 for name, s in (data.get("steps") or {}).items()}
+        return cls(env=data.get("env") or {}, steps=steps, sweeps=data.get("sweeps") or {},
+                   version=int(data.get("version", 1)))
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for s in self.steps.values():
+            out.update(s.metrics or {})
+        return out
+
+    def params(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(s.params or {}) for name, s in self.steps.items()}
