@@ -31,6 +31,7 @@ from someone else's branch).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -196,7 +197,8 @@ def _num_map(v: Any, where: str) -> dict[str, float]:
     _want(isinstance(v, dict), f"{where} is not a mapping")
     out: dict[str, float] = {}
     for k, x in v.items():
-        _want(isinstance(x, int | float) and not isinstance(x, bool), f"{where}.{k} is not a number")
+        _want(isinstance(x, int | float) and not isinstance(x, bool),
+              f"{where}.{k} is not a number")
         out[str(k)] = x
     return out
 
@@ -289,10 +291,8 @@ def write_atomic(path: Path, text: str) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
