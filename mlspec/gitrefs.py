@@ -8,14 +8,15 @@ traceback: CI clones are shallow and often on a detached HEAD.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
     from git import Repo
+
+    from mlspec.lock import Lock
 
 LOCK_NAME = "mlspec.lock"
 
@@ -202,16 +203,7 @@ def read_at(repo: Repo, ref: str, relpath: str) -> str | None:
     return data.decode("utf-8")
 
 
-def parse_lock(text: str) -> Any:
-    """A Lock from text: the runner's mlspec.lock.Lock when present, else a minimal reader."""
-    try:
-        from mlspec.lock import Lock  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return MiniLock.parse(text)
-    return Lock.parse(text)
-
-
-def lock_at(root: Path, ref: str) -> Any:
+def lock_at(root: Path, ref: str) -> Lock | None:
     """The lock (mlspec.lock beside the spec) as committed at `ref`; None when it has none."""
     repo = open_repo(root)
     assert repo is not None
@@ -219,53 +211,6 @@ def lock_at(root: Path, ref: str) -> Any:
     text = read_at(repo, ref, f"{rel}/{LOCK_NAME}" if rel else LOCK_NAME)
     if text is None:
         return None
-    try:
-        return parse_lock(text)
-    except MlspecError:
-        raise
-    except Exception as err:
-        raise git_error(f"{LOCK_NAME} at {ref} cannot be read: {err}",
-                        "regenerate it with `mlspec run` and commit it", rule="lock.invalid"
-                        ) from None
+    from mlspec.lock import Lock
 
-
-@dataclass
-class MiniStep:
-    command: str = ""
-    deps: dict[str, str] | None = None
-    outs: dict[str, str] | None = None
-    params: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
-    key: str = ""
-
-
-@dataclass
-class MiniLock:
-    """Reads the lock format until mlspec.lock lands (same accessors as its Lock)."""
-
-    env: dict[str, Any]
-    steps: dict[str, MiniStep]
-    sweeps: dict[str, Any]
-    version: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> MiniLock:
-        from ruamel.yaml import YAML
-
-        data = YAML(typ="safe", pure=True).load(text) or {}
-        if not isinstance(data, dict):
-            raise ValueError("not a mapping")
-        steps = {name: MiniStep(**{k: v for k, v in (s or {}).items()
-                                   if k in MiniStep.__dataclass_fields__})
-                 for name, s in (data.get("steps") or {}).items()}
-        return cls(env=data.get("env") or {}, steps=steps, sweeps=data.get("sweeps") or {},
-                   version=int(data.get("version", 1)))
-
-    def metrics(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for s in self.steps.values():
-            out.update(s.metrics or {})
-        return out
-
-    def params(self) -> dict[str, dict[str, Any]]:
-        return {name: dict(s.params or {}) for name, s in self.steps.items()}
+    return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")

@@ -11,9 +11,10 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from conftest import git, init_repo
+
+from mlspec.lock import Lock, StepLock
 
 SPEC = """\
 version: 1
@@ -59,33 +60,24 @@ def sha(text: str) -> str:
 
 
 def lock_text(max_depth: int, metrics: dict[str, float], data: str = "a,b,label\n") -> str:
-    """A lock in the runner's format (keys sorted, as its writer emits them)."""
-    env = {"python": "3.11", "requirements": sha("scikit-learn\n")}
-    steps: dict[str, Any] = {
-        "prepare": {"command": "python src/prepare.py", "deps": {"src/prepare.py": sha("p")},
-                    "key": sha(f"prepare{data}"), "metrics": {},
-                    "outs": {"data/toy.csv": sha(data)}, "params": {}},
-        "train": {"command": "python src/train.py",
-                  "deps": {"data/toy.csv": sha(data), "src/train.py": sha("t")},
-                  "key": sha(f"train{max_depth}{data}"), "metrics": {},
-                  "outs": {"model/model.pkl": sha(f"model{max_depth}")},
-                  "params": {"max_depth": max_depth, "n_estimators": 100}},
-        "evaluate": {"command": "python src/evaluate.py",
-                     "deps": {"data/toy.csv": sha(data),
-                              "model/model.pkl": sha(f"model{max_depth}"),
-                              "src/evaluate.py": sha("e")},
-                     "key": sha(f"evaluate{max_depth}{data}"), "metrics": metrics,
-                     "outs": {"metrics.json": sha(json.dumps(metrics, sort_keys=True))},
-                     "params": {}},
+    """A lock as `mlspec run` writes it (mlspec.lock's own emitter)."""
+    model = sha(f"model{max_depth}")
+    steps = {
+        "prepare": StepLock(key=sha(f"prepare{data}"), command="python src/prepare.py",
+                            deps={"src/prepare.py": sha("p")}, outs={"data/toy.csv": sha(data)}),
+        "train": StepLock(key=sha(f"train{max_depth}{data}"), command="python src/train.py",
+                          deps={"data/toy.csv": sha(data), "src/train.py": sha("t")},
+                          params={"max_depth": max_depth, "n_estimators": 100},
+                          outs={"model/model.pkl": model}),
+        "evaluate": StepLock(key=sha(f"evaluate{max_depth}{data}"),
+                             command="python src/evaluate.py",
+                             deps={"data/toy.csv": sha(data), "model/model.pkl": model,
+                                   "src/evaluate.py": sha("e")},
+                             outs={"metrics.json": sha(json.dumps(metrics, sort_keys=True))},
+                             metrics=dict(metrics)),
     }
-    lines = ["# mlspec.lock: written by `mlspec run`; commit it. Do not edit by hand.",
-             f"env: {json.dumps(env)}", "steps:"]
-    for name, step in steps.items():
-        lines.append(f"  {name}:")
-        for key in sorted(step):
-            lines.append(f"    {key}: {json.dumps(step[key], sort_keys=True)}")
-    lines.append("version: 1")
-    return "\n".join(lines) + "\n"
+    env = {"python": "3.11", "requirements": sha("scikit-learn\n")}
+    return Lock(env=env, steps=steps).dump()
 
 
 BASE_METRICS = {"accuracy": 0.9667, "f1_macro": 0.9665, "log_loss": 0.12}
