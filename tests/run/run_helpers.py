@@ -46,7 +46,7 @@ model:
     - score >= baseline - 0.01
 """
 
-TOY_FILES = {
+TOY_FILES = {k: textwrap.dedent(v).lstrip() for k, v in {
     "src/input.txt": "3\n",
     "src/make.py": """
         import json, pathlib
@@ -60,4 +60,4 @@ TOY_FILES = {
         n = int(pathlib.Path("out/made.txt").read_text())
         pathlib.Path("out/metrics.json").write_text(json.dumps({"score": n / 10}))
     """,
-}
+}.items()}
