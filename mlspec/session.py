@@ -87,9 +87,12 @@ class Session:
 
     def fresh_entry(self, st: StepState) -> StepLock | None:
         """The recorded entry (lock, else a CI record) whose key and outs match, if any."""
-        for cand in (self.lock.steps.get(st.name), self._record(st.name)):
-            if cand is not None and cand.key == st.key and not outs_match(st, cand, self.hasher):
-                return cand
+        entry = self.lock.steps.get(st.name)
+        if entry is not None and entry.key == st.key and not outs_match(st, entry, self.hasher):
+            return entry
+        rec = self._record(st.name)
+        if rec is not None and rec.key == st.key and not outs_match(st, rec, self.hasher):
+            return rec
         return None
 
     # -- the loop --------------------------------------------------------------------------
