@@ -89,7 +89,8 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
         lock = read_lock(loaded.root) or Lock()
         hasher = Hasher(loaded.root)
         session = Session(loaded, lock, hasher, environment(loaded, hasher), progress,
-                          overrides=overrides, force=force or verify, verify=verify)
+                          overrides=overrides, force=verify or (force and not steps),
+                          force_steps=set(steps) if force else set(), verify=verify)
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:

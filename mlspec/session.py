@@ -51,7 +51,8 @@ class Session:
     env: dict[str, str]
     progress: Progress
     overrides: dict[str, dict[str, Scalar]] = field(default_factory=dict)
-    force: bool = False
+    force: bool = False  # rerun every step
+    force_steps: set[str] = field(default_factory=set)  # rerun these (`run STEP --force`)
     verify: bool = False
     record: bool = True  # False while running sweep variants
     ran: list[str] = field(default_factory=list)
@@ -109,7 +110,7 @@ class Session:
                 elif entry.key != st.key:
                     why = "; ".join(r for r in reasons if not r.startswith("out "))
                     self.diffs.append(VerifyDiff(name, "key", "stale lock", why))
-            elif not self.force:
+            elif not (self.force or name in self.force_steps):
                 fresh = self.fresh_entry(st)
                 if fresh is not None:
                     self.skipped.append(name)

@@ -131,6 +131,8 @@ def test_builtin_metric_names_are_checked(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "mlspec.yaml:6:" in r.stderr
     assert "metric 'accurracy' is not one the built-in training computes" in r.stderr
+    v = mlspec("validate", cwd=repo)  # `mlspec validate` checks estimator specs too
+    assert v.returncode == 2 and "accurracy" in v.stderr
 
 
 def test_noop_hashing_reads_no_data(tmp_path: Path) -> None:

@@ -199,3 +199,12 @@ def test_corrupt_lock_is_a_clear_error(tmp_path: Path) -> None:
     r = mlspec("status", cwd=repo)
     assert r.returncode == 2
     assert "mlspec.lock" in r.stderr + r.stdout
+
+
+def test_force_reruns_only_the_named_step(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", TOY_SPEC, TOY_FILES)
+    assert mlspec("run", "--no-gates", cwd=repo).returncode == 0
+    r = mlspec("run", "score", "--force", "--no-gates", cwd=repo)
+    assert "ran 1, skipped 1" in r.stdout and "▶ score" in r.stderr
+    r = mlspec("run", "--force", "--no-gates", cwd=repo)
+    assert "ran 2, skipped 0" in r.stdout
