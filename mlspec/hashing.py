@@ -97,8 +97,14 @@ class Hasher:
             if e.name in (".git", CACHE_DIR, "__pycache__"):
                 continue
             child_rel = f"{rel}/{e.name}"
-            st = e.stat(follow_symlinks=True)
+            try:
+                st = e.stat(follow_symlinks=True)
+            except OSError:  # a dangling symlink: not content
+                continue
             if stat_mod.S_ISDIR(st.st_mode):
+                if e.is_symlink():  # never follow directory links (loops, escapes)
+                    out.append((child_rel + "/", "symlink:" + os.readlink(e.path)))
+                    continue
                 self._walk(child_rel, e.path, out)
             elif stat_mod.S_ISREG(st.st_mode):
                 out.append((child_rel, self._file(child_rel, e.path, st)))

@@ -64,6 +64,13 @@ def test_iris_run_skip_rerun_status_verify(tmp_path: Path) -> None:
     assert "verify: 3 step(s) rerun; outs and metrics match" in verify.stdout
     assert (repo / "mlspec.lock").read_bytes() == before
 
+    # the environment is part of every key
+    with (repo / "requirements.txt").open("a") as fh:
+        fh.write("numpy>=1.26\n")
+    data = json.loads(mlspec("status", "--json", cwd=repo).stdout)
+    assert data["stale"] == ["prepare", "train", "evaluate"]
+    assert "environment: the requirements file changed" in data["steps"]["train"]["reasons"]
+
 
 def test_iris_gates_pass_and_skip_without_baseline(iris_repo: Path) -> None:
     r = mlspec("run", cwd=iris_repo)
