@@ -208,3 +208,19 @@ def test_force_reruns_only_the_named_step(tmp_path: Path) -> None:
     assert "ran 1, skipped 1" in r.stdout and "▶ score" in r.stderr
     r = mlspec("run", "--force", "--no-gates", cwd=repo)
     assert "ran 2, skipped 0" in r.stdout
+
+
+def test_missing_out_is_a_reason_and_identical_rebuilds_stop_there(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", TOY_SPEC, TOY_FILES)
+    assert mlspec("run", "--no-gates", cwd=repo).returncode == 0
+    (repo / "out/made.txt").unlink()
+    status = json.loads(mlspec("status", "--json", cwd=repo).stdout)
+    assert status["steps"]["make"]["reasons"] == ["out out/made.txt is missing"]
+    assert status["stale"] == ["make", "score"]  # score: its upstream is stale
+    r = mlspec("run", "--no-gates", cwd=repo)
+    # make writes the same bytes again, so score's inputs are unchanged: it is skipped
+    assert "ran 1, skipped 1" in r.stdout, r.stdout + r.stderr
+    # a param change is named with its old and new value
+    (repo / "mlspec.yaml").write_text(TOY_SPEC.replace("factor: 2", "factor: 5").lstrip())
+    out = mlspec("status", cwd=repo).stdout
+    assert "param factor: 2 → 5" in out and "2 of 2 step(s) stale" in out
