@@ -136,6 +136,7 @@ def _failed(session: Session, err: Any) -> Outcome:
     done += "mlspec.lock keeps the failed step's previous entry\n"
     return Outcome(code=1, text=text + done,
                    data={"ok": False, "failed": err.step, "error": err.message,
+                         "detail": err.detail,
                          "ran": session.ran, "skipped": session.skipped})
 
 

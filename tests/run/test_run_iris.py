@@ -25,7 +25,9 @@ def test_iris_run_skip_rerun_status_verify(tmp_path: Path) -> None:
         assert f"▶ {step}:" in first.stderr
     assert "prepare | wrote 150 rows" in first.stderr  # step output, prefixed
     # the example is deterministic: the committed lock is reproduced byte for byte
-    assert (repo / "mlspec.lock").read_text() == committed
+    assert (repo / "mlspec.lock").read_text() == committed, (
+        "examples/iris/mlspec.lock is not reproduced: if scikit-learn/numpy changed, "
+        "regenerate it with `cd examples/iris && mlspec run` and commit it")
     assert json.loads((repo / "params.json").read_text()) == {}  # the last step's params
 
     again = mlspec("run", "--no-gates", cwd=repo)
