@@ -9,6 +9,7 @@ and the model card).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
@@ -68,3 +69,67 @@ def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
     if fmt == "markdown":
         return Outcome(data=data, text=metricsdiff.markdown(c))
     return Outcome(data=data, text=metricsdiff.table(c))
+
+
+def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:
+    """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
+    from mlspec.gitrefs import open_repo, resolve
+    from mlspec.lineage import lineage_worktree
+    from mlspec.metricsdiff import compare
+    from mlspec.report import render
+
+    lock = current_lock(loaded)
+    note = ""
+    try:
+        ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
+    except MlspecError as err:
+        if base is not None:
+            raise
+        ref, note = None, err.diagnostics[0].message
+    base_lock = commit = None
+    if ref is not None:
+        base_lock = lock_at(loaded.root, ref)
+        repo = open_repo(loaded.root)
+        assert repo is not None
+        commit = resolve(repo, ref)
+    elif not note:
+        note = "no earlier commit to compare with"
+    c = compare(loaded, lock, base_lock, ref, commit, note)
+    text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
+    if output is None:
+        return Outcome(text=text, data=c.to_data())
+    from mlspec.lock import write_atomic
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, text)
+    return Outcome(stderr=f"wrote {output}\n", data=c.to_data())
+
+
+def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
+    """`mlspec lineage REF [--json] [--model-card]`: where a tag's or commit's model came from."""
+    from mlspec.lineage import lineage_at
+    from mlspec.modelcard import lineage_text
+    from mlspec.modelcard import model_card as card
+
+    lin = lineage_at(loaded, ref)
+    if model_card:
+        version = None
+        if lin.tag and lin.tag["name"].startswith(loaded.spec.ci.tag_prefix):
+            version = lin.tag["name"][len(loaded.spec.ci.tag_prefix):]
+        return Outcome(text=card(lin, version), data=lin.to_data())
+    return Outcome(text=lineage_text(lin), data=lin.to_data())
+
+
+def release(loaded: LoadedSpec, version: str, message: str | None = None,
+            push: bool = False) -> Outcome:
+    """`mlspec release VERSION`: check, then tag the model's commit with its model card."""
+    from mlspec.release import release as do_release
+
+    return do_release(loaded, version, message=message, push=push)
+
+
+def models(loaded: LoadedSpec) -> Outcome:
+    """`mlspec models`: the promoted versions, newest first."""
+    from mlspec.release import models as list_models
+
+    return list_models(loaded)

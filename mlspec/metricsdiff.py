@@ -30,7 +30,7 @@ class GateResult:
 
     @property
     def verdict(self) -> str:
-        return {True: "pass", False: "fail", None: "no baseline"}[self.passed]
+        return {True: "pass", False: "fail", None: "skipped"}[self.passed]
 
 
 @dataclass
@@ -70,7 +70,7 @@ class MetricRow:
         if any(g.passed is False for g in self.gates):
             return "fail"
         if any(g.passed is None for g in self.gates):
-            return "no baseline"
+            return "skipped"
         return "pass"
 
 
@@ -122,24 +122,29 @@ def _clean(x: float) -> float:
 
 # -- gates ----------------------------------------------------------------------------------
 def spec_gates(loaded: LoadedSpec) -> list[Any]:
-    """The gates to check: model.gates, plus each design metric's threshold not already there."""
+    """The gates to check: the runner's list (design thresholds, then model.gates)."""
+    try:
+        from mlspec.gates import spec_gates as runner_gates
+    except ImportError:  # before the runner's module lands: the same list, built here
+        return _spec_gates(loaded)
+    return list(runner_gates(loaded))
+
+
+def _spec_gates(loaded: LoadedSpec) -> list[Any]:
     from mlspec.spec.gates import Gate, parse_gate
 
     spec = loaded.spec
     gates: list[Gate] = []
+    if spec.design:
+        for name, m in spec.design.metrics.items():
+            if m.threshold is not None:
+                op = ">=" if m.goal == "maximize" else "<="
+                gates.append(Gate(text=f"{name} {op} {m.threshold:g}", metric=name, op=op,
+                                  number=float(m.threshold)))
     for text in (spec.model.gates if spec.model else []):
         g = parse_gate(text)
         if isinstance(g, Gate):
             gates.append(g)
-    if spec.design:
-        for name, m in spec.design.metrics.items():
-            if m.threshold is None:
-                continue
-            op = ">=" if m.goal == "maximize" else "<="
-            bar = float(m.threshold)
-            if not any(g.metric == name and g.op == op and g.number == bar for g in gates):
-                gates.append(Gate(text=f"{name} {op} {m.threshold}", metric=name, op=op,
-                                  number=bar))
     return gates
 
 
@@ -158,7 +163,7 @@ def evaluate_gates(loaded: LoadedSpec, metrics: dict[str, float],
         elif bar is None:
             why = "no base lock" if baseline is None else f"the base has no '{g.metric}'"
             out.append(GateResult(g.text, g.metric, value, None, None, None,
-                                  f"{why}: a relative gate passes until a baseline exists"))
+                                  f"{why}: a relative gate is skipped until a baseline exists"))
         elif isinstance(value, float) and math.isnan(value):
             out.append(GateResult(g.text, g.metric, value, b, _clean(bar), False, "NaN"))
         else:
@@ -292,7 +297,7 @@ def _base_line(c: Comparison) -> str:
 
 MD_CHANGE = {"better": "🟢", "worse": "🔴", "up": "", "down": "", "same": "",
              "new": "🆕", "removed": "removed", "n/a": ""}
-MD_VERDICT = {"pass": "✅ pass", "fail": "❌ fail", "no baseline": "⚪ no baseline", "": ""}
+MD_VERDICT = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⚪ skipped", "": ""}
 
 
 def md_escape(text: str) -> str:
