@@ -302,8 +302,7 @@ MD_VERDICT = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⚪ skipped", 
 
 def md_escape(text: str) -> str:
     """Make text safe inside a markdown table cell (and free of HTML)."""
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-            .replace(">", "&gt;").replace("\n", " "))
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
 def md_code(text: str) -> str:
