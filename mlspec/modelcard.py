@@ -83,7 +83,7 @@ def model_card(lin: Lineage, version: str | None = None, message: str | None = N
     out += (_table(("step", "param", "value"), prow) if prow else ["(none)"]) + [""]
     out += ["## Data", "", *hashes_table(lin.data_hashes(), True), ""]
     out += ["## Artifacts", "", *hashes_table(lin.artifacts(), True), ""]
-    out += ["## Provenance", "", *_table(("", ""), provenance_rows(lin)), ""]
+    out += ["## Provenance", "", *_table(("field", "value"), provenance_rows(lin)), ""]
     srows = [(md_escape(s.name), s.stage or "—", md_code(s.command), md_code(short(s.key)))
              for s in lin.steps]
     out += ["## Steps", "", *_table(("step", "stage", "command", "key"), srows), ""]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mlspec import __version__
 from mlspec.metricsdiff import (
+    MD_CHANGE,
     fmt_delta,
     fmt_num,
     markdown_gates,
@@ -48,7 +49,8 @@ def verdict_line(c: Comparison) -> str:
     if primary is not None and primary.value is not None:
         text = f"{md_escape(primary.name)} **{fmt_num(primary.value)}**"
         if primary.delta is not None:
-            text += f" ({fmt_delta(primary)} vs base)"
+            colour = MD_CHANGE[primary.change]
+            text += f" {colour + ' ' if colour else ''}{fmt_delta(primary)} vs base"
         parts.append(text)
     parts.append(base_text(c))
     return " · ".join(parts)
@@ -105,7 +107,7 @@ def data_checks(loaded: LoadedSpec, lock: Lock, base: Lock | None) -> str:
 
 def lineage_section(lin: Lineage) -> str:
     rows = provenance_rows(lin, full=False)
-    lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+    lines = ["| field | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
     data = lin.data_hashes()
     arts = lin.artifacts()
     lines += ["<details><summary>Data and artifact hashes</summary>", "",
