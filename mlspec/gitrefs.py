@@ -98,17 +98,17 @@ def _first_existing(repo: Repo, names: list[str]) -> str | None:
 
 
 def _on_branch(repo: Repo, branch: str) -> bool:
-    """Whether HEAD is the default branch: by name, by CI variables, or by commit."""
-    try:
-        if not repo.head.is_detached and repo.active_branch.name == branch:
-            return True
-    except TypeError:
-        pass
+    """Whether HEAD is the default branch: by name; detached (CI), by CI variables or commit."""
+    if not repo.head.is_detached:
+        return bool(repo.active_branch.name == branch)
     env = os.environ
-    if env.get("CI_COMMIT_BRANCH") == branch and not env.get("CI_MERGE_REQUEST_IID"):
-        return True
-    if env.get("GITHUB_REF") == f"refs/heads/{branch}" and not env.get("GITHUB_BASE_REF"):
-        return True
+    if env.get("GITHUB_BASE_REF") or env.get("CI_MERGE_REQUEST_IID"):
+        return False
+    ci_branch = env.get("CI_COMMIT_BRANCH", "")
+    if env.get("GITHUB_REF", "").startswith("refs/heads/"):
+        ci_branch = env["GITHUB_REF"].removeprefix("refs/heads/")
+    if ci_branch:
+        return ci_branch == branch
     head = resolve(repo, "HEAD")
     return head is not None and head in (resolve(repo, f"origin/{branch}"), resolve(repo, branch))
 

@@ -51,7 +51,7 @@ def version_key(v: str) -> tuple[Any, ...]:
 
 def _dirty(repo: Repo, rel: str) -> list[str]:
     out = repo.git.status("--porcelain", "--untracked-files=all", "--", rel or ".")
-    return [line[3:] for line in str(out).splitlines() if line.strip()]
+    return sorted(line[3:] for line in str(out).splitlines() if line.strip())
 
 
 def stale_steps(loaded: LoadedSpec, lock: Lock) -> dict[str, list[str]]:

@@ -104,7 +104,7 @@ def set_depth(root: Path, max_depth: int) -> None:
 
 
 def run(root: Path) -> None:
-    r = mlspec("run", cwd=root, env=env())
+    r = mlspec("run", "--no-gates", cwd=root, env=env())
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -156,3 +156,21 @@ def test_lock_at_in_a_subdirectory(repo: Path, tmp_path: Path) -> None:
     git("commit", "-q", "-m", "monorepo", cwd=top)
     lock = lock_at(top / "proj", "HEAD")
     assert lock is not None and lock.metrics()["accuracy"] == 0.9333
+
+
+def test_new_branch_at_the_default_branch_tip_compares_with_it(repo: Path) -> None:
+    git("checkout", "-q", "main", cwd=repo)
+    git("checkout", "-q", "-b", "fresh", cwd=repo)
+    assert find_base_ref(repo, None) == sha_of(repo, "main")  # not main's previous commit
+
+
+def test_ci_branch_pipeline_on_a_detached_head(repo: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    git("checkout", "-q", "--detach", "main", cwd=repo)
+    monkeypatch.setenv("CI_COMMIT_BRANCH", "main")  # GitLab, push to main
+    assert find_base_ref(repo, None) == sha_of(repo, "main~1")
+    monkeypatch.setenv("CI_COMMIT_BRANCH", "feature")  # a branch pipeline at main's commit
+    assert find_base_ref(repo, None) == sha_of(repo, "main")
+    monkeypatch.delenv("CI_COMMIT_BRANCH")
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/main")  # GitHub, push to main
+    assert find_base_ref(repo, None) == sha_of(repo, "main~1")
