@@ -51,13 +51,18 @@ def repo_relpath(repo: Repo, root: Path) -> str:
 
 
 def resolve(repo: Repo, ref: str) -> str | None:
-    """The commit sha a ref names, or None when it does not exist here."""
+    """The sha of the commit a ref names, or None when it does not exist here (a shallow clone
+    can name a parent it lacks: that is None too)."""
     import git
 
-    try:
-        return str(repo.commit(ref).hexsha)
-    except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
+    if not ref or ref.startswith("-"):
         return None
+    try:
+        out = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    except git.GitCommandError:
+        return None
+    sha = str(out).strip()
+    return sha if sha and _present(repo, sha) else None
 
 
 def _present(repo: Repo, sha: str) -> bool:
@@ -188,16 +193,15 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
 
 def read_at(repo: Repo, ref: str, relpath: str) -> str | None:
     """The text of a file at a ref, or None when the file is not in that commit."""
-    import git
-
+    sha = resolve(repo, ref)
+    if sha is None:
+        raise git_error(f"unknown git ref '{ref}'", _fetch_hint(ref.removeprefix("origin/")))
+    blob = repo.commit(sha).tree
     try:
-        commit = repo.commit(ref)
-    except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
-        raise git_error(f"unknown git ref '{ref}'",
-                        _fetch_hint(ref.removeprefix("origin/"))) from None
-    try:
-        blob = commit.tree / relpath
+        blob = blob / relpath
     except KeyError:
+        return None
+    if blob.type != "blob":
         return None
     data: bytes = blob.data_stream.read()
     return data.decode("utf-8")

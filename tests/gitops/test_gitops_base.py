@@ -174,3 +174,17 @@ def test_ci_branch_pipeline_on_a_detached_head(repo: Path,
     monkeypatch.delenv("CI_COMMIT_BRANCH")
     monkeypatch.setenv("GITHUB_REF", "refs/heads/main")  # GitHub, push to main
     assert find_base_ref(repo, None) == sha_of(repo, "main~1")
+
+
+def test_shallow_clone_explicit_parent_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
+    from conftest import mlspec
+
+    dest = tmp_path / "shallow1"
+    git("clone", "-q", "--depth", "1", "--branch", "deeper", f"file://{repo}", str(dest),
+        cwd=tmp_path)
+    parent = sha_of(repo, "deeper~1")
+    for ref in ("HEAD~1", parent):
+        r = mlspec("metrics", "--diff", ref, cwd=dest)
+        assert r.returncode == 2, r.stdout
+        assert f"unknown git ref '{ref}'" in r.stderr and "git fetch" in r.stderr
+        assert "Traceback" not in r.stderr
