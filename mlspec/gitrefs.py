@@ -8,6 +8,7 @@ traceback: CI clones are shallow and often on a detached HEAD.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,8 +81,11 @@ def is_shallow(repo: Repo) -> bool:
     return (Path(repo.git_dir) / "shallow").exists()
 
 
-def _fetch_hint(branch: str) -> str:
-    return (f"fetch it first, e.g. `git fetch --depth=50 origin {branch}` (actions/checkout: "
+def _fetch_hint(ref: str) -> str:
+    if re.fullmatch(r"[0-9a-f]{7,40}", ref) or any(c in ref for c in "~^@:"):
+        return ("it may be outside a shallow clone: fetch more history, e.g. "
+                "`git fetch --deepen=50` or `git fetch --unshallow`")
+    return (f"fetch it first, e.g. `git fetch --depth=50 origin {ref}` (actions/checkout: "
             f"fetch-depth: 0; GitLab: GIT_DEPTH: 0), or name the base with --diff/--base REF")
 
 
