@@ -15,6 +15,7 @@ from mlspec.metricsdiff import (
     MD_CHANGE,
     fmt_delta,
     fmt_num,
+    fmt_value,
     markdown_gates,
     markdown_metrics,
     markdown_params,
@@ -105,6 +106,24 @@ def data_checks(loaded: LoadedSpec, lock: Lock, base: Lock | None) -> str:
     return "\n".join(head + rows) + "\n"
 
 
+def sweeps_section(lock: Lock) -> str:
+    """Each swept step's variants with the ranking metric; the best one starred."""
+    out = []
+    for step, sw in sorted(lock.sweeps.items()):
+        names = sorted({k for v in sw.variants for k in v.get("params", {})})
+        head = ["", *names, sw.metric]
+        out += [f"**{md_escape(step)}**, ranked by {md_code(sw.metric)}:", "",
+                "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+        for v in sw.variants:
+            params = v.get("params", {})
+            best = "★" if params == sw.best else ""
+            cells = [best, *(md_code(fmt_value(params.get(n))) for n in names),
+                     fmt_num(v.get("metrics", {}).get(sw.metric))]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def lineage_section(lin: Lineage) -> str:
     rows = provenance_rows(lin, full=False)
     lines = ["| field | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
@@ -129,6 +148,8 @@ def render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
     out += ["### Metrics", "", markdown_metrics(c)]
     out += ["### Gates", "", markdown_gates(c)]
     out += ["### Params changed", "", markdown_params(c)]
+    if lock.sweeps:
+        out += ["### Sweeps", "", sweeps_section(lock)]
     out += ["### Data checks", "", data_checks(loaded, lock, base)]
     out += ["### Pipeline", "", "<details><summary>Step graph</summary>", "",
             "```mermaid", render_graph(loaded.graph, "mermaid").rstrip("\n"), "```", "",

@@ -81,3 +81,17 @@ def test_report_renders_as_github_flavoured_markdown(repo: Path) -> None:
     assert "<td><code>f1_macro &gt;= baseline - 0.01</code></td>" in html
     assert "<blockquote>" in html and "Hypothesis:" in html
     assert "&lt;ci@example.com&gt;" in html  # the author's address is text, not a tag
+
+
+def test_report_shows_sweep_variants(repo: Path) -> None:
+    from gitops_helpers import env
+
+    spec = repo / "mlspec.yaml"
+    spec.write_text(spec.read_text().replace(
+        "      outs: [model/model.json]\n",
+        "      outs: [model/model.json]\n      sweep: {max_depth: [3, 5, 7]}\n"))
+    r = mlspec("run", "--sweep", "--no-gates", cwd=repo, env=env())
+    assert r.returncode == 0, r.stderr
+    text = report(repo, "--base", "main")
+    assert "**train**, ranked by `f1_macro`:" in text
+    assert "| ★ | `7` | 0.9801 |" in text and "|  | `3` | 0.9331 |" in text
