@@ -169,14 +169,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
         return None  # no commit yet
     branch = default_branch or _default_branch(root)
     if _on_branch(repo, branch):
-        head = repo.commit("HEAD")
-        if head.parents and _present(repo, head.parents[0].hexsha):
-            return str(head.parents[0].hexsha)
-        if head.parents or is_shallow(repo):
-            raise git_error("this is a shallow clone: the commit before HEAD is not fetched",
-                            "fetch it: `git fetch --deepen=1` (actions/checkout: fetch-depth: 2),"
-                            " or name the base with --diff/--base REF")
-        return None  # the first commit has no baseline
+        return _parent(repo)
     target = _first_existing(repo, [f"origin/{branch}", branch])
     if target is None:
         raise git_error(f"the default branch '{branch}' is not in this clone "
@@ -184,7 +177,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
     import git
 
     try:
-        return str(repo.git.merge_base("HEAD", target)).strip()
+        base = str(repo.git.merge_base("HEAD", target)).strip()
     except git.GitCommandError:
         if is_shallow(repo):
             raise git_error(f"this is a shallow clone: HEAD and {target} share no fetched commit",
@@ -193,6 +186,21 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
                             ) from None
         raise git_error(f"HEAD and {target} have no common commit",
                         "name the base with --diff/--base REF") from None
+    if repo.head.is_detached and base == resolve(repo, "HEAD"):
+        # A detached commit already on the default branch (a tag pipeline): its parent.
+        return _parent(repo)
+    return base
+
+
+def _parent(repo: Repo) -> str | None:
+    head = repo.commit("HEAD")
+    if head.parents and _present(repo, head.parents[0].hexsha):
+        return str(head.parents[0].hexsha)
+    if head.parents or is_shallow(repo):
+        raise git_error("this is a shallow clone: the commit before HEAD is not fetched",
+                        "fetch it: `git fetch --deepen=1` (actions/checkout: fetch-depth: 2),"
+                        " or name the base with --diff/--base REF")
+    return None  # the first commit has no baseline
 
 
 def read_at(repo: Repo, ref: str, relpath: str) -> str | None:

@@ -188,3 +188,14 @@ def test_shallow_clone_explicit_parent_is_a_clear_error(repo: Path, tmp_path: Pa
         assert r.returncode == 2, r.stdout
         assert f"unknown git ref '{ref}'" in r.stderr and "git fetch" in r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_tag_pipeline_on_an_older_default_branch_commit(repo: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    git("checkout", "-q", "main", cwd=repo)
+    (repo / "later.txt").write_text("main moved on\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "main moves", cwd=repo)
+    git("checkout", "-q", "--detach", "main~1", cwd=repo)  # as CI checks out tag v1.0.0
+    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.0.0")
+    assert find_base_ref(repo, None) == sha_of(repo, "main~2")  # its parent, not itself
