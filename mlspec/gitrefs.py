@@ -106,6 +106,14 @@ def _first_existing(repo: Repo, names: list[str]) -> str | None:
     return None
 
 
+def _ci_branch() -> str:
+    """The branch a CI push pipeline runs for (GitLab or GitHub), '' when not one."""
+    ref = os.environ.get("GITHUB_REF", "")
+    if ref.startswith("refs/heads/"):
+        return ref.removeprefix("refs/heads/")
+    return os.environ.get("CI_COMMIT_BRANCH", "")
+
+
 def _on_branch(repo: Repo, branch: str) -> bool:
     """Whether HEAD is the default branch: by name; detached (CI), by CI variables or commit."""
     if not repo.head.is_detached:
@@ -113,9 +121,7 @@ def _on_branch(repo: Repo, branch: str) -> bool:
     env = os.environ
     if env.get("GITHUB_BASE_REF") or env.get("CI_MERGE_REQUEST_IID"):
         return False
-    ci_branch = env.get("CI_COMMIT_BRANCH", "")
-    if env.get("GITHUB_REF", "").startswith("refs/heads/"):
-        ci_branch = env["GITHUB_REF"].removeprefix("refs/heads/")
+    ci_branch = _ci_branch()
     if ci_branch:
         return ci_branch == branch
     head = resolve(repo, "HEAD")
@@ -186,7 +192,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
                             ) from None
         raise git_error(f"HEAD and {target} have no common commit",
                         "name the base with --diff/--base REF") from None
-    if repo.head.is_detached and base == resolve(repo, "HEAD"):
+    if repo.head.is_detached and not _ci_branch() and base == resolve(repo, "HEAD"):
         # A detached commit already on the default branch (a tag pipeline): its parent.
         return _parent(repo)
     return base
