@@ -7,6 +7,7 @@ traceback: CI clones are shallow and often on a detached HEAD.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -63,7 +64,7 @@ def resolve(repo: Repo, ref: str) -> str | None:
     except git.GitCommandError:
         return None
     sha = str(out).strip()
-    return sha if sha and _present(repo, sha) else None
+    return sha or None  # peeling to ^{commit} read the object, so it is in the clone
 
 
 def _present(repo: Repo, sha: str) -> bool:
@@ -211,12 +212,17 @@ def _parent(repo: Repo) -> str | None:
 
 def read_at(repo: Repo, ref: str, relpath: str) -> str | None:
     """The text of a file at a ref, or None when the file is not in that commit."""
-    sha = resolve(repo, ref)
-    if sha is None:
-        raise git_error(f"unknown git ref '{ref}'", _fetch_hint(ref.removeprefix("origin/")))
-    blob = repo.commit(sha).tree
+    sha = ref if re.fullmatch(r"[0-9a-f]{40}", ref) else resolve(repo, ref)
+    import git
+
     try:
-        blob = blob / relpath
+        tree = repo.commit(sha).tree if sha else None
+    except (ValueError, git.BadName, git.BadObject, git.GitCommandError):
+        tree = None
+    if tree is None:
+        raise git_error(f"unknown git ref '{ref}'", _fetch_hint(ref.removeprefix("origin/")))
+    try:
+        blob = tree / relpath
     except KeyError:
         return None
     if blob.type != "blob":
@@ -225,14 +231,25 @@ def read_at(repo: Repo, ref: str, relpath: str) -> str | None:
     return data.decode("utf-8")
 
 
-def lock_at(root: Path, ref: str) -> Lock | None:
+def lock_at(root: Path, ref: str, repo: Repo | None = None) -> Lock | None:
     """The lock (mlspec.lock beside the spec) as committed at `ref`; None when it has none."""
-    repo = open_repo(root)
+    repo = repo or open_repo(root)
     assert repo is not None
     rel = repo_relpath(repo, root)
     text = read_at(repo, ref, f"{rel}/{LOCK_NAME}" if rel else LOCK_NAME)
     if text is None:
         return None
+    try:
+        return _parse_lock(text)
+    except MlspecError:
+        from mlspec.lock import Lock
+
+        return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")  # raises, naming the ref
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_lock(text: str) -> Lock:
+    """Parsed once per content (tags often share one); callers only read it."""
     from mlspec.lock import Lock
 
-    return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")
+    return Lock.parse(text)

@@ -7,6 +7,7 @@ and from the working tree for the PR report. Rendered as JSON, text, or the mode
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import posixpath
@@ -100,19 +101,26 @@ class SpecFacts:
     stages: dict[str, str]  # step -> stage
 
 
-def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
-    """Facts from raw spec files ({relpath: bytes}); the hash is the loader's spec_hash."""
+@functools.lru_cache(maxsize=256)
+def _yaml(data: bytes) -> Any:
+    """Parsed YAML, cached by content: many tags share a spec (callers only read it)."""
     from ruamel.yaml import YAML
 
-    yaml = YAML(typ="safe", pure=True)
-    root = yaml.load(files[root_name]) or {}
+    return YAML(typ="safe", pure=True).load(data)
+
+
+def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
+    """Facts from raw spec files ({relpath: bytes}); the hash is the loader's spec_hash."""
+    root = _yaml(files[root_name]) or {}
+    if not isinstance(root, dict):
+        root = {}
     h = hashlib.sha256()
     for rel in sorted(files):
         h.update(rel.encode() + b"\0" + files[rel] + b"\0")
     section = {k: root.get(k) for k in STAGES}
     for k, v in list(section.items()):
         if isinstance(v, str) and posixpath.normpath(v) in files:
-            section[k] = yaml.load(files[posixpath.normpath(v)]) or {}
+            section[k] = _yaml(files[posixpath.normpath(v)]) or {}
     design = section.get("design") or {}
     metrics = design.get("metrics") or {}
     goals = {str(n): str((m or {}).get("goal", "")) for n, m in metrics.items()}
@@ -126,8 +134,6 @@ def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
 
 def spec_files_at(repo: Repo, ref: str, rel_root: str, root_name: str) -> dict[str, bytes]:
     """The spec and its stage files as committed at ref ({} when there is no spec)."""
-    from ruamel.yaml import YAML
-
     from mlspec.gitrefs import read_at
 
     def at(rel: str) -> bytes | None:
@@ -139,7 +145,7 @@ def spec_files_at(repo: Repo, ref: str, rel_root: str, root_name: str) -> dict[s
         return {}
     files = {root_name: top}
     try:
-        data = YAML(typ="safe", pure=True).load(top) or {}
+        data = _yaml(top) or {}
     except Exception:
         return files
     for k in STAGES:
@@ -189,6 +195,8 @@ def image_record(repo: Repo, root: Path, commit: str | None) -> dict[str, str] |
     if commit is None:
         return None
     try:
+        if not (Path(repo.git_dir) / NOTES_REF).exists() and NOTES_REF not in _packed(repo):
+            raise ValueError("no notes")
         note = repo.git.notes("--ref", NOTES_REF, "show", commit)
         data = json.loads(note)
         if isinstance(data, dict) and data.get("digest"):
@@ -208,24 +216,32 @@ def image_record(repo: Repo, root: Path, commit: str | None) -> dict[str, str] |
     return None
 
 
+def _packed(repo: Repo) -> str:
+    try:
+        return (Path(repo.git_dir) / "packed-refs").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
 def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     """The lineage of a tag or commit, read from git."""
     from mlspec.gitrefs import git_error, lock_at, open_repo, repo_relpath, resolve
 
     repo = open_repo(loaded.root)
     assert repo is not None
-    if resolve(repo, ref) is None:
+    sha = resolve(repo, ref)
+    if sha is None:
         raise git_error(f"unknown git ref '{ref}'", "name a tag (see `mlspec models`) or a "
                         "commit; in a shallow clone fetch it first: `git fetch --tags`",
                         rule="git.ref")
     rel = repo_relpath(repo, loaded.root)
-    lock = lock_at(loaded.root, ref)
+    lock = lock_at(loaded.root, sha, repo)
     if lock is None:
         raise git_error(f"{ref} has no committed mlspec.lock",
                         "run `mlspec run` and commit mlspec.lock", rule="lock.missing")
-    facts = spec_facts(spec_files_at(repo, ref, rel, loaded.path.name) or
+    facts = spec_facts(spec_files_at(repo, sha, rel, loaded.path.name) or
                        {loaded.path.name: b"{}"}, loaded.path.name)
-    sha, author, date, subject = _commit_facts(repo, ref)
+    sha, author, date, subject = _commit_facts(repo, sha)
     return Lineage(facts.project or loaded.spec.project.name, ref, sha, False, author, date,
                    subject, facts.spec_hash, facts.hypothesis, facts.primary, dict(lock.env),
                    _steps(lock, facts.stages), lock.metrics(), _tag_facts(repo, ref),
