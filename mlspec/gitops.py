@@ -116,7 +116,8 @@ def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
         version = None
         if lin.tag and lin.tag["name"].startswith(loaded.spec.ci.tag_prefix):
             version = lin.tag["name"][len(loaded.spec.ci.tag_prefix):]
-        return Outcome(text=card(lin, version), data=lin.to_data())
+        notes = lin.tag.get("notes") if lin.tag else None
+        return Outcome(text=card(lin, version, notes), data=lin.to_data())
     return Outcome(text=lineage_text(lin), data=lin.to_data())
 
 

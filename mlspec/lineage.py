@@ -184,8 +184,14 @@ def _tag_facts(repo: Repo, ref: str) -> dict[str, str] | None:
     from datetime import datetime, timedelta, timezone
 
     tz = timezone(timedelta(seconds=-tag.tagger_tz_offset))
-    return {"name": ref, "tagger": f"{tag.tagger.name} <{tag.tagger.email}>",
-            "date": datetime.fromtimestamp(tag.tagged_date, tz).isoformat(), "annotated": "true"}
+    from mlspec.modelcard import release_notes
+
+    facts = {"name": ref, "tagger": f"{tag.tagger.name} <{tag.tagger.email}>",
+             "date": datetime.fromtimestamp(tag.tagged_date, tz).isoformat(), "annotated": "true"}
+    notes = release_notes(str(tag.message))
+    if notes:
+        facts["notes"] = notes
+    return facts
 
 
 def image_record(repo: Repo, root: Path, commit: str | None) -> dict[str, str] | None:

@@ -15,6 +15,17 @@ if TYPE_CHECKING:
     from mlspec.lineage import Lineage
 
 
+NOTES_START, NOTES_END = "<!-- release-notes -->", "<!-- /release-notes -->"
+
+
+def release_notes(tag_message: str) -> str | None:
+    """The --message a release was tagged with, read back from its tag's model card."""
+    start, end = tag_message.find(NOTES_START), tag_message.find(NOTES_END)
+    if start < 0 or end < start:
+        return None
+    return tag_message[start + len(NOTES_START):end].strip() or None
+
+
 def short(h: str, n: int = 12) -> str:
     """sha256:0123abcd… → sha256:0123456789ab (enough to tell hashes apart in a table)."""
     algo, _, hexpart = h.partition(":")
@@ -69,8 +80,8 @@ def model_card(lin: Lineage, version: str | None = None, message: str | None = N
     out = [f"# Model card: {md_escape(title)}", ""]
     if lin.hypothesis:
         out += [f"> **Hypothesis:** {md_escape(lin.hypothesis)}", ""]
-    if message:
-        out += [message.strip(), ""]
+    if message and message.strip():
+        out += [NOTES_START, message.strip(), NOTES_END, ""]
     out += ["## Metrics", ""]
     rows = []
     for name in _metric_order(lin):

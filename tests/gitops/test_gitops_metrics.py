@@ -118,3 +118,14 @@ def test_base_without_lock(repo: Path) -> None:
     data = metrics_json(repo, "--diff", "main~1")  # the first commit: no lock yet
     assert data["base"]["has_lock"] is False
     assert data["metrics"][0]["change"] == "new"
+
+
+def test_corrupt_lock_at_the_base_is_a_clear_error(repo: Path) -> None:
+    git("checkout", "-q", "-b", "broken", "main", cwd=repo)
+    (repo / "mlspec.lock").write_text("steps: [1, 2]\n")
+    git("commit", "-q", "-am", "break the lock", cwd=repo)
+    git("checkout", "-q", "deeper", cwd=repo)
+    r = mlspec("metrics", "--diff", "broken", cwd=repo)
+    assert r.returncode == 2
+    assert "broken:mlspec.lock" in r.stderr and "corrupt lock" in r.stderr
+    assert "Traceback" not in r.stderr

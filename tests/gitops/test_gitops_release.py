@@ -140,7 +140,7 @@ def test_models_and_lineage_read_back_what_release_wrote(repo: Path) -> None:
     r = mlspec("models", "--json", cwd=repo)
     assert r.returncode == 0 and json.loads(r.stdout) == []
     assert "no releases yet" in mlspec("models", cwd=repo).stdout
-    assert release(repo, "1.0.0", date="2026-02-01T09:00:00Z")[0] == 0
+    assert release(repo, "1.0.0", "-m", "Baseline model.", date="2026-02-01T09:00:00Z")[0] == 0
     first = git("rev-parse", "HEAD", cwd=repo)
     set_depth(repo, 7)  # a better model, promoted next
     run(repo)
@@ -181,6 +181,9 @@ def test_models_and_lineage_read_back_what_release_wrote(repo: Path) -> None:
     md = mlspec("lineage", "v1.0.0", "--model-card", cwd=repo).stdout
     assert md.startswith("# Model card: toy 1.0.0")
     assert "| **f1_macro** (primary) | 0.9665 | maximize |" in md
+    assert "\nBaseline model.\n" in md  # the release notes, read back from the tag
+    # the card CI attaches equals the tag's message (no image was built in between)
+    assert md == git("tag", "-l", "--format=%(contents)", "v1.0.0", cwd=repo) + "\n"
 
     r = mlspec("lineage", "v9.9.9", cwd=repo)
     assert r.returncode == 2 and "unknown git ref 'v9.9.9'" in r.stderr
@@ -191,3 +194,14 @@ def test_lineage_of_a_plain_commit(repo: Path) -> None:
     assert r.returncode == 2 and "has no committed mlspec.lock" in r.stderr
     r = mlspec("lineage", "HEAD", "--json", cwd=repo)
     assert r.returncode == 0 and json.loads(r.stdout)["tag"] is None
+
+
+def test_lineage_shows_the_image_a_build_recorded(repo: Path) -> None:
+    assert release(repo, "1.0.0")[0] == 0
+    digest = "sha256:" + "ab" * 32
+    note = json.dumps({"image": "ghcr.io/acme/toy", "digest": digest})
+    git("notes", "--ref", "mlspec", "add", "-m", note, "v1.0.0^{commit}", cwd=repo)
+    lin = json.loads(mlspec("lineage", "v1.0.0", "--json", cwd=repo).stdout)
+    assert lin["image"] == {"image": "ghcr.io/acme/toy", "digest": digest}
+    md = mlspec("lineage", "v1.0.0", "--model-card", cwd=repo).stdout
+    assert f"| image | `ghcr.io/acme/toy@{digest}` |" in md
