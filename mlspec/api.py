@@ -138,10 +138,10 @@ def models(spec_path: Path) -> Outcome:
 
 
 @_outcome
-def lineage(spec_path: Path, ref: str) -> Outcome:
+def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
     from mlspec.gitops import lineage as gitops_lineage
 
-    return gitops_lineage(load(spec_path), ref)
+    return gitops_lineage(load(spec_path), ref, model_card=model_card)
 
 
 @_outcome

@@ -7,7 +7,9 @@ traceback: CI clones are shallow and often on a detached HEAD.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,13 +53,18 @@ def repo_relpath(repo: Repo, root: Path) -> str:
 
 
 def resolve(repo: Repo, ref: str) -> str | None:
-    """The commit sha a ref names, or None when it does not exist here."""
+    """The sha of the commit a ref names, or None when it does not exist here (a shallow clone
+    can name a parent it lacks: that is None too)."""
     import git
 
-    try:
-        return str(repo.commit(ref).hexsha)
-    except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
+    if not ref or ref.startswith("-"):
         return None
+    try:
+        out = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    except git.GitCommandError:
+        return None
+    sha = str(out).strip()
+    return sha or None  # peeling to ^{commit} read the object, so it is in the clone
 
 
 def _present(repo: Repo, sha: str) -> bool:
@@ -75,8 +82,11 @@ def is_shallow(repo: Repo) -> bool:
     return (Path(repo.git_dir) / "shallow").exists()
 
 
-def _fetch_hint(branch: str) -> str:
-    return (f"fetch it first, e.g. `git fetch --depth=50 origin {branch}` (actions/checkout: "
+def _fetch_hint(ref: str) -> str:
+    if re.fullmatch(r"[0-9a-f]{7,40}", ref) or any(c in ref for c in "~^@:"):
+        return ("it may be outside a shallow clone: fetch more history, e.g. "
+                "`git fetch --deepen=50` or `git fetch --unshallow`")
+    return (f"fetch it first, e.g. `git fetch --depth=50 origin {ref}` (actions/checkout: "
             f"fetch-depth: 0; GitLab: GIT_DEPTH: 0), or name the base with --diff/--base REF")
 
 
@@ -97,18 +107,24 @@ def _first_existing(repo: Repo, names: list[str]) -> str | None:
     return None
 
 
+def _ci_branch() -> str:
+    """The branch a CI push pipeline runs for (GitLab or GitHub), '' when not one."""
+    ref = os.environ.get("GITHUB_REF", "")
+    if ref.startswith("refs/heads/"):
+        return ref.removeprefix("refs/heads/")
+    return os.environ.get("CI_COMMIT_BRANCH", "")
+
+
 def _on_branch(repo: Repo, branch: str) -> bool:
-    """Whether HEAD is the default branch: by name, by CI variables, or by commit."""
-    try:
-        if not repo.head.is_detached and repo.active_branch.name == branch:
-            return True
-    except TypeError:
-        pass
+    """Whether HEAD is the default branch: by name; detached (CI), by CI variables or commit."""
+    if not repo.head.is_detached:
+        return bool(repo.active_branch.name == branch)
     env = os.environ
-    if env.get("CI_COMMIT_BRANCH") == branch and not env.get("CI_MERGE_REQUEST_IID"):
-        return True
-    if env.get("GITHUB_REF") == f"refs/heads/{branch}" and not env.get("GITHUB_BASE_REF"):
-        return True
+    if env.get("GITHUB_BASE_REF") or env.get("CI_MERGE_REQUEST_IID"):
+        return False
+    ci_branch = _ci_branch()
+    if ci_branch:
+        return ci_branch == branch
     head = resolve(repo, "HEAD")
     return head is not None and head in (resolve(repo, f"origin/{branch}"), resolve(repo, branch))
 
@@ -160,14 +176,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
         return None  # no commit yet
     branch = default_branch or _default_branch(root)
     if _on_branch(repo, branch):
-        head = repo.commit("HEAD")
-        if head.parents and _present(repo, head.parents[0].hexsha):
-            return str(head.parents[0].hexsha)
-        if head.parents or is_shallow(repo):
-            raise git_error("this is a shallow clone: the commit before HEAD is not fetched",
-                            "fetch it: `git fetch --deepen=1` (actions/checkout: fetch-depth: 2),"
-                            " or name the base with --diff/--base REF")
-        return None  # the first commit has no baseline
+        return _parent(repo)
     target = _first_existing(repo, [f"origin/{branch}", branch])
     if target is None:
         raise git_error(f"the default branch '{branch}' is not in this clone "
@@ -175,7 +184,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
     import git
 
     try:
-        return str(repo.git.merge_base("HEAD", target)).strip()
+        base = str(repo.git.merge_base("HEAD", target)).strip()
     except git.GitCommandError:
         if is_shallow(repo):
             raise git_error(f"this is a shallow clone: HEAD and {target} share no fetched commit",
@@ -184,33 +193,63 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
                             ) from None
         raise git_error(f"HEAD and {target} have no common commit",
                         "name the base with --diff/--base REF") from None
+    if repo.head.is_detached and not _ci_branch() and base == resolve(repo, "HEAD"):
+        # A detached commit already on the default branch (a tag pipeline): its parent.
+        return _parent(repo)
+    return base
+
+
+def _parent(repo: Repo) -> str | None:
+    head = repo.commit("HEAD")
+    if head.parents and _present(repo, head.parents[0].hexsha):
+        return str(head.parents[0].hexsha)
+    if head.parents or is_shallow(repo):
+        raise git_error("this is a shallow clone: the commit before HEAD is not fetched",
+                        "fetch it: `git fetch --deepen=1` (actions/checkout: fetch-depth: 2),"
+                        " or name the base with --diff/--base REF")
+    return None  # the first commit has no baseline
 
 
 def read_at(repo: Repo, ref: str, relpath: str) -> str | None:
     """The text of a file at a ref, or None when the file is not in that commit."""
+    sha = ref if re.fullmatch(r"[0-9a-f]{40}", ref) else resolve(repo, ref)
     import git
 
     try:
-        commit = repo.commit(ref)
-    except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
-        raise git_error(f"unknown git ref '{ref}'",
-                        _fetch_hint(ref.removeprefix("origin/"))) from None
+        tree = repo.commit(sha).tree if sha else None
+    except (ValueError, git.BadName, git.BadObject, git.GitCommandError):
+        tree = None
+    if tree is None:
+        raise git_error(f"unknown git ref '{ref}'", _fetch_hint(ref.removeprefix("origin/")))
     try:
-        blob = commit.tree / relpath
+        blob = tree / relpath
     except KeyError:
+        return None
+    if blob.type != "blob":
         return None
     data: bytes = blob.data_stream.read()
     return data.decode("utf-8")
 
 
-def lock_at(root: Path, ref: str) -> Lock | None:
+def lock_at(root: Path, ref: str, repo: Repo | None = None) -> Lock | None:
     """The lock (mlspec.lock beside the spec) as committed at `ref`; None when it has none."""
-    repo = open_repo(root)
+    repo = repo or open_repo(root)
     assert repo is not None
     rel = repo_relpath(repo, root)
     text = read_at(repo, ref, f"{rel}/{LOCK_NAME}" if rel else LOCK_NAME)
     if text is None:
         return None
+    try:
+        return _parse_lock(text)
+    except MlspecError:
+        from mlspec.lock import Lock
+
+        return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")  # raises, naming the ref
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_lock(text: str) -> Lock:
+    """Parsed once per content (tags often share one); callers only read it."""
     from mlspec.lock import Lock
 
-    return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")
+    return Lock.parse(text)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from gitops_helpers import history
+from gitops_helpers import copy_history, template
 
 from mlspec.errors import MlspecError
 from mlspec.gitops import find_base_ref, lock_at
@@ -23,8 +23,8 @@ def _no_ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return history(tmp_path / "repo")
+def repo(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_history(template(tmp_path_factory), tmp_path / "repo")
 
 
 def sha_of(root: Path, ref: str) -> str:
@@ -47,8 +47,7 @@ def test_default_branch_uses_previous_commit(repo: Path) -> None:
     assert find_base_ref(repo, None) == sha_of(repo, "main~1")
 
 
-def test_first_commit_has_no_base(tmp_path: Path) -> None:
-    repo = history(tmp_path / "r")
+def test_first_commit_has_no_base(repo: Path) -> None:
     git("checkout", "-q", "main~1", cwd=repo)
     git("checkout", "-q", "-B", "main", cwd=repo)
     assert find_base_ref(repo, None) is None
@@ -106,7 +105,8 @@ def test_request_target_missing_tells_how_to_fetch(clone: Path,
 def test_detached_head_as_in_ci(clone: Path) -> None:
     git("checkout", "-q", "--detach", "deeper", cwd=clone)
     assert find_base_ref(clone, None) == sha_of(clone, "origin/main")
-    assert lock_at(clone, find_base_ref(clone, None) or "").metrics()["f1_macro"] == 0.9665
+    lock = lock_at(clone, find_base_ref(clone, None) or "")
+    assert lock is not None and lock.metrics()["f1_macro"] == 0.9665
 
 
 def test_shallow_clone_of_branch_fails_with_fetch_hint(repo: Path, tmp_path: Path) -> None:
@@ -138,13 +138,14 @@ def test_shallow_clone_of_default_branch(repo: Path, tmp_path: Path) -> None:
 
 def test_lock_at_reads_committed_lock(repo: Path) -> None:
     base = lock_at(repo, "main")
+    assert base is not None
     assert base.metrics() == {"accuracy": 0.9667, "f1_macro": 0.9665, "log_loss": 0.12}
     assert lock_at(repo, "main~1") is None  # no lock committed yet
 
 
-def test_lock_at_in_a_subdirectory(tmp_path: Path) -> None:
+def test_lock_at_in_a_subdirectory(repo: Path, tmp_path: Path) -> None:
     top = tmp_path / "mono"
-    history(top / "proj")  # a repo at mono/proj; make mono the repo instead
+    copy_history(repo, top / "proj")  # a repo at mono/proj; make mono the repo instead
     import shutil
 
     shutil.rmtree(top / "proj" / ".git")
@@ -153,4 +154,48 @@ def test_lock_at_in_a_subdirectory(tmp_path: Path) -> None:
     init_repo(top)
     git("add", "-A", cwd=top)
     git("commit", "-q", "-m", "monorepo", cwd=top)
-    assert lock_at(top / "proj", "HEAD").metrics()["accuracy"] == 0.9333
+    lock = lock_at(top / "proj", "HEAD")
+    assert lock is not None and lock.metrics()["accuracy"] == 0.9333
+
+
+def test_new_branch_at_the_default_branch_tip_compares_with_it(repo: Path) -> None:
+    git("checkout", "-q", "main", cwd=repo)
+    git("checkout", "-q", "-b", "fresh", cwd=repo)
+    assert find_base_ref(repo, None) == sha_of(repo, "main")  # not main's previous commit
+
+
+def test_ci_branch_pipeline_on_a_detached_head(repo: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    git("checkout", "-q", "--detach", "main", cwd=repo)
+    monkeypatch.setenv("CI_COMMIT_BRANCH", "main")  # GitLab, push to main
+    assert find_base_ref(repo, None) == sha_of(repo, "main~1")
+    monkeypatch.setenv("CI_COMMIT_BRANCH", "feature")  # a branch pipeline at main's commit
+    assert find_base_ref(repo, None) == sha_of(repo, "main")
+    monkeypatch.delenv("CI_COMMIT_BRANCH")
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/main")  # GitHub, push to main
+    assert find_base_ref(repo, None) == sha_of(repo, "main~1")
+
+
+def test_shallow_clone_explicit_parent_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
+    from conftest import mlspec
+
+    dest = tmp_path / "shallow1"
+    git("clone", "-q", "--depth", "1", "--branch", "deeper", f"file://{repo}", str(dest),
+        cwd=tmp_path)
+    parent = sha_of(repo, "deeper~1")
+    for ref in ("HEAD~1", parent):
+        r = mlspec("metrics", "--diff", ref, cwd=dest)
+        assert r.returncode == 2, r.stdout
+        assert f"unknown git ref '{ref}'" in r.stderr and "git fetch" in r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_tag_pipeline_on_an_older_default_branch_commit(repo: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    git("checkout", "-q", "main", cwd=repo)
+    (repo / "later.txt").write_text("main moved on\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "main moves", cwd=repo)
+    git("checkout", "-q", "--detach", "main~1", cwd=repo)  # as CI checks out tag v1.0.0
+    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.0.0")
+    assert find_base_ref(repo, None) == sha_of(repo, "main~2")  # its parent, not itself
