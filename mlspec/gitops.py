@@ -36,8 +36,10 @@ def current_lock(loaded: LoadedSpec) -> Lock:
     return lock
 
 
-def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True) -> Comparison:
-    """The working tree's metrics against the lock at `ref` (None or 'auto': found here).
+def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
+               ) -> tuple[Lock, Comparison, Lock | None]:
+    """The working tree's lock, its comparison with the lock at `ref` (None or 'auto': the
+    base found here), and that base lock.
 
     strict=False turns a base that cannot be found into a note instead of an error.
     """
@@ -50,19 +52,20 @@ def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True) -> Comp
     except MlspecError as err:
         if strict:
             raise
-        return compare(loaded, lock, None, note=err.diagnostics[0].message)
+        return lock, compare(loaded, lock, None, note=err.diagnostics[0].message), None
     if base is None:
-        return compare(loaded, lock, None, note="no earlier commit to compare with")
+        return lock, compare(loaded, lock, None, note="no earlier commit to compare with"), None
     repo = open_repo(loaded.root)
     assert repo is not None
-    return compare(loaded, lock, lock_at(loaded.root, base), base, resolve(repo, base))
+    base_lock = lock_at(loaded.root, base, repo)
+    return lock, compare(loaded, lock, base_lock, base, resolve(repo, base)), base_lock
 
 
 def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
     """`mlspec metrics [--diff REF] [--format table|markdown|json]`."""
     from mlspec import metricsdiff
 
-    c = comparison(loaded, diff, strict=diff is not None)
+    _, c, _ = comparison(loaded, diff, strict=diff is not None)
     data = c.to_data()
     if fmt == "json":
         return Outcome(data=data, text=json.dumps(data, indent=2, sort_keys=True))
@@ -73,28 +76,10 @@ def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
 
 def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:
     """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
-    from mlspec.gitrefs import open_repo, resolve
     from mlspec.lineage import lineage_worktree
-    from mlspec.metricsdiff import compare
     from mlspec.report import render
 
-    lock = current_lock(loaded)
-    note = ""
-    try:
-        ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
-    except MlspecError as err:
-        if base is not None:
-            raise
-        ref, note = None, err.diagnostics[0].message
-    base_lock = commit = None
-    if ref is not None:
-        base_lock = lock_at(loaded.root, ref)
-        repo = open_repo(loaded.root)
-        assert repo is not None
-        commit = resolve(repo, ref)
-    elif not note:
-        note = "no earlier commit to compare with"
-    c = compare(loaded, lock, base_lock, ref, commit, note)
+    lock, c, base_lock = comparison(loaded, base, strict=base is not None)
     text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
     if output is None:
         return Outcome(text=text, data=c.to_data())
