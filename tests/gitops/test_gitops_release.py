@@ -205,3 +205,13 @@ def test_lineage_shows_the_image_a_build_recorded(repo: Path) -> None:
     assert lin["image"] == {"image": "ghcr.io/acme/toy", "digest": digest}
     md = mlspec("lineage", "v1.0.0", "--model-card", cwd=repo).stdout
     assert f"| image | `ghcr.io/acme/toy@{digest}` |" in md
+
+
+def test_model_card_matches_golden(repo: Path, update_golden: bool) -> None:
+    assert release(repo, "1.0.0", "-m", "The first promoted model.")[0] == 0
+    r = mlspec("lineage", "v1.0.0", "--model-card", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    golden = Path(__file__).parent / "expected" / "model-card.md"
+    if update_golden:
+        golden.write_text(r.stdout)
+    assert r.stdout == golden.read_text()
