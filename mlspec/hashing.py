@@ -12,12 +12,14 @@ import hashlib
 import json
 import os
 import stat as stat_mod
+import time
 from pathlib import Path
 
 CACHE_DIR = ".mlspec"
 CACHE_FILE = "hashes.json"
 CACHE_VERSION = 1
 CHUNK = 1 << 20
+RACY_NS = 2_000_000_000
 
 Sig = tuple[int, int, int, int]
 
@@ -80,7 +82,10 @@ class Hasher:
                 h.update(chunk)
         self.reads += 1
         digest = "sha256:" + h.hexdigest()
-        if self.use_cache:
+        # A file written within the last moments may change again without its stat
+        # signature changing (coarse kernel timestamps): like git's "racily clean" entries,
+        # such a hash is used now but not cached.
+        if self.use_cache and time.time_ns() - st.st_mtime_ns > RACY_NS:
             self.cache[rel] = [*sig, digest]
             self.dirty = True
         return digest
@@ -92,8 +97,14 @@ class Hasher:
             if e.name in (".git", CACHE_DIR, "__pycache__"):
                 continue
             child_rel = f"{rel}/{e.name}"
-            st = e.stat(follow_symlinks=True)
+            try:
+                st = e.stat(follow_symlinks=True)
+            except OSError:  # a dangling symlink: not content
+                continue
             if stat_mod.S_ISDIR(st.st_mode):
+                if e.is_symlink():  # never follow directory links (loops, escapes)
+                    out.append((child_rel + "/", "symlink:" + os.readlink(e.path)))
+                    continue
                 self._walk(child_rel, e.path, out)
             elif stat_mod.S_ISREG(st.st_mode):
                 out.append((child_rel, self._file(child_rel, e.path, st)))

@@ -32,7 +32,6 @@ from someone else's branch).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import re
@@ -208,10 +207,26 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 _RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
 
 
+def _quote(s: str) -> str:
+    """A YAML double-quoted scalar: printable characters as they are, the rest escaped."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif (0x20 <= o <= 0x7E or 0xA0 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD
+              or o >= 0x10000) and o != 0xFEFF:
+            out.append(ch)
+        else:
+            out.append(f"\\u{o:04x}")
+    out.append('"')
+    return "".join(out)
+
+
 def _key(k: str) -> str:
     if _PLAIN_KEY.match(k) and k.lower() not in _RESERVED:
         return k
-    return json.dumps(k)
+    return _quote(k)
 
 
 def _scalar(v: Any) -> str:
@@ -228,7 +243,7 @@ def _scalar(v: Any) -> str:
             return ".inf" if v > 0 else "-.inf"
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)  # a JSON string is a YAML double-quoted scalar
+        return _quote(v)
     raise TypeError(f"cannot write {type(v).__name__} to the lock")
 
 

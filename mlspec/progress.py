@@ -24,7 +24,7 @@ class Progress:
 
     def say(self, text: str) -> None:
         if self._console is not None:
-            self._console.print(text, markup=False, highlight=False)
+            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()

@@ -89,7 +89,8 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
         lock = read_lock(loaded.root) or Lock()
         hasher = Hasher(loaded.root)
         session = Session(loaded, lock, hasher, environment(loaded, hasher), progress,
-                          overrides=overrides, force=force or verify, verify=verify)
+                          overrides=overrides, force=verify or (force and not steps),
+                          force_steps=set(steps) if force else set(), verify=verify)
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:
@@ -135,6 +136,7 @@ def _failed(session: Session, err: Any) -> Outcome:
     done += "mlspec.lock keeps the failed step's previous entry\n"
     return Outcome(code=1, text=text + done,
                    data={"ok": False, "failed": err.step, "error": err.message,
+                         "detail": err.detail,
                          "ran": session.ran, "skipped": session.skipped})
 
 

@@ -51,7 +51,8 @@ class Session:
     env: dict[str, str]
     progress: Progress
     overrides: dict[str, dict[str, Scalar]] = field(default_factory=dict)
-    force: bool = False
+    force: bool = False  # rerun every step
+    force_steps: set[str] = field(default_factory=set)  # rerun these (`run STEP --force`)
     verify: bool = False
     record: bool = True  # False while running sweep variants
     ran: list[str] = field(default_factory=list)
@@ -87,9 +88,12 @@ class Session:
 
     def fresh_entry(self, st: StepState) -> StepLock | None:
         """The recorded entry (lock, else a CI record) whose key and outs match, if any."""
-        for cand in (self.lock.steps.get(st.name), self._record(st.name)):
-            if cand is not None and cand.key == st.key and not outs_match(st, cand, self.hasher):
-                return cand
+        entry = self.lock.steps.get(st.name)
+        if entry is not None and entry.key == st.key and not outs_match(st, entry, self.hasher):
+            return entry
+        rec = self._record(st.name)
+        if rec is not None and rec.key == st.key and not outs_match(st, rec, self.hasher):
+            return rec
         return None
 
     # -- the loop --------------------------------------------------------------------------
@@ -106,7 +110,7 @@ class Session:
                 elif entry.key != st.key:
                     why = "; ".join(r for r in reasons if not r.startswith("out "))
                     self.diffs.append(VerifyDiff(name, "key", "stale lock", why))
-            elif not self.force:
+            elif not (self.force or name in self.force_steps):
                 fresh = self.fresh_entry(st)
                 if fresh is not None:
                     self.skipped.append(name)

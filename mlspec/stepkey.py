@@ -142,14 +142,15 @@ def stale_reasons(st: StepState, entry: StepLock | None, lock: Lock | None,
                 reasons.append(f"dep {path} changed")
         if lock is not None and lock.env:
             for k in sorted(set(lock.env) | set(env)):
-                if lock.env.get(k) != env.get(k):
-                    what = "python" if k == "python" else k
-                    if k == "python":
-                        reasons.append(f"environment: python {lock.env.get(k)} → {env.get(k)}")
-                    else:
-                        reasons.append(f"environment: {what} file changed")
+                if lock.env.get(k) == env.get(k):
+                    continue
+                if k == "python":
+                    reasons.append(f"environment: python {lock.env.get(k)} → {env.get(k)}")
+                else:
+                    reasons.append(f"environment: the {k} file changed")
         if not reasons:
-            reasons.append("step definition changed (outs, metrics file or estimator settings)")
+            reasons.append("key changed: the environment or the step's definition (outs, "
+                           "metrics file, estimator settings)")
     reasons.extend(outs_match(st, entry, hasher))
     return reasons
 
