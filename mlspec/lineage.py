@@ -209,16 +209,32 @@ def image_record(repo: Repo, root: Path, commit: str | None) -> dict[str, str] |
             return {str(k): str(v) for k, v in data.items() if isinstance(v, str | int)}
     except (git.GitCommandError, ValueError):
         pass
-    path = root / BUILD_RECORD
+    return build_record(root, commit)
+
+
+def build_record(root: Path, commit: str) -> dict[str, str] | None:
+    """The pushed image `mlspec build --push` recorded in .mlspec/build.json for this commit.
+
+    Format (mlspec.build): {"version": 1, "images": {"serve": {"image", "revision", "digest",
+    "repo_digest", "dirty", ...}, "train": {...}}}; the serving image is preferred. An image
+    built from a dirty tree or never pushed (no digest) is not lineage.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((root / BUILD_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict):
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, dict):
         return None
-    for rec in (data.get("serve"), data) if "serve" in data else (data,):
-        if isinstance(rec, dict) and rec.get("digest") and rec.get("revision") == commit:
-            return {str(k): str(v) for k, v in rec.items() if isinstance(v, str | int)}
+    for which in ("serve", "train"):
+        rec = images.get(which)
+        if (isinstance(rec, dict) and rec.get("digest") and rec.get("revision") == commit
+                and not rec.get("dirty")):
+            out = {"which": which, "image": str(rec.get("image", "")),
+                   "digest": str(rec["digest"])}
+            if rec.get("repo_digest"):
+                out["repo_digest"] = str(rec["repo_digest"])
+            return out
     return None
 
 

@@ -215,3 +215,26 @@ def test_model_card_matches_golden(repo: Path, update_golden: bool) -> None:
     if update_golden:
         golden.write_text(r.stdout)
     assert r.stdout == golden.read_text()
+
+
+def test_lineage_reads_the_build_record_of_mlspec_build(repo: Path) -> None:
+    """The record `mlspec build --push` writes (.mlspec/build.json, mlspec.build's format)."""
+    assert release(repo, "1.0.0")[0] == 0
+    head = git("rev-parse", "HEAD", cwd=repo)
+    digest = "sha256:" + "cd" * 32
+    entry = {"image": "ghcr.io/acme/toy", "id": "sha256:" + "01" * 32, "revision": head,
+             "dirty": False, "version": "1.0.0", "tags": ["ghcr.io/acme/toy:1.0.0"],
+             "pushed": [{"ref": "ghcr.io/acme/toy:1.0.0", "digest": digest}], "digest": digest,
+             "repo_digest": f"ghcr.io/acme/toy@{digest}"}
+    record = repo / ".mlspec" / "build.json"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text(json.dumps({"version": 1, "images": {"serve": entry}}))
+    lin = json.loads(mlspec("lineage", "v1.0.0", "--json", cwd=repo).stdout)
+    assert lin["image"] == {"which": "serve", "image": "ghcr.io/acme/toy", "digest": digest,
+                            "repo_digest": f"ghcr.io/acme/toy@{digest}"}
+    # a build of another commit, or one never pushed, is not this model's image
+    record.write_text(json.dumps({"version": 1, "images": {"serve": {**entry, "digest": None}}}))
+    assert json.loads(mlspec("lineage", "v1.0.0", "--json", cwd=repo).stdout)["image"] is None
+    record.write_text(json.dumps({"version": 1, "images": {"serve": {**entry,
+                                                                     "revision": "0" * 40}}}))
+    assert "no image built" in mlspec("lineage", "v1.0.0", cwd=repo).stdout
