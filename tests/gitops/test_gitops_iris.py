@@ -20,7 +20,7 @@ def test_iris_release_then_pull_request_report(tmp_path: Path,
     r = mlspec("run", cwd=repo, env=env())
     assert r.returncode == 0, r.stdout + r.stderr
     git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", "train the baseline", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "train the baseline", cwd=repo)
     r = mlspec("release", "1.0.0", cwd=repo, env=env())
     assert r.returncode == 0, r.stderr
     models = json.loads(mlspec("models", "--json", cwd=repo).stdout)
