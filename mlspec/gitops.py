@@ -43,12 +43,12 @@ def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
 
     strict=False turns a base that cannot be found into a note instead of an error.
     """
-    from mlspec.gitrefs import open_repo, resolve
+    from mlspec.gitrefs import find_base, open_repo, resolve
     from mlspec.metricsdiff import compare
 
     lock = current_lock(loaded)
     try:
-        base = find_base_ref(loaded.root, ref, loaded.spec.ci.default_branch)
+        base = find_base(loaded.root, ref, loaded.spec.ci.default_branch)
     except MlspecError as err:
         if strict:
             raise
@@ -57,8 +57,10 @@ def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
         return lock, compare(loaded, lock, None, note="no earlier commit to compare with"), None
     repo = open_repo(loaded.root)
     assert repo is not None
-    base_lock = lock_at(loaded.root, base, repo)
-    return lock, compare(loaded, lock, base_lock, base, resolve(repo, base)), base_lock
+    base_lock = lock_at(loaded.root, base.ref, repo)
+    c = compare(loaded, lock, base_lock, base.ref, resolve(repo, base.ref))
+    c.how = base.how
+    return lock, c, base_lock
 
 
 def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:

@@ -93,6 +93,7 @@ class Comparison:
     base_commit: str | None = None
     base_has_lock: bool = False
     note: str = ""  # why there is no base, when there is none
+    how: str = ""  # how the base was chosen ("the pull request's target branch", ...)
 
     @property
     def passed(self) -> bool:
@@ -105,7 +106,7 @@ class Comparison:
     def to_data(self) -> dict[str, Any]:
         return {
             "base": {"ref": self.base_ref, "commit": self.base_commit,
-                     "has_lock": self.base_has_lock, "note": self.note},
+                     "has_lock": self.base_has_lock, "note": self.note, "how": self.how},
             "metrics": [{"name": r.name, "value": r.value, "base": r.base, "delta": r.delta,
                          "goal": r.goal, "primary": r.primary, "change": r.change,
                          "verdict": r.verdict or None} for r in self.rows],
@@ -289,10 +290,12 @@ def _base_line(c: Comparison) -> str:
     if c.base_ref is None:
         return f"base: none{f' ({c.note})' if c.note else ''}"
     if c.base_commit and c.base_ref == c.base_commit:
-        return f"base: {c.base_commit[:7]}{'' if c.base_has_lock else ' — no mlspec.lock there'}"
-    short = f" ({c.base_commit[:7]})" if c.base_commit else ""
-    lock = "" if c.base_has_lock else " — no mlspec.lock there"
-    return f"base: {c.base_ref}{short}{lock}"
+        text = f"base: {c.base_commit[:7]}"
+    else:
+        text = f"base: {c.base_ref}" + (f" ({c.base_commit[:7]})" if c.base_commit else "")
+    if c.how and c.how != "given":
+        text += f", {c.how}"
+    return text + ("" if c.base_has_lock else " — no mlspec.lock there")
 
 
 MD_CHANGE = {"better": "🟢", "worse": "🔴", "up": "", "down": "", "same": "",

@@ -65,6 +65,8 @@ def base_text(c: Comparison) -> str:
         text = f"base {md_code(c.base_ref)} ({md_code(commit[:7])})"
     else:
         text = f"base {md_code(c.base_ref[:7])}"
+    if c.how and c.how != "given":
+        text += f", {md_escape(c.how)}"
     return text if c.base_has_lock else text + ", which has no mlspec.lock"
 
 

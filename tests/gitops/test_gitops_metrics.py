@@ -144,3 +144,12 @@ def test_gate_verdicts_agree_with_the_runner(repo: Path) -> None:
     ours = metrics_json(repo, "--diff", "main")["gates"]
     assert [(g.gate, g.verdict.lower(), g.threshold) for g in runner] == \
         [(g["gate"], g["verdict"], g["threshold"]) for g in ours]
+
+
+def test_says_how_the_base_was_chosen(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert metrics_json(repo)["base"]["how"] == "where HEAD branched from main"
+    assert mlspec("metrics", cwd=repo).stdout.startswith(
+        f"base: {git('rev-parse', '--short=7', 'main', cwd=repo)}, where HEAD branched from main")
+    assert metrics_json(repo, "--diff", "main")["base"]["how"] == "given"
+    git("checkout", "-q", "main", cwd=repo)
+    assert metrics_json(repo)["base"]["how"] == "the previous commit on main"
