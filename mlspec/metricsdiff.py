@@ -258,6 +258,8 @@ TERM_CHANGE = {"better": "better", "worse": "WORSE", "same": "same", "new": "new
 
 def table(c: Comparison) -> str:
     """A plain terminal table, columns aligned."""
+    if not c.rows:
+        return f"{_base_line(c)}\n\nno metrics in mlspec.lock (no step declares a metrics file)\n"
     head = ["metric", "value", "base", "delta", "change", "goal", "gate"]
     body = []
     for r in c.rows:
@@ -315,6 +317,8 @@ def md_code(text: str) -> str:
 
 
 def markdown_metrics(c: Comparison) -> str:
+    if not c.rows:
+        return "No metrics in mlspec.lock: no step declares a `metrics` file.\n"
     lines = ["| metric | value | base | Δ | goal | gate |", "|---|---:|---:|---|---|---|"]
     for r in c.rows:
         name = f"**{md_escape(r.name)}** (primary)" if r.primary else md_escape(r.name)
