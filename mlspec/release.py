@@ -131,10 +131,18 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     lin.ref = tag
     lin.tag = {"name": tag, "tagger": "", "date": "", "annotated": "true"}
     card = model_card(lin, v, message)
+    import git
+
     with tempfile.TemporaryDirectory() as tmp:
         msg = Path(tmp) / "TAG_MSG"
         msg.write_text(card, encoding="utf-8")
-        repo.git.tag("-a", "--cleanup=verbatim", "-F", str(msg), tag, head)
+        try:
+            repo.git.tag("-a", "--cleanup=verbatim", "-F", str(msg), tag, head)
+        except git.GitCommandError as err:
+            detail = str(err.stderr or "").strip().removeprefix("stderr:").strip(" '")
+            hint = ("\n  hint: tell git who tags: git config user.name \"…\" && "
+                    "git config user.email \"…\"") if "ident" in detail else ""
+            raise CheckFailed(f"git could not create tag {tag}: {detail}{hint}") from None
     data = {"tag": tag, "version": v, "commit": head, "metrics": lin.metrics, "pushed": False}
     text = f"tagged {tag} at {head[:12]}"
     if lin.primary and lin.primary in lin.metrics:

@@ -238,3 +238,15 @@ def test_lineage_reads_the_build_record_of_mlspec_build(repo: Path) -> None:
     record.write_text(json.dumps({"version": 1, "images": {"serve": {**entry,
                                                                      "revision": "0" * 40}}}))
     assert "no image built" in mlspec("lineage", "v1.0.0", cwd=repo).stdout
+
+
+def test_git_without_an_identity_is_a_clear_failure(repo: Path, tmp_path: Path) -> None:
+    git("config", "--unset", "user.email", cwd=repo)
+    git("config", "--unset", "user.name", cwd=repo)
+    home = tmp_path / "home"
+    home.mkdir()
+    r = mlspec("release", "1.0.0", cwd=repo,
+               env={**env(), "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
+                    "EMAIL": "", "GIT_COMMITTER_NAME": "", "GIT_COMMITTER_EMAIL": ""})
+    assert r.returncode == 1, r.stdout
+    assert "git could not create tag v1.0.0" in r.stderr and "Traceback" not in r.stderr
