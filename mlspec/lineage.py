@@ -87,7 +87,10 @@ class Lineage:
 
 
 def _is_code(path: str) -> bool:
-    return path.endswith((".py", ".sh", ".r", ".R", ".ipynb", ".toml", ".cfg", ".txt"))
+    """Scripts and their configuration: inputs of a step, but not data."""
+    name = path.rsplit("/", 1)[-1]
+    return (path.endswith((".py", ".sh", ".r", ".R", ".ipynb", ".toml", ".cfg", ".ini"))
+            or (name.startswith("requirements") and name.endswith(".txt")))
 
 
 # -- the spec at a ref ----------------------------------------------------------------------
