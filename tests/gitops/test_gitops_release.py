@@ -250,3 +250,25 @@ def test_git_without_an_identity_is_a_clear_failure(repo: Path, tmp_path: Path) 
                     "EMAIL": "", "GIT_COMMITTER_NAME": "", "GIT_COMMITTER_EMAIL": ""})
     assert r.returncode == 1, r.stdout
     assert "git could not create tag v1.0.0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_models_lists_hand_made_tags_too(repo: Path) -> None:
+    git("tag", "v0.0.1", "main~1", cwd=repo)  # lightweight, on the commit before any lock
+    git("tag", "not-a-release", "main", cwd=repo)
+    rows = json.loads(mlspec("models", "--json", cwd=repo).stdout)
+    assert [(r["tag"], r["has_lock"], r["value"]) for r in rows] == [("v0.0.1", False, None)]
+    assert rows[0]["date"] == "2026-01-01T10:00:00+00:00"  # the commit's date
+    assert "no mlspec.lock" in mlspec("models", cwd=repo).stdout
+
+
+def test_data_hashes_include_raw_inputs_but_not_code() -> None:
+    from mlspec.lineage import Lineage, StepLineage
+
+    step = StepLineage("train", "model", "python src/train.py", "k",
+                       {"src/train.py": "h1", "data/raw.txt": "h2", "requirements.txt": "h3",
+                        "data/clean.csv": "h4"}, {"model.pkl": "h5"}, {}, {})
+    prep = StepLineage("clean", "data", "python src/clean.py", "k", {}, {"data/clean.csv": "h4"},
+                       {}, {})
+    lin = Lineage("p", "HEAD", None, False, "", "", "", "", "", None, {}, [prep, step], {})
+    assert lin.data_hashes() == {"data/clean.csv": "h4", "data/raw.txt": "h2"}
+    assert lin.artifacts() == {"model.pkl": "h5"}
