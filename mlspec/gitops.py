@@ -36,6 +36,25 @@ def current_lock(loaded: LoadedSpec) -> Lock:
     return lock
 
 
+def unadopted_records(loaded: LoadedSpec, lock: Lock) -> list[str]:
+    """Steps whose latest run (`.mlspec/steps/<step>.lock`, left by every `mlspec run` and
+    passed between CI jobs) is not in mlspec.lock: metrics read now would be an older run's.
+    `mlspec run` adopts such records into the lock (skipping the steps)."""
+    from mlspec.lock import Lock
+
+    out = []
+    for name in loaded.graph.order:
+        path = loaded.root / ".mlspec" / "steps" / f"{name}.lock"
+        try:
+            rec = Lock.parse(path.read_text(encoding="utf-8")).steps.get(name)
+        except (OSError, MlspecError):
+            continue
+        entry = lock.steps.get(name)
+        if rec is not None and (entry is None or entry.key != rec.key):
+            out.append(name)
+    return out
+
+
 def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
                ) -> tuple[Lock, Comparison, Lock | None]:
     """The working tree's lock, its comparison with the lock at `ref` (None or 'auto': the
@@ -43,10 +62,18 @@ def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
 
     strict=False turns a base that cannot be found into a note instead of an error.
     """
+    lock = current_lock(loaded)
+    pending = unadopted_records(loaded, lock)
+    lock, c, base_lock = _compare(loaded, lock, ref, strict)
+    c.pending = pending
+    return lock, c, base_lock
+
+
+def _compare(loaded: LoadedSpec, lock: Lock, ref: str | None, strict: bool
+             ) -> tuple[Lock, Comparison, Lock | None]:
     from mlspec.gitrefs import find_base, open_repo, resolve
     from mlspec.metricsdiff import compare
 
-    lock = current_lock(loaded)
     try:
         base = find_base(loaded.root, ref, loaded.spec.ci.default_branch)
     except MlspecError as err:
@@ -69,11 +96,12 @@ def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
 
     _, c, _ = comparison(loaded, diff, strict=diff is not None)
     data = c.to_data()
+    warn = f"warning: {metricsdiff.pending_text(c)}\n" if c.pending else ""
     if fmt == "json":
-        return Outcome(data=data, text=json.dumps(data, indent=2, sort_keys=True))
+        return Outcome(data=data, text=json.dumps(data, indent=2, sort_keys=True), stderr=warn)
     if fmt == "markdown":
-        return Outcome(data=data, text=metricsdiff.markdown(c))
-    return Outcome(data=data, text=metricsdiff.table(c))
+        return Outcome(data=data, text=metricsdiff.markdown(c), stderr=warn)
+    return Outcome(data=data, text=metricsdiff.table(c), stderr=warn)
 
 
 def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:

@@ -94,6 +94,7 @@ class Comparison:
     base_has_lock: bool = False
     note: str = ""  # why there is no base, when there is none
     how: str = ""  # how the base was chosen ("the pull request's target branch", ...)
+    pending: list[str] = field(default_factory=list)  # steps whose last run is not in the lock
 
     @property
     def passed(self) -> bool:
@@ -113,7 +114,15 @@ class Comparison:
             "gates": [{**asdict(g), "verdict": g.verdict} for g in self.gates],
             "params": [asdict(p) for p in self.params],
             "passed": self.passed,
+            "pending": list(self.pending),
         }
+
+
+def pending_text(c: Comparison) -> str:
+    steps = ", ".join(c.pending)
+    return (f"mlspec.lock does not hold the latest run of {steps}: these metrics are from an "
+            "earlier run. Run `mlspec run --no-gates` first (it adopts the recorded results "
+            "without rerunning), then commit mlspec.lock")
 
 
 def _clean(x: float) -> float:

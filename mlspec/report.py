@@ -146,6 +146,10 @@ def render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
     out = [MARKER, f"## mlspec report: {md_escape(spec.project.name)}", ""]
     if design is not None:
         out += [f"> **Hypothesis:** {md_escape(design.hypothesis)}", ""]
+    if c.pending:
+        from mlspec.metricsdiff import pending_text
+
+        out += [f"> [!WARNING]\n> {md_escape(pending_text(c))}", ""]
     out += [verdict_line(c), ""]
     out += ["### Metrics", "", markdown_metrics(c)]
     out += ["### Gates", "", markdown_gates(c)]
