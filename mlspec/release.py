@@ -50,54 +50,27 @@ def version_key(v: str) -> tuple[Any, ...]:
 
 
 def _dirty(repo: Repo, rel: str) -> list[str]:
+    """Changed or untracked paths of the project; mlspec's own cache (.mlspec/) is not one."""
     out = repo.git.status("--porcelain", "--untracked-files=all", "--", rel or ".")
-    return sorted(line[3:] for line in str(out).splitlines() if line.strip())
+    cache = f"{rel}/.mlspec/" if rel else ".mlspec/"
+    paths = (line[3:] for line in str(out).splitlines() if line.strip())
+    return sorted(p for p in paths if not p.strip('"').startswith(cache))
 
 
-def stale_steps(loaded: LoadedSpec, lock: Lock) -> dict[str, list[str]]:
-    """Steps whose inputs no longer match the lock, with the reasons (the runner's status)."""
-    try:
-        from mlspec.runner import status
-    except ImportError:
-        return _stale_minimal(loaded, lock)
+def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
+    """Steps whose inputs or outputs no longer match the lock, with the reasons: the runner's
+    own status check (keys, params, deps, environment, outs on disk)."""
+    from mlspec.runner import status
+
     data = status(loaded).data or {}
     steps = data.get("steps", {})
     return {name: list(steps.get(name, {}).get("reasons", [])) for name in data.get("stale", [])}
 
 
-def _stale_minimal(loaded: LoadedSpec, lock: Lock) -> dict[str, list[str]]:
-    """Before mlspec.runner lands: steps, commands, params and source deps against the lock."""
-    import hashlib
-
-    out: dict[str, list[str]] = {}
-    produced = {p for _, s in loaded.spec.steps().values() for p in s.all_outs()}
-    for name, (_stage, step) in loaded.spec.steps().items():
-        entry = lock.steps.get(name)
-        if entry is None:
-            out[name] = ["never run (not in mlspec.lock)"]
-            continue
-        why = []
-        if step.command is not None and entry.command != step.command:
-            why.append("command changed")
-        if dict(entry.params) != dict(step.params) and not step.sweep:
-            why.append("params changed")
-        for dep in step.deps:
-            path = loaded.root / dep
-            if dep in produced or not path.is_file():
-                continue
-            h = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-            if entry.deps.get(dep) != h:
-                why.append(f"dep {dep} changed")
-        if why:
-            out[name] = why
-    return out
-
-
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
             push: bool = False) -> Outcome:
-    from mlspec.gitrefs import find_base_ref, lock_at, open_repo, repo_relpath, resolve
+    from mlspec.gitrefs import lock_at, open_repo, repo_relpath, resolve
     from mlspec.lineage import lineage_at
-    from mlspec.metricsdiff import evaluate_gates
     from mlspec.modelcard import model_card
 
     v, tag = parse_version(loaded, version)
@@ -120,10 +93,10 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     if lock is None:
         reasons.append("mlspec.lock is not committed: run `mlspec run`, then commit mlspec.lock")
     else:
-        for name, why in stale_steps(loaded, lock).items():
+        for name, why in stale_steps(loaded).items():
             reasons.append(f"mlspec.lock is stale: step '{name}': {'; '.join(why)} — run "
                            "`mlspec run` and commit mlspec.lock")
-        reasons += _gate_reasons(loaded, lock, find_base_ref, lock_at, evaluate_gates)
+        reasons += _gate_reasons(loaded, lock)
     if reasons:
         raise CheckFailed(f"cannot release {tag}:\n" + "".join(f"  - {r}\n" for r in reasons)
                           .rstrip("\n"))
@@ -156,9 +129,11 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     return Outcome(text=text, data=data)
 
 
-def _gate_reasons(loaded: LoadedSpec, lock: Lock, find_base_ref: Any, lock_at: Any,
-                  evaluate_gates: Any) -> list[str]:
-    from mlspec.metricsdiff import fmt_num, spec_gates
+def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
+    """Every failing gate, judged against the base (on the default branch: the previous
+    commit) the same way `mlspec run` judges it."""
+    from mlspec.gitrefs import find_base_ref, lock_at
+    from mlspec.metricsdiff import evaluate_gates, fmt_num, spec_gates
 
     baseline = None
     if any(g.relative for g in spec_gates(loaded)):
