@@ -106,10 +106,16 @@ class SpecFacts:
 
 @functools.lru_cache(maxsize=256)
 def _yaml(data: bytes) -> Any:
-    """Parsed YAML, cached by content: many tags share a spec (callers only read it)."""
-    from ruamel.yaml import YAML
+    """Parsed with the spec's hardened reader (no aliases, tags or bombs from another
+    branch), cached by content: many tags share a spec (callers only read it). {} when the
+    file is not a spec this can read."""
+    from mlspec.errors import MlspecError
+    from mlspec.spec.yamlsafe import parse_yaml
 
-    return YAML(typ="safe", pure=True).load(data)
+    try:
+        return parse_yaml(data.decode("utf-8"), "spec").data
+    except (MlspecError, UnicodeDecodeError):
+        return {}
 
 
 def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
@@ -147,10 +153,7 @@ def spec_files_at(repo: Repo, ref: str, rel_root: str, root_name: str) -> dict[s
     if top is None:
         return {}
     files = {root_name: top}
-    try:
-        data = _yaml(top) or {}
-    except Exception:
-        return files
+    data = _yaml(top) or {}
     for k in STAGES:
         v = data.get(k) if isinstance(data, dict) else None
         if isinstance(v, str):

@@ -1,6 +1,6 @@
 """Release tags that promote models, and the list of promoted models.
 
-`mlspec release VERSION` refuses — exit 1, every reason listed — on a bad tag name's clash,
+`mlspec release VERSION` refuses — exit 1, every reason listed — on an existing tag,
 a dirty project, a missing or stale lock, or a failing gate; otherwise it creates the annotated
 tag `<ci.tag_prefix><VERSION>` on HEAD whose message is the model card. It pushes only with
 --push. `mlspec models` reads the tags back.
