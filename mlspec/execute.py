@@ -20,7 +20,7 @@ from typing import Any
 from mlspec.errors import Diagnostic, MlspecError
 
 PARAMS_FILE = "params.json"
-KILL_GRACE_S = 5.0
+KILL_GRACE_S = 3.0
 
 
 @contextlib.contextmanager
@@ -93,8 +93,10 @@ def write_params(root: Path, params: dict[str, Any]) -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """End the child and everything it started (it leads its own process group)."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 5.0)):
+    """End the child and everything it started (it leads its own process group): SIGINT as
+    a terminal's Ctrl-C would, then SIGTERM, then SIGKILL, each after a grace period."""
+    for sig, wait in ((signal.SIGINT, KILL_GRACE_S), (signal.SIGTERM, KILL_GRACE_S),
+                      (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
         try:

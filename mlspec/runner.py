@@ -81,9 +81,9 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
     selection = select(loaded, steps)
     overrides = parse_sets(loaded, sets or [], selection)
     if any(loaded.graph.steps[s].estimator for s in loaded.graph.steps):
-        from mlspec.sklearn_step import validate_builtin
+        from mlspec.sklearn_step import validate_builtin_cached
 
-        validate_builtin(loaded)
+        validate_builtin_cached(loaded)
     progress = Progress(len(selection))
     with interrupt_on_sigterm(), run_lock(loaded.root, progress.say):
         lock = read_lock(loaded.root) or Lock()

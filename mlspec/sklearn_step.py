@@ -113,6 +113,31 @@ def validate_builtin(loaded: LoadedSpec) -> None:
         raise MlspecError(diags)
 
 
+def validate_builtin_cached(loaded: LoadedSpec) -> None:
+    """validate_builtin, skipped when this exact spec passed it with this scikit-learn.
+
+    A no-op `mlspec run` of an estimator spec then does not pay for importing sklearn.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        sk = version("scikit-learn")
+    except PackageNotFoundError:
+        sk = "missing"
+    stamp = f"{loaded.spec_hash} scikit-learn=={sk}\n"
+    path = Path(loaded.root) / ".mlspec" / "estimators-valid"
+    try:
+        if path.read_text(encoding="utf-8") == stamp:
+            return
+    except OSError:
+        pass
+    validate_builtin(loaded)
+    from mlspec.lock import write_atomic
+
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, stamp)
+
+
 def builtin_config(loaded: LoadedSpec, name: str, params: dict[str, Any]) -> dict[str, Any]:
     step = loaded.graph.steps[name]
     cls = _load_class(step.estimator)

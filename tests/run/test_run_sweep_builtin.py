@@ -93,7 +93,11 @@ def test_builtin_estimator_trains_and_evaluates(tmp_path: Path) -> None:
     assert type(model).__name__ == "LogisticRegression" and model.max_iter == 500
     assert _lock(repo).steps["train"].command == \
         "mlspec estimator sklearn.linear_model.LogisticRegression"
-    assert mlspec("run", cwd=repo).stdout.startswith("ran 0, skipped 1")
+    noop = mlspec("run", cwd=repo, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert noop.stdout.startswith("ran 0, skipped 1")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in noop.stderr.splitlines()}
+    assert "sklearn" not in imported  # validated once per spec: a no-op stays lean
+    assert "mlspec.sklearn_step" in imported  # (the check that it is the real import list)
     assert mlspec("run", "--verify", cwd=repo).returncode == 0
 
     bad = spec.replace("LogisticRegression", "LogisticRegresion")

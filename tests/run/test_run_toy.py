@@ -224,3 +224,34 @@ def test_missing_out_is_a_reason_and_identical_rebuilds_stop_there(tmp_path: Pat
     (repo / "mlspec.yaml").write_text(TOY_SPEC.replace("factor: 2", "factor: 5").lstrip())
     out = mlspec("status", cwd=repo).stdout
     assert "param factor: 2 → 5" in out and "2 of 2 step(s) stale" in out
+
+
+def test_ci_jobs_pass_steps_on_through_artifacts(tmp_path: Path) -> None:
+    """A step job's outs + .mlspec/steps/STEP.lock make the step fresh in the next job."""
+    import shutil
+
+    repo = make_repo(tmp_path / "r", TOY_SPEC, TOY_FILES)
+    job1 = tmp_path / "job1"
+    shutil.copytree(repo, job1)
+    assert mlspec("run", "make", "--no-gates", cwd=job1).returncode == 0
+    job2 = tmp_path / "job2"  # a fresh checkout plus job1's artifacts
+    shutil.copytree(repo, job2)
+    shutil.copytree(job1 / "out", job2 / "out")
+    shutil.copytree(job1 / ".mlspec/steps", job2 / ".mlspec/steps")
+    r = mlspec("run", "score", "--no-gates", cwd=job2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ran 1, skipped 1" in r.stdout and "▶ make" not in r.stderr
+    assert set(_lock(job2).steps) == {"make", "score"}  # the record was adopted
+    # the gates job: every artifact restored, nothing reruns, the gates are evaluated
+    job3 = tmp_path / "job3"
+    shutil.copytree(repo, job3)
+    shutil.copytree(job2 / "out", job3 / "out")
+    shutil.copytree(job2 / ".mlspec/steps", job3 / ".mlspec/steps")
+    g = mlspec("run", cwd=job3)
+    assert g.returncode == 0, g.stdout + g.stderr
+    assert g.stdout.startswith("ran 0, skipped 2") and "score >= 0.5" in g.stdout
+    # a record whose outs were not restored does not count
+    job4 = tmp_path / "job4"
+    shutil.copytree(repo, job4)
+    shutil.copytree(job1 / ".mlspec/steps", job4 / ".mlspec/steps")
+    assert "ran 2" in mlspec("run", "--no-gates", cwd=job4).stdout
