@@ -272,3 +272,28 @@ def test_data_hashes_include_raw_inputs_but_not_code() -> None:
     lin = Lineage("p", "HEAD", None, False, "", "", "", "", "", None, {}, [prep, step], {})
     assert lin.data_hashes() == {"data/clean.csv": "h4", "data/raw.txt": "h2"}
     assert lin.artifacts() == {"model.pkl": "h5"}
+
+
+def test_release_and_lineage_in_a_monorepo_subdirectory(repo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    top = tmp_path / "mono"
+    shutil.copytree(repo, top / "ml" / "toy", ignore=shutil.ignore_patterns(".git"))
+    from conftest import init_repo
+
+    init_repo(top)
+    (top / "README.md").write_text("other projects live here\n")
+    git("add", "-A", cwd=top)
+    git("commit", "-q", "-m", "monorepo", cwd=top)
+    proj = top / "ml" / "toy"
+    (top / "scratch.txt").write_text("outside the project: not its business\n")
+    code, _, err = release(proj, "1.0.0")
+    assert code == 0, err
+    lin = json.loads(mlspec("lineage", "v1.0.0", "--json", cwd=proj).stdout)
+    from mlspec.spec.loader import load_spec
+
+    assert lin["spec_hash"] == "sha256:" + load_spec(proj / "mlspec.yaml").spec_hash
+    assert lin["metrics"]["f1_macro"] == 0.9665
+    (proj / "src" / "train.py").write_text("# edited\n")
+    code, _, err = release(proj, "1.0.1")
+    assert code == 1 and "uncommitted changes: ml/toy/src/train.py" in err
