@@ -56,6 +56,7 @@ class Lineage:
     tag: dict[str, str] | None = None  # name, tagger, date for an annotated tag
     image: dict[str, str] | None = None  # name, digest, ... when a build recorded one
     goals: dict[str, str] = field(default_factory=dict)
+    path: str = ""  # the project's directory in the repository ('' at the top)
 
     def to_data(self) -> dict[str, Any]:
         data = asdict(self)
@@ -273,7 +274,7 @@ def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     return Lineage(facts.project or loaded.spec.project.name, ref, sha, False, author, date,
                    subject, facts.spec_hash, facts.hypothesis, facts.primary, dict(lock.env),
                    _steps(lock, facts.stages), lock.metrics(), _tag_facts(repo, ref),
-                   image_record(repo, loaded.root, sha), facts.goals)
+                   image_record(repo, loaded.root, sha), facts.goals, rel)
 
 
 def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
@@ -288,6 +289,7 @@ def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
     dirty = False
     repo = open_repo(loaded.root, required=False)
     image = None
+    rel = ""
     if repo is not None and resolve(repo, "HEAD"):
         sha, author, date, subject = _commit_facts(repo, "HEAD")
         rel = repo_relpath(repo, loaded.root)
@@ -296,4 +298,4 @@ def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
     return Lineage(spec.project.name, "HEAD", sha or None, dirty, author, date, subject,
                    "sha256:" + loaded.spec_hash, design.hypothesis if design else "",
                    design.primary if design else None, dict(lock.env), _steps(lock, stages),
-                   lock.metrics(), None, image, goals)
+                   lock.metrics(), None, image, goals, rel)

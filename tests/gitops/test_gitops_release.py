@@ -293,7 +293,9 @@ def test_release_and_lineage_in_a_monorepo_subdirectory(repo: Path, tmp_path: Pa
     from mlspec.spec.loader import load_spec
 
     assert lin["spec_hash"] == "sha256:" + load_spec(proj / "mlspec.yaml").spec_hash
-    assert lin["metrics"]["f1_macro"] == 0.9665
+    assert lin["metrics"]["f1_macro"] == 0.9665 and lin["path"] == "ml/toy"
+    card = mlspec("lineage", "v1.0.0", "--model-card", cwd=proj).stdout
+    assert f"git checkout {lin['commit']}\ncd ml/toy\nmlspec run --verify" in card
     (proj / "src" / "train.py").write_text("# edited\n")
     code, _, err = release(proj, "1.0.1")
     assert code == 1 and "uncommitted changes: ml/toy/src/train.py" in err
