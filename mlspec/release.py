@@ -120,6 +120,9 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     text = f"tagged {tag} at {head[:12]}"
     if lin.primary and lin.primary in lin.metrics:
         text += f" ({lin.primary} {lin.metrics[lin.primary]:g})"
+    unmerged = _unmerged_note(repo, loaded.spec.ci.default_branch)
+    if unmerged:
+        text += f"\nnote: {unmerged}"
     if push:
         _push(repo, tag)
         data["pushed"] = True
@@ -151,6 +154,23 @@ def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
             value = fmt_num(g.value) if g.value is not None else "missing"
             out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}")
     return out
+
+
+def _unmerged_note(repo: Repo, branch: str) -> str:
+    """A note when the tagged commit is not on the remote default branch (yet)."""
+    import git
+
+    from mlspec.gitrefs import resolve
+
+    target = f"origin/{branch}"
+    if resolve(repo, target) is None:
+        return ""
+    try:
+        repo.git.merge_base("--is-ancestor", "HEAD", target)
+    except git.GitCommandError:
+        return (f"this commit is not on {target}: the release promotes a model that has not "
+                "been merged")
+    return ""
 
 
 def _remote(repo: Repo) -> str:

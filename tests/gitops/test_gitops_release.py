@@ -117,6 +117,11 @@ def test_push_only_when_asked(repo: Path, tmp_path: Path) -> None:
     code, out, err = release(repo, "1.0.1", "--push")
     assert code == 0, err
     assert "pushed to origin" in out
+    assert "note:" not in out  # no origin/main fetched: nothing to say
+    git("push", "-q", "origin", "main~1:refs/heads/main", cwd=repo)  # the remote is behind
+    git("fetch", "-q", "origin", cwd=repo)
+    code, out, _ = release(repo, "1.0.3")
+    assert code == 0 and "note: this commit is not on origin/main" in out
     assert "refs/tags/v1.0.1" in git("ls-remote", "--tags", "origin", cwd=repo)
     # a push that fails is reported, and the tag stays for a retry
     git("remote", "set-url", "origin", str(tmp_path / "gone.git"), cwd=repo)
