@@ -144,7 +144,8 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     assert "f1_macro" in report
     comments = json.loads((store / "github" / "comments.json").read_text())
     assert len(comments) == 1 and comments[0]["issue"] == 7
-    assert comments[0]["body"].startswith("<!-- mlspec:report -->\n")
+    assert comments[0]["body"].startswith("<!-- mlspec-report -->\n")
+    assert comments[0]["body"].count("<!-- mlspec-report -->") == 1
     assert list((store / "cache").glob("mlspec-prepare-*")), "prepare's outs were cached"
 
     # a second push: the cache is hit, the sticky comment is updated, not duplicated
