@@ -162,6 +162,21 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     calls = (store / "github" / "calls.log").read_text()
     assert '"PATCH"' in calls
 
+    # a PR from a fork: everything runs and reports (job summary, artifact); no comment is
+    # attempted, since its token could not write
+    for p in sorted(arts.iterdir()):
+        subprocess.run(["rm", "-rf", str(p)], check=True)
+    fork = _pr_event(pr_clone)
+    fork["pull_request"]["head"]["repo"] = {"full_name": "someone/iris", "name": "iris",
+                                            "owner": {"login": "someone"}}
+    res = act(pr_clone, "pull_request", fork, "mlspec-experiment.yml", store)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-6000:]
+    assert "metrics, gates and report" in _succeeded(log)
+    assert "sticky PR comment" not in _succeeded(log)
+    assert (arts / "mlspec-report" / "report.md").is_file()
+    assert (store / "github" / "calls.log").read_text() == calls
+
 
 def test_release_verify_job_on_tag(pr_clone: Path, tmp_path: Path) -> None:
     git("tag", "-a", "v1.0.0", "-m", "release", cwd=pr_clone)
