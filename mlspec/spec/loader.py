@@ -43,6 +43,7 @@ class LoadedSpec:
     files: dict[str, Path] = field(default_factory=dict)  # repo-relative path -> absolute path
     spec_hash: str = ""
     graph: Any = None  # mlspec.graph.Graph, built by validation
+    broken: set[str] = field(default_factory=set)  # stages whose file failed to load
 
     def loc(self, key: Key) -> Loc:
         """The position of a node, or of its nearest ancestor that has one."""
@@ -122,6 +123,7 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
         except Exception as exc:  # PydanticCustomError
             diags.append(loaded.diag(key, f"stage file: {exc}", "spec.unsafe-path"))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         target = loaded.root / rel
         resolved = target.resolve()
@@ -129,12 +131,14 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
             diags.append(loaded.diag(key, f"stage file '{ref}' resolves outside the repository",
                                      "spec.unsafe-path", "do not link spec files out of the repo"))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         if not target.is_file():
             diags.append(loaded.diag(key, f"stage file '{ref}' does not exist",
                                      "spec.missing-file",
                                      f"create {rel}, or write the '{stage}' section inline"))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         shown = display_path(target, loaded.display, loaded.root)
         try:
@@ -142,6 +146,7 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
         except MlspecError as err:
             diags.extend(err.diagnostics)
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         if not isinstance(sub.data, dict):
             loc = sub.locs.get(())
@@ -149,6 +154,7 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
                                     f"stage file must hold a mapping for '{stage}'",
                                     "spec.stage-file", None))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         loaded.files[rel] = target
         data[stage] = sub.data
@@ -185,10 +191,13 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     from mlspec.spec.validate import check_semantics, validate_model
 
     spec, schema_diags = validate_model(doc.data, loaded, doc)
-    diags.extend(schema_diags)
-    if spec is not None:
-        loaded.spec = spec
-        diags.extend(check_semantics(loaded))
+    # a secret's value where its name belongs is reported once, as the leak it is
+    leaks = {(d.file, d.line, d.col) for d in diags if d.rule == "spec.secret-literal"}
+    diags.extend(d for d in schema_diags
+                 if not (d.rule == "spec.secret-name" and (d.file, d.line, d.col) in leaks))
+    loaded.spec = spec
+    # cross-field checks run on whatever is valid, so every error is reported in one go
+    diags.extend(check_semantics(loaded, doc.data))
     if diags:
         raise MlspecError(diags)
     h = hashlib.sha256()

@@ -95,6 +95,26 @@ def _decode(raw: bytes, file: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class _Mark:
+    line: int  # 0-based, like ruamel's marks
+    column: int
+
+
+def _directive(text: str, name: str, fallback: Any) -> Any:
+    """Where a directive line is (ruamel marks the document start after it)."""
+    m = re.search(rf"^{re.escape(name)}\b", text, re.M)
+    if m is None:
+        return fallback
+    return _Mark(text.count("\n", 0, m.start()), 0)
+
+
+def _short_tag(tag: str) -> str:
+    """Show a tag as it was written: tag:yaml.org,2002:python/... -> !!python/..."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+
+
 def read_yaml(path: Path, file: str) -> Document:
     """Read and parse one spec file; raise MlspecError with located diagnostics."""
     try:
@@ -149,9 +169,8 @@ def parse_yaml(text: str, file: str) -> Document:
         if top[3]:  # mapping
             if top[2] is None:  # this node is a key
                 if not isinstance(value, str):
-                    kind = type(value).__name__ if value is not None else "null"
-                    if isinstance(value, dict | list):
-                        kind = "mapping" if isinstance(value, dict) else "sequence"
+                    kind = {bool: "a boolean", int: "an integer", float: "a number",
+                            type(None): "null"}.get(type(value), type(value).__name__)
                     raise fail(ev.start_mark, f"mapping key must be a string, not {kind}",
                                "yaml.key-type",
                                f"quote it: \"{is_plain_text}\"" if is_plain_text else None)
@@ -194,11 +213,13 @@ def parse_yaml(text: str, file: str) -> Document:
                                "everything after it, or split into stage files")
                 version = getattr(ev, "version", None)
                 if version is not None and tuple(version) != (1, 2):
-                    raise fail(ev.start_mark, f"%YAML {'.'.join(map(str, version))} directive: "
+                    raise fail(_directive(text, "%YAML", ev.start_mark),
+                               f"%YAML {'.'.join(map(str, version))} directive: "
                                "mlspec reads YAML 1.2 only", "yaml.version",
                                "remove the %YAML line")
                 if getattr(ev, "tags", None):
-                    raise fail(ev.start_mark, "%TAG directives are not allowed", "yaml.tag",
+                    raise fail(_directive(text, "%TAG", ev.start_mark),
+                               "%TAG directives are not allowed", "yaml.tag",
                                "remove the %TAG line")
                 continue
             if isinstance(ev, AliasEvent):
@@ -214,7 +235,8 @@ def parse_yaml(text: str, file: str) -> Document:
                                "yaml.anchor",
                                "write the value out; specs do not use anchors or aliases")
                 if ev.tag is not None:
-                    raise fail(ev.start_mark, f"tag '{ev.tag}' is not allowed", "yaml.tag",
+                    raise fail(ev.start_mark, f"tag '{_short_tag(ev.tag)}' is not allowed",
+                               "yaml.tag",
                                "remove the tag; specs hold plain strings, numbers, lists and "
                                "mappings")
             if isinstance(ev, ScalarEvent):
