@@ -264,7 +264,12 @@ def parse_yaml(text: str, file: str) -> Document:
         problem = exc.problem or exc.context or "invalid YAML"
         hint = None
         if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
-            hint = f"{exc.context} at line {exc.context_mark.line + 1}"
+            cm = exc.context_mark
+            hint = f"{exc.context} at line {cm.line + 1}"
+            for kind, opener in (("flow mapping", "{"), ("flow sequence", "[")):
+                if kind in exc.context:
+                    hint = (f"the {kind} '{opener}' opened at line {cm.line + 1}, column "
+                            f"{cm.column + 1} is not closed, or lacks a ','")
         if "'\\t'" in problem or "\t" in problem:
             problem = "tab character used for indentation"
             hint = "YAML indents with spaces only"
