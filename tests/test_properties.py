@@ -156,6 +156,8 @@ def test_text_edits_of_the_iris_spec(repo: Path, pos: int, insert: str) -> None:
 
 
 def test_iris_unmutated_is_valid(repo: Path) -> None:
+    """The baseline the mutations start from is valid (other tests overwrite the file)."""
+    shutil.copy(EXAMPLES / "iris" / "mlspec.yaml", repo / "mlspec.yaml")
     out = api.validate(repo / "mlspec.yaml")
     assert out.code == 0, out.diagnostics
 
