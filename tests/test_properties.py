@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from mlspec import api
 from mlspec.errors import Diagnostic
+from mlspec.spec.loader import load_spec
 from mlspec.spec.yamlsafe import parse_yaml
 
 # MLSPEC_HYPOTHESIS_EXAMPLES=5000 for a longer hunt
@@ -57,6 +58,10 @@ def _check(repo: Path, text: str | bytes) -> None:
         spec.write_text(text, encoding="utf-8", errors="surrogatepass")
     out = api.validate(spec)  # raises on anything but MlspecError / CheckFailed
     assert out.code in (0, 2), out
+    if out.code == 0:  # what validates is safe to hand on: encodable text, no control chars
+        dumped = load_spec(spec).spec.model_dump_json()
+        dumped.encode("utf-8")
+        assert "\\u0000" not in dumped
     if out.code == 2:
         assert out.diagnostics
         for d in out.diagnostics:
@@ -67,7 +72,8 @@ def _check(repo: Path, text: str | bytes) -> None:
 
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-           | st.text(max_size=20))
+           | st.text(max_size=20)
+           | st.sampled_from(["\ud800", "a\x00b", "\x1b[31m", "9" * 5000, "3.10", "~", ""]))
 keys = st.sampled_from(["version", "project", "name", "python", "steps", "command", "deps",
                         "outs", "metrics", "gates", "design", "data", "model", "ci",
                         "inference", "params", "sweep", "image"]) | st.text(max_size=8)

@@ -30,6 +30,8 @@ _INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+# control characters other than tab/newline/CR, and lone surrogates (not encodable as UTF-8)
+_BAD_VALUE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -240,8 +242,18 @@ def parse_yaml(text: str, file: str) -> Document:
                                "remove the tag; specs hold plain strings, numbers, lists and "
                                "mappings")
             if isinstance(ev, ScalarEvent):
+                bad = _BAD_VALUE_CHARS.search(ev.value)
+                if bad:  # only escapes ("\0", "\ud800") get here: raw ones fail in _decode
+                    char = bad.group()
+                    what = "lone surrogate" if char >= "\ud800" else "control character"
+                    raise fail(ev.start_mark, f"escaped {what} {char!r} in a value",
+                               "yaml.control-char", "remove it; spec values are plain text")
                 plain = ev.style is None
-                value = resolve_plain(ev.value) if plain else ev.value
+                try:
+                    value = resolve_plain(ev.value) if plain else ev.value
+                except ValueError:  # an integer beyond Python's digit limit
+                    raise fail(ev.start_mark, f"number with {len(ev.value):,} digits",
+                               "yaml.number", "quote it if it is text") from None
                 attach(value, ev, ev.value if plain else None)
             elif isinstance(ev, MappingStartEvent | SequenceStartEvent):
                 if len(stack) >= MAX_DEPTH:
