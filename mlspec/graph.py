@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlspec.errors import Diagnostic
@@ -44,6 +45,11 @@ class Graph:
                 want.add(n)
                 todo.extend(self.downstream.get(n, []))
         return [n for n in self.order if n in want]
+
+
+def _outside(path: Path, root: Path) -> bool:
+    """Does path (existing or not) lead out of root through a symlink? Loops do not raise."""
+    return not Path(os.path.realpath(path)).is_relative_to(root)
 
 
 def _covers(out: str, dep: str) -> bool:
@@ -143,21 +149,27 @@ def analyse(loaded: LoadedSpec, ios: dict[str, StepIO], stage: dict[str, str],
                 upstream[name].update(found)
                 continue
             path = loaded.root / dep
-            if not os.path.lexists(path):
+            if os.path.lexists(path) and not os.path.exists(path):
+                diags.append(loaded.diag(key(name, suffix),
+                                         f"dep '{dep}' is a dangling or looping symlink",
+                                         "graph.missing-dep", "point it at a file in the "
+                                         "repository, or remove it"))
+            elif not os.path.lexists(path):
                 if check_missing:
                     diags.append(loaded.diag(key(name, suffix),
                                              f"dep '{dep}' of step '{name}' does not exist and "
                                              "no step produces it", "graph.missing-dep",
                                              "add the file, or the step that writes it, to outs"))
-            elif not path.resolve().is_relative_to(loaded.root):
+            elif _outside(path, loaded.root):
                 diags.append(loaded.diag(key(name, suffix),
                                          f"dep '{dep}' is a symlink out of the repository",
                                          "spec.unsafe-path", "deps must live in the repository"))
         for suffix, out in io.outs:
             path = loaded.root / out.rstrip("/")
-            if os.path.islink(path) and not path.resolve().is_relative_to(loaded.root):
+            if _outside(path, loaded.root):  # the out, or a directory on its way, links out
                 diags.append(loaded.diag(key(name, suffix),
-                                         f"out '{out}' is a symlink out of the repository",
+                                         f"out '{out}' leads out of the repository through a "
+                                         "symlink",
                                          "spec.unsafe-path", "outs must live in the repository"))
 
     ups = {n: sorted(u, key=index.__getitem__) for n, u in upstream.items()}

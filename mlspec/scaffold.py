@@ -29,7 +29,7 @@ FILES = {
 
 def project_name(directory: Path) -> str:
     """A valid project name from a directory name: lowercase, [a-z0-9_-], at most 63 chars."""
-    name = re.sub(r"[^a-z0-9_-]+", "-", directory.resolve().name.lower()).strip("-_")
+    name = re.sub(r"[^a-z0-9_-]+", "-", Path(os.path.realpath(directory)).name.lower()).strip("-_")
     return name[:63].strip("-_") or "ml-project"
 
 

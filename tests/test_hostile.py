@@ -58,7 +58,27 @@ def _symlink_stage(d: Path) -> None:
     os.symlink(outside, d / "model.yaml")
 
 
+def _symlink_loop(d: Path) -> None:
+    (d / "mlspec.yaml").write_text(
+        "version: 1\nproject: {name: hostile}\ndata:\n  steps:\n    spin:\n"
+        "      command: cat loop > out.txt\n      deps: [loop]\n      outs: [out.txt]\n"
+        "model: model.yaml\n")
+    os.symlink("loop", d / "loop")
+    os.symlink("model.yaml", d / "model.yaml")
+
+
+def _out_via_symlinked_dir(d: Path) -> None:
+    (d / "mlspec.yaml").write_text(
+        "version: 1\nproject: {name: hostile}\ndata:\n  steps:\n    drop:\n"
+        "      command: python drop.py\n      outs: [reports/summary.txt]\n")
+    outside = d.parent / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, d / "reports")
+
+
 GENERATED: dict[str, Callable[[Path], None]] = {
+    "symlink_loop": _symlink_loop,
+    "out_through_symlinked_dir": _out_via_symlinked_dir,
     "deep_nesting": _deep,
     "huge_file": _huge,
     "nul_byte": _nul,

@@ -126,7 +126,7 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
             loaded.broken.add(stage)
             continue
         target = loaded.root / rel
-        resolved = target.resolve()
+        resolved = Path(os.path.realpath(target))  # never raises, even on a symlink loop
         if not resolved.is_relative_to(loaded.root):
             diags.append(loaded.diag(key, f"stage file '{ref}' resolves outside the repository",
                                      "spec.unsafe-path", "do not link spec files out of the repo"))
@@ -134,7 +134,9 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
             loaded.broken.add(stage)
             continue
         if not target.is_file():
-            diags.append(loaded.diag(key, f"stage file '{ref}' does not exist",
+            what = ("is not a file (or is a dangling or looping symlink)"
+                    if os.path.lexists(target) else "does not exist")
+            diags.append(loaded.diag(key, f"stage file '{ref}' {what}",
                                      "spec.missing-file",
                                      f"create {rel}, or write the '{stage}' section inline"))
             data[stage] = None
@@ -168,7 +170,7 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     """Load, graft and validate a spec. Raises MlspecError with every problem found."""
     path = Path(path)
     display = display or str(path)
-    root = path.resolve().parent if path.exists() else path.absolute().parent
+    root = Path(os.path.realpath(path)).parent
     loaded = LoadedSpec(spec=None, path=path.absolute(), root=root, display=display)
     if not path.is_file():
         raise MlspecError([Diagnostic(display, 1, 1, f"no spec at {display}", "spec.missing-file",
