@@ -128,8 +128,15 @@ def read_yaml(path: Path, file: str) -> Document:
         raise MlspecError([Diagnostic(
             file, 1, 1, f"spec file is {size:,} bytes; the limit is {MAX_BYTES:,}",
             "yaml.too-large", "a spec describes a pipeline; keep data out of it")])
-    with path.open("rb") as fh:
-        raw = fh.read(MAX_BYTES + 1)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:  # permissions, a directory, an I/O error
+        raise MlspecError([Diagnostic(file, 1, 1, f"cannot read {file}: {exc.strerror}",
+                                      "spec.missing-file", None)]) from None
+    if len(raw) > MAX_BYTES:  # grew since stat(), or a special file
+        raise MlspecError([Diagnostic(file, 1, 1, f"spec file is over {MAX_BYTES:,} bytes",
+                                      "yaml.too-large", None)])
     return parse_yaml(_decode(raw, file), file)
 
 
