@@ -103,6 +103,6 @@ def scaffold(directory: Path, name: str | None) -> Outcome:
         raise MlspecError([Diagnostic(shown, 0, 0, f"cannot write the scaffold: {exc}",
                                       "init.write", None)]) from None
     lines = [f"created {prefix}{t}" for t in rendered]
-    lines += ["", f"next: cd {shown} && mlspec validate && mlspec run" if prefix else
-              "next: mlspec validate && mlspec run"]
+    steps = "mlspec validate && mlspec run && mlspec compile"
+    lines += ["", f"next: cd {shown} && {steps}" if prefix else f"next: {steps}"]
     return Outcome(text="\n".join(lines) + "\n")
