@@ -162,14 +162,19 @@ def test_hostile_commands_write_nothing(command: str, module: str | None, tmp_pa
 def test_billion_laughs_is_rejected_in_milliseconds(tmp_path: Path) -> None:
     from mlspec.errors import MlspecError
     from mlspec.spec.loader import load_spec
+    from mlspec.spec.yamlsafe import parse_yaml
 
+    parse_yaml("warm: up\n", "warm.yaml")  # import the parser outside the timing
     repo = _setup("billion_laughs", tmp_path)
-    start = time.perf_counter()
-    with pytest.raises(MlspecError) as err:
-        load_spec(repo / "mlspec.yaml", display="mlspec.yaml")
-    elapsed = time.perf_counter() - start
-    assert [d.rule for d in err.value.diagnostics] == ["yaml.anchor"]
-    assert elapsed < 0.05, f"took {elapsed * 1000:.1f} ms"
+    timings = []
+    for _ in range(3):  # best of three: a busy CI box should not make this flaky
+        start = time.perf_counter()
+        with pytest.raises(MlspecError) as err:
+            load_spec(repo / "mlspec.yaml", display="mlspec.yaml")
+        timings.append(time.perf_counter() - start)
+        assert [d.rule for d in err.value.diagnostics] == ["yaml.anchor"]
+    # expanding it would build 9**8 = 43 million strings; stopping at the anchor takes ~1 ms
+    assert min(timings) < 0.02, f"took {min(timings) * 1000:.1f} ms"
 
 
 def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
