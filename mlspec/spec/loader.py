@@ -190,7 +190,8 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     _graft_stage_files(doc, loaded, diags)
     diags.extend(content_checks(doc.data, loaded))
 
-    from mlspec.spec.validate import check_semantics, validate_model
+    from mlspec.spec.semantics import check_semantics
+    from mlspec.spec.validate import validate_model
 
     spec, schema_diags = validate_model(doc.data, loaded, doc)
     # a secret's value where its name belongs is reported once, as the leak it is
