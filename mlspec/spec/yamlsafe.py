@@ -137,10 +137,13 @@ def read_yaml(path: Path, file: str) -> Document:
     if len(raw) > MAX_BYTES:  # grew since stat(), or a special file
         raise MlspecError([Diagnostic(file, 1, 1, f"spec file is over {MAX_BYTES:,} bytes",
                                       "yaml.too-large", None)])
-    return parse_yaml(_decode(raw, file), file)
+    return parse_yaml(_decode(raw, file), file, plain_text=True)
 
 
-def parse_yaml(text: str, file: str) -> Document:
+def parse_yaml(text: str, file: str, plain_text: bool = False) -> Document:
+    """Parse YAML text into a Document. plain_text=True (specs) also rejects control
+    characters and lone surrogates written as escapes ("\\0", "\\ud800") inside values; other
+    callers (the lock) may round-trip such values."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.events import (
@@ -249,7 +252,7 @@ def parse_yaml(text: str, file: str) -> Document:
                                "remove the tag; specs hold plain strings, numbers, lists and "
                                "mappings")
             if isinstance(ev, ScalarEvent):
-                bad = _BAD_VALUE_CHARS.search(ev.value)
+                bad = _BAD_VALUE_CHARS.search(ev.value) if plain_text else None
                 if bad:  # only escapes ("\0", "\ud800") get here: raw ones fail in _decode
                     char = bad.group()
                     what = "lone surrogate" if char >= "\ud800" else "control character"
