@@ -29,13 +29,19 @@ CASES = [
 ]
 
 
-def timed(args: list[str], runs: int) -> tuple[list[float], list[float]]:
+# context, not a budget: what importing mlspec's dependencies alone costs in a bare interpreter
+FLOOR = ("(floor: import typer, pydantic, ruamel.yaml)",
+         [sys.executable, "-c", "import typer, pydantic, pydantic.types, ruamel.yaml"])
+
+
+def timed(args: list[str], runs: int, cmd: list[str] | None = None
+          ) -> tuple[list[float], list[float]]:
     """Wall-clock and CPU (user + sys) milliseconds of each run.
 
     CPU time is reported too because it hardly moves when other work shares the machine,
     while wall time does: compare the two before trusting a wall figure on a busy box.
     """
-    cmd = [str(MLSPEC), *args]
+    cmd = cmd or [str(MLSPEC), *args]
     # as on a user's machine, bytecode is cached: PYTHONDONTWRITEBYTECODE (set in some dev
     # shells) would make every run recompile mlspec's sources and add ~20 ms
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -75,6 +81,9 @@ def main() -> int:
         over += med >= budget
         print(f"{label:45} {med:9.1f}ms {min(wall):6.1f}ms {max(wall):6.1f}ms "
               f"{statistics.median(cpu):8.1f}ms {budget:6.0f}ms{flag}")
+    wall, cpu = timed([], opts.runs, FLOOR[1])
+    print(f"{FLOOR[0]:45} {statistics.median(wall):9.1f}ms {min(wall):6.1f}ms "
+          f"{max(wall):6.1f}ms {statistics.median(cpu):8.1f}ms")
     hyperfine = shutil.which("hyperfine")
     if opts.hyperfine and hyperfine:
         for label, args, _ in CASES:
