@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 _TYPE_WORDS = {
     "string_type": "a string", "int_type": "an integer", "float_type": "a number",
-    "bool_type": "true or false", "dict_type": "a mapping", "list_type": "a list",
+    "bool_type": "a boolean (true/false)", "dict_type": "a mapping", "list_type": "a list",
     "model_type": "a mapping", "model_attributes_type": "a mapping", "int_from_float": "an integer",
     "literal_error": None, "none_required": "empty",
 }
@@ -80,13 +80,30 @@ def _model_at(root: type[BaseModel], key: Key) -> type[BaseModel] | None:
     return None
 
 
+def _dotted(key: Key) -> str:
+    """a.b[0].c: list indexes in brackets, as people write them."""
+    out = ""
+    for k in key:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out
+
+
 def _where(key: Key) -> str:
     if len(key) >= 3 and key[0] in ("data", "model") and key[1] == "steps":
-        rest = ".".join(str(k) for k in key[3:])
+        rest = _dotted(key[3:])
         return f"step '{key[2]}'" + (f" ({rest})" if rest else "")
     if not key:
         return "the spec"
-    return "'" + ".".join(str(k) for k in key) + "'"
+    return f"'{_dotted(key)}'"
+
+
+def _alternatives(words: list[str]) -> str:
+    """'a string', 'a number or true/false' … in a stable, readable order."""
+    order = ["a mapping", "a list", "a string", "a number", "an integer", "a boolean (true/false)"]
+    if "a number" in words and "an integer" in words:
+        words = [w for w in words if w != "an integer"]
+    words = sorted(words, key=lambda w: (order.index(w) if w in order else len(order), w))
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _trim(loc: tuple[Any, ...], data: Any) -> Key:
@@ -170,7 +187,7 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
                 got = _kind(value)
                 if "literal_error" in types_ and isinstance(value, str | int | float):
                     got = repr(value)
-                msg = f"{_where(key)} must be {' or '.join(wanted)}, not {got}"
+                msg = f"{_where(key)} must be {_alternatives(wanted)}, not {got}"
                 raw = doc.raw.get(key)
                 hint = f"quote it: \"{raw}\"" if raw is not None and "a string" in wanted else None
             diags.append(loaded.diag(key, msg, "spec.type", hint))
