@@ -81,6 +81,9 @@ def test_init_then_mlspec_run(scaffolded: Path, tmp_path: Path) -> None:
     r = mlspec("run", cwd=work, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (work / "metrics.json").is_file()
+    # everything the run wrote is ignored by the starter .gitignore, except the lock
+    git("add", "-A", cwd=work)
+    assert set(git("ls-files", cwd=work).splitlines()) == {*FILES, "mlspec.lock"}
 
 
 def test_second_init_refuses_and_writes_nothing(scaffolded: Path) -> None:
