@@ -74,7 +74,7 @@ def scaffold(directory: Path, name: str | None) -> Outcome:
 
     directory = Path(directory)
     shown = directory.as_posix().rstrip("/") or "."
-    if directory.exists() and not directory.is_dir():
+    if os.path.exists(directory) and not os.path.isdir(directory):
         raise MlspecError([Diagnostic(shown, 0, 0, f"'{shown}' is not a directory", "init.target",
                                       None)])
     if name is None:

@@ -133,7 +133,7 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
             data[stage] = None
             loaded.broken.add(stage)
             continue
-        if not target.is_file():
+        if not os.path.isfile(target):  # never raises (ENAMETOOLONG, loops, NUL)
             what = ("is not a file (or is a dangling or looping symlink)"
                     if os.path.lexists(target) else "does not exist")
             diags.append(loaded.diag(key, f"stage file '{ref}' {what}",
@@ -172,7 +172,7 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     display = display or str(path)
     root = Path(os.path.realpath(path)).parent
     loaded = LoadedSpec(spec=None, path=path.absolute(), root=root, display=display)
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise MlspecError([Diagnostic(display, 1, 1, f"no spec at {display}", "spec.missing-file",
                                       "run `mlspec init` to create one")])
     doc = read_yaml(path, display)

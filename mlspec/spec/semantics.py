@@ -7,6 +7,7 @@ schema, so that `mlspec validate` reports every error in one go.
 from __future__ import annotations
 
 import difflib
+import os
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -142,7 +143,7 @@ def check_semantics(loaded: LoadedSpec, data: dict[str, Any]) -> list[Diagnostic
                 requirements = normalise_path(raw_req)
             except Exception:
                 requirements = None
-    if requirements and not (loaded.root / requirements).is_file():
+    if requirements and not os.path.isfile(loaded.root / requirements):
         diags.append(loaded.diag(("project", "requirements"),
                                  f"requirements file '{requirements}' does not exist",
                                  "spec.missing-file", None))
