@@ -4,7 +4,9 @@
 
 Usage: .venv/bin/python bench/startup.py [--runs 21] [--hyperfine]
   --hyperfine  also time with hyperfine when it is installed (apt-get install hyperfine)
-Exits 1 when a median is over its budget. To see what an over-budget command imports:
+Exits 1 when a median is over its budget. On a machine shared with other work, run it as
+`chrt -f 50 .venv/bin/python bench/startup.py` (root) so other processes do not inflate the wall
+times. To see what an over-budget command imports:
   .venv/bin/python -X importtime .venv/bin/mlspec --help 2>&1 >/dev/null | sort -t'|' -k2 -n
 """
 
