@@ -1,7 +1,9 @@
 """`mlspec init`: write a starter spec, its schema and small example scripts into a repository.
 
 The files come from templates/init/ (shipped in the wheel as mlspec.templates). Nothing is
-overwritten: when any target exists, init reports each one and writes nothing (exit 2).
+overwritten: when any of its own files (the spec, the schema, the scripts) exists, init reports
+each one and writes nothing (exit 2). A .gitignore or requirements.txt the repository already
+has is kept as it is, and init says which lines it lacks.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ FILES = {
     "src/train.py": "src/train.py",
     "src/evaluate.py": "src/evaluate.py",
 }
+# files a repository often has already: init keeps the user's (untouched) and says what to add
+SHARED = (".gitignore", "requirements.txt")
 
 
 def project_name(directory: Path) -> str:
@@ -69,6 +73,23 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _keep_note(path: Path, shown: str, ours: str) -> str:
+    """What the user's own .gitignore / requirements.txt lacks of the starter's lines."""
+    try:
+        theirs = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        theirs = ""
+    def key(line: str) -> str:  # a requirement is present whatever its version specifier
+        return re.split(r"[<>=!~; \[]", line.strip(), maxsplit=1)[0].lower()
+
+    have = {key(ln) for ln in theirs.splitlines()}
+    missing = [ln for ln in ours.splitlines()
+               if ln.strip() and not ln.startswith("#") and key(ln) not in have]
+    if not missing:
+        return f"kept {shown}"
+    return f"kept {shown}; add: {' '.join(missing)}"
+
+
 def scaffold(directory: Path, name: str | None) -> Outcome:
     from mlspec.spec.common import NAME_RE
 
@@ -84,13 +105,15 @@ def scaffold(directory: Path, name: str | None) -> Outcome:
                                       "spec.name", "use lowercase letters, digits, '_' and '-' "
                                       "(at most 63 characters)")])
     prefix = "" if shown == "." else shown + "/"
-    existing = [t for t in FILES if os.path.lexists(directory / t)]
+    existing = [t for t in FILES if t not in SHARED and os.path.lexists(directory / t)]
     if existing:
         raise MlspecError([
             Diagnostic(f"{prefix}{t}", 0, 0, f"{prefix}{t} already exists; init overwrites nothing",
                        "init.exists", "run init in a repository without an mlspec project, "
                        "or move the file away") for t in existing])
     rendered = render(name)
+    kept = [t for t in SHARED if os.path.lexists(directory / t)]
+    notes = [_keep_note(directory / t, f"{prefix}{t}", rendered.pop(t)) for t in kept]
     written: list[Path] = []
     try:
         for target, text in rendered.items():
@@ -102,7 +125,7 @@ def scaffold(directory: Path, name: str | None) -> Outcome:
             path.unlink(missing_ok=True)
         raise MlspecError([Diagnostic(shown, 0, 0, f"cannot write the scaffold: {exc}",
                                       "init.write", None)]) from None
-    lines = [f"created {prefix}{t}" for t in rendered]
+    lines = [f"created {prefix}{t}" for t in rendered] + [n for n in notes if n]
     steps = "mlspec validate && mlspec run && mlspec compile"
     lines += ["", f"next: cd {shown} && {steps}" if prefix else f"next: {steps}"]
     return Outcome(text="\n".join(lines) + "\n")

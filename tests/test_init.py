@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import git, init_repo, mlspec, tool
 
-from mlspec.scaffold import FILES, project_name
+from mlspec.scaffold import FILES, SHARED, project_name
 
 
 def _listing(root: Path) -> list[tuple[str, int, int]]:
@@ -91,7 +91,7 @@ def test_second_init_refuses_and_writes_nothing(scaffolded: Path) -> None:
     r = mlspec("init", cwd=scaffolded)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
-    assert r.stderr.count("[init.exists]") == len(FILES)
+    assert r.stderr.count("[init.exists]") == len(FILES) - len(SHARED)
     assert "mlspec.yaml:0:0: mlspec.yaml already exists; init overwrites nothing" in r.stderr
     assert _listing(scaffolded) == before
 
@@ -130,3 +130,17 @@ def test_init_rejects_a_bad_name(tmp_path: Path) -> None:
 def test_project_name() -> None:
     assert project_name(Path("/x/Churn_Model v2")) == "churn_model-v2"
     assert project_name(Path("/x/---")) == "ml-project"
+
+
+def test_init_keeps_an_existing_gitignore_and_requirements(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo")
+    (repo / ".gitignore").write_text("__pycache__/\n/data/\n")
+    (repo / "requirements.txt").write_text("scikit-learn==1.5.2\npandas\n")
+    r = mlspec("init", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert (repo / ".gitignore").read_text() == "__pycache__/\n/data/\n"
+    assert (repo / "requirements.txt").read_text() == "scikit-learn==1.5.2\npandas\n"
+    assert "created .gitignore" not in r.stdout
+    assert "kept .gitignore; add: /model/ /metrics.json /params.json /.mlspec/\n" in r.stdout
+    assert "kept requirements.txt\n" in r.stdout
+    assert mlspec("validate", cwd=repo).returncode == 0
