@@ -124,9 +124,9 @@ def experiment_flow(ctx: PlanContext) -> Flow:
     jobs.append(Job(
         id="comment", name="sticky PR comment", kind="comment", needs=("report",),
         downloads=(Artifact("mlspec-report", (REPORT,)),), checkout=False, python=False,
-        env={"GH_TOKEN": Var("ci.token"), "PR_NUMBER": Var("ci.pr_number"),
-             "REPO": Var("ci.repository")},
-        commands=(Command("post or update the comment", _STICKY),),
+        env={"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository")},
+        commands=(Command("post or update the comment", _STICKY,
+                          env={"GH_TOKEN": Var("ci.token")}),),
         permissions=(Permission("pull-requests", "write",
                                 "create or update the sticky metrics comment"),),
         when=(Trigger("pull_request"),), same_repo_only=True, always=True, timeout_minutes=5))
@@ -152,7 +152,8 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
                   f"mlspec run {_q(members)} --no-gates {sets}", env=env)
     keep = Command("stash this variant's outs",
                    f'python -m mlspec.compile.sweep stash --dir {stash} --variant "$VARIANT" '
-                   f"{_q([*outs, LOCK])}", env={"VARIANT": Var("ci.variant"), **env})
+                   + "".join(f'--param "{p}=${_env_name(p)}" ' for p, _ in axes)
+                   + _q([*outs, LOCK]), env={"VARIANT": Var("ci.variant"), **env})
     design = ctx.loaded.spec.design
     metric = design.primary if design is not None else None
     goal = design.metrics[metric].goal if design is not None and metric else None
@@ -253,7 +254,7 @@ def release_flow(ctx: PlanContext) -> Flow:
     card = (f"mlspec report -o {REPORT}\n"
             "{ cat report.md; echo; echo '## Lineage'; echo; echo '```'; "
             'mlspec lineage "$TAG"; echo \'```\'; } > model-card.md')
-    publish_env: dict[str, str | Var] = {"TAG": Var("ci.ref_name"), "GH_TOKEN": Var("ci.token")}
+    publish_env: dict[str, EnvValue] = {"TAG": Var("ci.ref_name")}
     jobs.append(Job(
         id="publish", name="publish the release with the model card", kind="publish",
         needs=("verify", *tag_deploys), downloads=(built,), full_history=True,
@@ -261,7 +262,8 @@ def release_flow(ctx: PlanContext) -> Flow:
         commands=(Command("write the model card", card),
                   Command("create the release",
                           'gh release create "$TAG" --verify-tag --title "$TAG" '
-                          "--notes-file model-card.md model-card.md")),
+                          "--notes-file model-card.md model-card.md",
+                          env={"GH_TOKEN": Var("ci.token")})),
         permissions=(Permission("contents", "write", "create the release and upload the card"),),
         when=tuple(Trigger("push_tag", t) for t in ctx.tags), timeout_minutes=10))
     return Flow("release", "mlspec release", triggers, tuple(jobs), cancel_in_progress=False)
