@@ -6,11 +6,13 @@ does, quoting every string.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlspec.compile.plan import Var
+from mlspec.compile.plan import LOCK, Var
 
 if TYPE_CHECKING:
     from mlspec.compile.plan import Command, Flow, Job, Plan, Trigger
@@ -35,6 +37,14 @@ CI_VARS = {"ci.base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
            "ci.token": "$CI_JOB_TOKEN", "ci.variant": "$CI_NODE_INDEX"}
 INSTALL_GIT = ("command -v git >/dev/null 2>&1 || { apt-get update -qq && "
                "apt-get install -y -qq --no-install-recommends git >/dev/null; }")
+
+
+@dataclass
+class CacheSpec:
+    var: str  # dotenv variable holding the key, set by the first job
+    prefix: str  # static part: a hash of the step definitions
+    steps: tuple[str, ...]  # whose inputs key it
+    paths: list[str]
 
 
 @dataclass
@@ -174,9 +184,9 @@ class _Builder:
     def __init__(self, plan: Plan, flow: Flow):
         self.plan, self.flow = plan, flow
         self.names = {j.id: f"{flow.name}:{j.id}" for j in flow.jobs}
-        self.cached = [j for j in flow.jobs if j.cache is not None]
+        self.caches = {j.id: c for j in flow.jobs if (c := self.cache_spec(j)) is not None}
         ids = [j.id for j in flow.jobs]
-        self.keys_job = "check" if "check" in ids else ("cache-keys" if self.cached else None)
+        self.keys_job = "check" if "check" in ids else ("cache-keys" if self.caches else None)
 
     def jobs(self) -> list[GLJob]:
         out: list[GLJob] = []
@@ -189,26 +199,39 @@ class _Builder:
         return out
 
     # -- cache keys ----------------------------------------------------------------------
-    def key_var(self, step: str) -> str:
-        return f"MLSPEC_CACHE_{env_key(step)}"
+    def cache_spec(self, job: Job) -> CacheSpec | None:
+        """The plan's cache of a step job; for a sweep job (GitLab-specific), each variant's
+        outs and lock, keyed by the group's inputs and the variant's values, so an unchanged
+        variant is not retrained (`mlspec run` skips it: the cached lock records it)."""
+        if job.cache is not None:
+            return CacheSpec(f"MLSPEC_CACHE_{env_key(job.steps[0])}", job.cache.prefix,
+                             job.steps, list(job.cache.paths))
+        if job.kind != "sweep" or job.matrix is None:
+            return None
+        g = self.plan.loaded.graph
+        static = {"mlspec": self.plan.version, "python": self.plan.python,
+                  "steps": {n: g.steps[n].model_dump(mode="json") for n in job.steps},
+                  "axes": [[a, [str(v) for v in vs]] for a, vs in job.matrix.axes]}
+        digest = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:12]
+        outs = [o for n in job.steps for o in g.steps[n].all_outs()]
+        return CacheSpec(f"MLSPEC_CACHE_{env_key(job.id)}", f"mlspec-{job.id}-{digest}-",
+                         job.steps, list(dict.fromkeys([*outs, LOCK])))
 
     def key_script(self) -> list[str]:
-        """Shell computing every cached step's key from the commit alone (a Merkle hash:
-        the step's repo files, plus the keys of the steps whose outs it reads)."""
+        """Shell computing every cache key from the commit alone (a Merkle hash: a step's
+        repo files, plus the keys of the steps whose outs it reads)."""
         g = self.plan.loaded.graph
         lines = ['mlspec_hash() { for f in "$@"; do if [ -d "$f" ]; then find "$f" -type f '
                  "-print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; elif [ -f \"$f\" ]; then "
                  'sha256sum "$f"; else echo "absent $f"; fi; done | sha256sum | cut -c1-16; }',
                  f": > {KEYS_ENV}"]
-        wanted = {j.steps[0] for j in self.cached}
+        wanted = {n for c in self.caches.values() for n in c.steps}
         needed = set(g.closure_up(sorted(wanted)))
+        requirements = self.plan.loaded.spec.project.requirements
         for name in g.order:
             if name not in needed:
                 continue
-            step = g.steps[name]
-            files = list(step.deps)
-            if self.plan.loaded.spec.project.requirements:
-                files.append(self.plan.loaded.spec.project.requirements)
+            files = [*g.steps[name].deps, *([requirements] if requirements else [])]
             own = [f for f in files if _producer(g, f) is None]
             ups = sorted({p for f in files if (p := _producer(g, f)) is not None},
                          key=g.order.index)
@@ -216,11 +239,11 @@ class _Builder:
                 f'"$K_{env_key(u)}"' for u in ups]
             lines.append(f"K_{env_key(name)}=$(printf '%s\\n' {' '.join(parts)} | sha256sum "
                          "| cut -c1-16)")
-        for job in self.cached:
-            assert job.cache is not None
-            step = job.steps[0]
-            lines.append(f'echo "{self.key_var(step)}={job.cache.prefix}$K_{env_key(step)}" '
-                         f">> {KEYS_ENV}")
+        for c in self.caches.values():
+            ks = " ".join(f'"$K_{env_key(n)}"' for n in c.steps)
+            key = (f"$K_{env_key(c.steps[0])}" if len(c.steps) == 1 else
+                   f"$(printf '%s\\n' {ks} | sha256sum | cut -c1-16)")
+            lines.append(f'echo "{c.var}={c.prefix}{key}" >> {KEYS_ENV}')
         lines.append(f"cat {KEYS_ENV}")
         return ["\n".join(lines)]
 
@@ -239,7 +262,7 @@ class _Builder:
                    timeout=f"{job.timeout_minutes} minutes",
                    interruptible=flow.cancel_in_progress and job.kind not in NOT_INTERRUPTIBLE)
         gl.needs = [self.names[n] for n in job.needs]
-        if job.cache is not None and self.keys_job and job.id != self.keys_job:
+        if job.id in self.caches and self.keys_job and job.id != self.keys_job:
             keys = f"{flow.name}:{self.keys_job}"
             if keys not in gl.needs:
                 gl.needs.insert(0, keys)
@@ -256,8 +279,10 @@ class _Builder:
         self._before(gl, job)
         self._script(gl, job)
         self._artifacts(gl, job)
-        if job.cache is not None:
-            gl.cache = (f"${self.key_var(job.steps[0])}", list(job.cache.paths))
+        if job.id in self.caches:
+            c = self.caches[job.id]
+            key = "-".join([f"${c.var}", *(f"${var}" for var, _ in gl.matrix)])
+            gl.cache = (key, c.paths)
         if job.environment is not None:
             e = job.environment
             gl.environment = Environment(e.name, _tier(e.name), e.url, e.approval)
