@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 HELPER = ".gitlab/mlspec/ci.py"
 KEYS_ENV = "mlspec-keys.env"
 OUTPUT_ENV = "mlspec-output.env"
+SWEEP_LOCKS = ".mlspec-ci-cache"  # a sweep variant's lock, cached beside its outs
 METRICS_ENV = "mlspec-metrics.env"
 METRICS_TXT = "metrics.txt"
 DEFAULT_NOTE_TOKEN = "MLSPEC_GITLAB_TOKEN"
@@ -215,7 +216,7 @@ class _Builder:
         digest = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:12]
         outs = [o for n in job.steps for o in g.steps[n].all_outs()]
         return CacheSpec(f"MLSPEC_CACHE_{env_key(job.id)}", f"mlspec-{job.id}-{digest}-",
-                         job.steps, list(dict.fromkeys([*outs, LOCK])))
+                         job.steps, list(dict.fromkeys([*outs, f"{SWEEP_LOCKS}/{job.id}/"])))
 
     def key_script(self) -> list[str]:
         """Shell computing every cache key from the commit alone (a Merkle hash: a step's
@@ -336,12 +337,19 @@ class _Builder:
             gl.script.append(f": > {OUTPUT_ENV}")
         if job.kind == "report":
             gl.script.extend(self._report_extras(job))
-        for cmd in (*job.commands, *job.after_attest):
+        saved = f"{SWEEP_LOCKS}/{job.id}/{LOCK}"
+        if job.kind == "sweep" and job.id in self.caches:
+            # the cache is restored before the upstream artifacts (whose lock would hide the
+            # variant's record), so the variant's lock is cached aside and put back here
+            gl.script.append(f"if [ -f {saved} ]; then cp {saved} {LOCK}; fi")
+        for i, cmd in enumerate((*job.commands, *job.after_attest)):
             if job.kind == "comment" or (job.kind == "publish" and cmd.run.startswith("gh ")):
                 continue
             target = gl.after_script if cmd.always else gl.script
             target.extend(self._own_outputs(job, cmd))
             target.append(cmd.run)
+            if i == 0 and job.kind == "sweep" and job.id in self.caches:
+                gl.script.append(f"mkdir -p {SWEEP_LOCKS}/{job.id} && cp {LOCK} {saved}")
         if job.kind == "comment":
             gl.script.append(f'python3 {HELPER} note --token-variable '
                              f'{note_token_variable(self.plan)} report.md')
