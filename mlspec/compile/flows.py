@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from mlspec.compile.plan import (
     LOCK,
     REPORT,
-    SWEEP_DIR,
+    SWEEP_RECORDS,
     Artifact,
     Command,
     Environment,
@@ -54,18 +54,15 @@ def check_job() -> Job:
 
 
 def sweep_groups(ctx: PlanContext) -> list[list[str]]:
-    """Steps that fan out together: a sweep step plus the downstream steps that lead to its
-    metrics (so each variant can be ranked). Groups are disjoint; graph order inside."""
+    """Steps that fan out together: a sweep step and everything downstream of it (where its
+    metrics come from; mlspec.sweep keys a variant by that chain). Disjoint, graph order."""
     g = ctx.loaded.graph
     grouped: set[str] = set()
     groups: list[list[str]] = []
     for name in g.order:
         if name in grouped or not g.steps[name].sweep:
             continue
-        down = g.closure_down([name])
-        scorers = [n for n in down if g.steps[n].metrics]
-        feeding = set(g.closure_up(scorers)) if scorers else {name}
-        members = [n for n in down if n in feeding and n not in grouped]
+        members = [n for n in g.closure_down([name]) if n not in grouped]
         grouped.update(members)
         groups.append(members)
     return groups
@@ -137,6 +134,10 @@ def experiment_flow(ctx: PlanContext) -> Flow:
 
 def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
                 downloads: tuple[Artifact, ...]) -> list[Job]:
+    """A matrix job per grid point, then one job that picks the best (mlspec.sweep's CI
+    fan-out): each variant run leaves a record under .mlspec/sweeps/; `mlspec run --sweep`
+    with every record present reruns no variant, ranks them by the primary metric, records
+    the `sweeps` section of the lock and runs the steps with the spec's params."""
     g = ctx.loaded.graph
     head = members[0]
     axes: list[tuple[str, tuple[str | int | float | bool, ...]]] = []
@@ -146,36 +147,25 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
                 axes.append((param, tuple(values)))
     sets = " ".join(f'--set "{p}=${_env_name(p)}"' for p, _ in axes)
     env: dict[str, EnvValue] = {_env_name(p): Var(f"matrix.{p}") for p, _ in axes}
-    outs = [o for m in members for o in ctx.step(m).all_outs()]
-    stash = f"{SWEEP_DIR}/{head}"
-    run = Command(f"mlspec run {' '.join(members)} (one variant)",
-                  f"mlspec run {_q(members)} --no-gates {sets}", env=env)
-    keep = Command("stash this variant's outs",
-                   f'python -m mlspec.compile.sweep stash --dir {stash} --variant "$VARIANT" '
-                   + "".join(f'--param "{p}=${_env_name(p)}" ' for p, _ in axes)
-                   + _q([*outs, LOCK]), env={"VARIANT": Var("ci.variant"), **env})
-    design = ctx.loaded.spec.design
-    metric = design.primary if design is not None else None
-    goal = design.metrics[metric].goal if design is not None and metric else None
-    metrics_files = [ctx.step(m).metrics for m in members if ctx.step(m).metrics]
-    pick = (f"python -m mlspec.compile.sweep pick --dir {stash} --summary sweep.md"
-            + "".join(f" --metrics {shlex.quote(str(f))}" for f in metrics_files)
-            + (f" --metric {metric} --goal {goal}" if metric and goal else ""))
-    timeout = _total_timeout(ctx, members)
+    records = Artifact(f"mlspec-sweep-{head}", (f"{SWEEP_RECORDS}/",), per_variant=True)
     first = ctx.step(head)
     return [
         Job(id=f"sweep-{head}", name=f"sweep: {', '.join(members)}", kind="sweep",
             steps=tuple(members), needs=needs, downloads=downloads,
-            matrix=Matrix(tuple(axes)), commands=(run, keep),
-            uploads=(Artifact(f"mlspec-sweep-{head}", (f"{stash}/",), per_variant=True),),
-            permissions=(READ,), timeout_minutes=timeout, runner=first.resources.runner,
+            matrix=Matrix(tuple(axes)),
+            commands=(Command(f"mlspec run {' '.join(members)} (one variant)",
+                              f"mlspec run {_q(members)} --no-gates {sets}", env=env),),
+            uploads=(records,), permissions=(READ,),
+            timeout_minutes=_total_timeout(ctx, members), runner=first.resources.runner,
             image=first.resources.image),
         Job(id=f"select-{head}", name=f"pick the best variant of {head}", kind="select",
-            steps=tuple(members), needs=(f"sweep-{head}",),
-            downloads=(Artifact(f"mlspec-sweep-{head}", (f"{stash}/",), per_variant=True),),
-            commands=(Command("pick the best variant", pick),), summary=("sweep.md",),
+            steps=tuple(members), needs=(*needs, f"sweep-{head}"),
+            downloads=(*downloads, records),
+            commands=(Command("rank the variants and run with the spec's params",
+                              f"mlspec run {_q(members)} --sweep --no-gates"),),
             uploads=tuple(step_artifact(m, ctx.step(m).all_outs()) for m in members),
-            permissions=(READ,), timeout_minutes=10, sweep_metric=metric, sweep_goal=goal),
+            permissions=(READ,), timeout_minutes=_total_timeout(ctx, members),
+            runner=first.resources.runner, image=first.resources.image),
     ]
 
 

@@ -43,6 +43,13 @@ def yq(value: Any) -> str:
     return s
 
 
+def _text(value: Any) -> str:
+    """A param value as `--set` receives it (matrix values are strings: 1.0 stays 1.0)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 @cache
 def _template() -> Any:
     import importlib.resources
@@ -180,11 +187,14 @@ def _download(plan: Plan, art: Artifact) -> dict[str, Any]:
 def _upload(plan: Plan, art: Artifact, always: bool) -> dict[str, Any]:
     name = art.name + ("-${{ strategy.job-index }}" if art.per_variant else "")
     paths = [p.rstrip("/") + "/" if p.endswith("/") else p for p in art.paths]
+    with_: list[tuple[str, Any]] = [("name", name),
+                                    ("path", paths if len(paths) > 1 else paths[0]),
+                                    ("if-no-files-found", "warn" if always else "error"),
+                                    ("retention-days", 7)]
+    if any(part.startswith(".") for p in paths for part in p.split("/")):
+        with_.append(("include-hidden-files", True))
     return _step(f"Upload {art.name}", uses=_uses(plan, "actions/upload-artifact"),
-                 if_="${{ !cancelled() }}" if always else None,
-                 with_=[("name", name), ("path", paths if len(paths) > 1 else paths[0]),
-                        ("if-no-files-found", "warn" if always else "error"),
-                        ("retention-days", 7)])
+                 if_="${{ !cancelled() }}" if always else None, with_=with_)
 
 
 def _hash_pattern(path: str) -> str:
@@ -214,7 +224,8 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
     steps.extend(_download(plan, a) for a in job.downloads)
     if job.cache is not None and flow.name == "experiment":
         files = ", ".join(f"'{_hash_pattern(f)}'" for f in job.cache.files)
-        key = job.cache.prefix + "${{ hashFiles(" + files + ") }}"
+        key = (job.cache.prefix + "${{ hashFiles(" + files + ") }}" if files
+               else job.cache.prefix.rstrip("-"))
         paths = list(job.cache.paths)
         steps.append(_step("Restore outs from the cache", id_="cache",
                            uses=_uses(plan, "actions/cache/restore"),
@@ -254,7 +265,7 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
         raise ValueError(f"job {job.id} needs id-token but the plan gives no permission")
     matrix = []
     if job.matrix is not None:
-        matrix = [{"key": k, "list": "[" + ", ".join(yq(v) for v in values) + "]"}
+        matrix = [{"key": k, "list": "[" + ", ".join(json.dumps(_text(v)) for v in values) + "]"}
                   for k, values in job.matrix.axes]
     environment = []
     if job.environment is not None:

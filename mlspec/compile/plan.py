@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 FlowName = Literal["experiment", "release", "schedule"]
 FLOWS: tuple[FlowName, ...] = ("experiment", "release", "schedule")
 LOCK = "mlspec.lock"
-SWEEP_DIR = "mlspec-sweep"  # where sweep variants stash their outs (under the workspace)
+SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.sweep)
 REPORT = "report.md"
 
 
@@ -148,10 +148,12 @@ class Job:
     """One CI job. Fields a target cannot express are documented as such by its renderer.
 
     kind: `check` (validate + compile --check), `step` (one spec step), `sweep` (matrix of one
-    sweep group), `select` (picks the best sweep variant), `verify` (`mlspec run --verify`),
-    `report` (metrics, gates, report.md), `comment` (sticky PR comment), `deploy` (build, push,
-    attest, deploy to an environment), `publish` (release with the model card), `refresh`
-    (scheduled data refresh + retrain), `monitor` (scheduled monitoring command).
+    sweep group: each variant uploads its .mlspec/sweeps/ record), `select` (downloads every
+    record, `mlspec run --sweep` ranks them and runs the group with the spec's params),
+    `verify` (`mlspec run --verify`), `report` (metrics, gates, report.md), `comment` (sticky
+    PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
+    (release with the model card), `refresh` (scheduled data refresh + retrain), `monitor`
+    (scheduled monitoring command).
     """
 
     id: str  # unique in its flow, [a-z0-9-]
@@ -185,8 +187,6 @@ class Job:
     after_attest: tuple[Command, ...] = ()  # commands run after the provenance attestation
     summary: tuple[str, ...] = ()  # markdown files appended to the job summary (even on failure)
     upload_always: bool = False  # upload `uploads` even when a command failed
-    sweep_metric: str | None = None  # select: metric ranking the variants
-    sweep_goal: str | None = None  # select: 'maximize' | 'minimize'
 
 
 @dataclass(frozen=True)
@@ -327,7 +327,10 @@ class PlanContext:
         if not step.all_outs():
             return None
         spec = self.loaded.spec
-        static = _short({"step": name, "command": step.command, "estimator": step.estimator,
+        from mlspec import __version__
+
+        static = _short({"mlspec": __version__, "step": name, "command": step.command,
+                         "estimator": step.estimator,
                          "dataset": step.dataset.model_dump() if step.dataset else None,
                          "split": step.split.model_dump() if step.split else None,
                          "params": step.params, "outs": step.all_outs(),
