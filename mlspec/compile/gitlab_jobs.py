@@ -216,7 +216,9 @@ class _Builder:
         digest = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:12]
         outs = [o for n in job.steps for o in g.steps[n].all_outs()]
         return CacheSpec(f"MLSPEC_CACHE_{env_key(job.id)}", f"mlspec-{job.id}-{digest}-",
-                         job.steps, list(dict.fromkeys([*outs, f"{SWEEP_LOCKS}/{job.id}/"])))
+                         job.steps, list(dict.fromkeys(
+                             [*outs, *(p for a in job.uploads for p in a.paths),
+                              f"{SWEEP_LOCKS}/{job.id}/"])))
 
     def key_script(self) -> list[str]:
         """Shell computing every cache key from the commit alone (a Merkle hash: a step's
