@@ -201,20 +201,26 @@ class _Builder:
 
     # -- cache keys ----------------------------------------------------------------------
     def cache_spec(self, job: Job) -> CacheSpec | None:
-        """The plan's cache of a step job; for a sweep job (GitLab-specific), each variant's
-        outs and lock, keyed by the group's inputs and the variant's values, so an unchanged
-        variant is not retrained (`mlspec run` skips it: the cached lock records it)."""
+        """The plan's cache of a step job. GitLab-specific: a sweep job caches each variant's
+        outs, record and lock, keyed by the group's inputs and the variant's values, so an
+        unchanged variant is not retrained (`mlspec run` skips it: the cached lock records
+        it); the select job caches the group's outs (the spec's params, so the committed lock
+        is what they are checked against)."""
         if job.cache is not None:
             return CacheSpec(f"MLSPEC_CACHE_{env_key(job.steps[0])}", job.cache.prefix,
                              job.steps, list(job.cache.paths))
-        if job.kind != "sweep" or job.matrix is None:
+        if job.kind not in ("sweep", "select") or not job.steps:
             return None
         g = self.plan.loaded.graph
-        static = {"mlspec": self.plan.version, "python": self.plan.python,
+        static = {"mlspec": self.plan.version, "python": self.plan.python, "kind": job.kind,
                   "steps": {n: g.steps[n].model_dump(mode="json") for n in job.steps},
-                  "axes": [[a, [str(v) for v in vs]] for a, vs in job.matrix.axes]}
+                  "axes": [[a, [str(v) for v in vs]] for a, vs in
+                           (job.matrix.axes if job.matrix is not None else ())]}
         digest = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:12]
         outs = [o for n in job.steps for o in g.steps[n].all_outs()]
+        if job.kind == "select":  # the spec's own params: checked against the committed lock
+            return CacheSpec(f"MLSPEC_CACHE_{env_key(job.id)}", f"mlspec-{job.id}-{digest}-",
+                             job.steps, list(dict.fromkeys(outs)))
         return CacheSpec(f"MLSPEC_CACHE_{env_key(job.id)}", f"mlspec-{job.id}-{digest}-",
                          job.steps, list(dict.fromkeys(
                              [*outs, *(p for a in job.uploads for p in a.paths),
