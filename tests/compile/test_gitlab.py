@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -271,9 +271,9 @@ def test_yaml_11_traps_stay_strings(word: str) -> None:
 class FakeGitLab(BaseHTTPRequestHandler):
     """A stand-in for GitLab's REST API (notes, releases): no GitLab server can run here."""
 
-    notes: list[dict[str, Any]] = []
-    releases: list[dict[str, Any]] = []
-    seen: list[tuple[str, str, str | None, str | None]] = []
+    notes: ClassVar[list[dict[str, Any]]] = []
+    releases: ClassVar[list[dict[str, Any]]] = []
+    seen: ClassVar[list[tuple[str, str, str | None, str | None]]] = []
 
     def _send(self, code: int, body: object) -> None:
         data = json.dumps(body).encode()
