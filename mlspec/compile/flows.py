@@ -241,14 +241,11 @@ def release_flow(ctx: PlanContext) -> Flow:
                 outputs={"digest": "sha256 digest of the pushed serving image"},
                 permissions=tuple(perms), id_token=True, attest=True, when=(trig,),
                 timeout_minutes=30))
-    card = (f"mlspec report -o {REPORT}\n"
-            "{ cat report.md; echo; echo '## Lineage'; echo; echo '```'; "
-            'mlspec lineage "$TAG"; echo \'```\'; } > model-card.md')
+    card = 'mlspec lineage "$TAG" --model-card > model-card.md\ncat model-card.md'
     publish_env: dict[str, EnvValue] = {"TAG": Var("ci.ref_name")}
     jobs.append(Job(
         id="publish", name="publish the release with the model card", kind="publish",
-        needs=("verify", *tag_deploys), downloads=(built,), full_history=True,
-        env=publish_env,
+        needs=("verify", *tag_deploys), full_history=True, env=publish_env,
         commands=(Command("write the model card", card),
                   Command("create the release",
                           'gh release create "$TAG" --verify-tag --title "$TAG" '

@@ -87,7 +87,7 @@ def expr(plan: Plan, job: Job, value: EnvValue) -> str:
               "ci.ref_name": "github.ref_name", "ci.sha": "github.sha",
               "ci.pr_number": "github.event.pull_request.number",
               "ci.repository": "github.repository", "ci.token": "github.token",
-              "ci.variant": "strategy.job-index"}
+              "ci.variant": "strategy.job-index"}  # (unused by the flows today)
     if name in simple:
         inner = simple[name]
     elif name.startswith("matrix."):
@@ -178,14 +178,24 @@ def _download(plan: Plan, art: Artifact) -> dict[str, Any]:
     if art.per_variant:
         return _step(f"Download {art.name} (every variant)",
                      uses=_uses(plan, "actions/download-artifact"),
-                     with_=[("pattern", f"{art.name}-*"), ("path", _artifact_path(art)),
+                     with_=[("pattern", f"{art.name}.*"), ("path", _artifact_path(art)),
                             ("merge-multiple", True)])
     return _step(f"Download {art.name}", uses=_uses(plan, "actions/download-artifact"),
                  with_=[("name", art.name), ("path", _artifact_path(art))])
 
 
-def _upload(plan: Plan, art: Artifact, always: bool) -> dict[str, Any]:
-    name = art.name + ("-${{ strategy.job-index }}" if art.per_variant else "")
+def variant_suffix(job: Job) -> str:
+    """A per-combination artifact suffix: the matrix values when they are safe in an artifact
+    name (readable, and what act supports), else the job index."""
+    if job.matrix is None:
+        return ""
+    if all(re.match(r"^[A-Za-z0-9._+-]+$", _text(v)) for _, vs in job.matrix.axes for v in vs):
+        return "." + "-".join("${{ matrix." + axis + " }}" for axis, _ in job.matrix.axes)
+    return ".${{ strategy.job-index }}"
+
+
+def _upload(plan: Plan, job: Job, art: Artifact, always: bool) -> dict[str, Any]:
+    name = art.name + (variant_suffix(job) if art.per_variant else "")
     paths = [p.rstrip("/") + "/" if p.endswith("/") else p for p in art.paths]
     with_: list[tuple[str, Any]] = [("name", name),
                                     ("path", paths if len(paths) > 1 else paths[0]),
@@ -251,7 +261,7 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
     for path in job.summary:
         steps.append(_step(f"Job summary: {path}", if_="${{ !cancelled() }}",
                            run=f'if [ -f {path} ]; then cat {path} >> "$GITHUB_STEP_SUMMARY"; fi'))
-    steps.extend(_upload(plan, a, job.upload_always) for a in job.uploads)
+    steps.extend(_upload(plan, job, a, job.upload_always) for a in job.uploads)
     return steps
 
 

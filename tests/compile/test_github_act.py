@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, copy_example, git, mlspec, tool
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +48,7 @@ def _set_install(repo: Path, wheel: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pr_clone(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
-    """origin: iris on main with its lock; work: a clone on branch `pr` that changes a param."""
+    """origin: iris on main with its lock; work: a clone on branch `pr` that edits evaluate."""
     base = tmp_path_factory.mktemp("act")
     origin = copy_example("iris", base / "origin", commit=False)
     _set_install(origin, wheel)
@@ -60,13 +62,13 @@ def pr_clone(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     for k, v in (("user.email", "ci@example.com"), ("user.name", "mlspec tests")):
         git("config", k, v, cwd=work)
     git("checkout", "-q", "-b", "pr", cwd=work)
-    model = work / "specs" / "model.yaml"
-    model.write_text(model.read_text().replace("max_depth: 5", "max_depth: 4"))
+    evaluate = work / "src" / "evaluate.py"  # the PR touches evaluation, not training
+    evaluate.write_text(evaluate.read_text() + "# report macro F1 first\n")
     for args in (("compile",), ("run",)):
         res = mlspec(*args, cwd=work)
         assert res.returncode == 0, res.stdout + res.stderr
     git("add", "-A", cwd=work)
-    git("commit", "-q", "-m", "shallower trees", cwd=work)
+    git("commit", "-q", "-m", "evaluate: a comment", cwd=work)
     git("remote", "set-url", "origin", "https://github.com/acme/iris.git", cwd=work)
     return work
 
@@ -86,7 +88,8 @@ def act(repo: Path, event: str, payload: dict, workflow: str, store: Path,
            *extra]
     for action, folder in STANDINS.items():
         cmd += ["--local-repository", f"{action}@{PINS[action]['sha']}={ACT / folder}"]
-    env = {**os.environ, "PATH": f"{ACT / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{ACT / 'bin'}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -118,14 +121,24 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     assert sum(1 for j in done if j.startswith("sweep: train, evaluate")) == 3
     arts = store / "artifacts"
     assert (arts / "mlspec-step-prepare" / "data" / "iris.csv").is_file()
-    variants = sorted(p.name for p in arts.glob("mlspec-sweep-train-*"))
-    assert variants == ["mlspec-sweep-train-0", "mlspec-sweep-train-1", "mlspec-sweep-train-2"]
-    scores = {json.loads((arts / v / v[-1] / "variant.json").read_text())["params"]
-              ["n_estimators"]: json.loads((arts / v / v[-1] / "metrics.json").read_text())
-              ["f1_macro"] for v in variants}
-    assert set(scores) == {"50", "100", "200"}
-    chosen = json.loads((arts / "mlspec-step-evaluate" / "metrics.json").read_text())
-    assert chosen["f1_macro"] == max(scores.values())
+    variants = sorted(p.name for p in arts.glob("mlspec-sweep-train.*"))
+    assert variants == ["mlspec-sweep-train.100", "mlspec-sweep-train.200",
+                        "mlspec-sweep-train.50"]
+    scores = {}
+    for v in variants:  # each matrix job left its variant record (mlspec.sweep)
+        (record,) = (arts / v / "train").glob("*.json")
+        data = json.loads(record.read_text())
+        scores[data["params"]["n_estimators"]] = data["metrics"]["f1_macro"]
+    assert set(scores) == {50, 100, 200}
+    lock = yaml.safe_load((arts / "mlspec-step-evaluate" / "mlspec.lock").read_text())
+    best = max(scores.values())
+    assert lock["sweeps"]["train"]["metric"] == "f1_macro"
+    assert scores[lock["sweeps"]["train"]["best"]["n_estimators"]] == best
+    picked = re.findall(r"pick the best variant of train\s*\]\s+\| (n_estimators=\d+)\s+\S+\s+"
+                        r"cached", log)
+    assert sorted(picked) == ["n_estimators=100", "n_estimators=200", "n_estimators=50"], \
+        "the pick job reran a variant instead of using the matrix jobs' records"
+    assert "ran 0, skipped 3 (up to date)" in log, "the report job reran steps"
     assert (arts / "mlspec-step-train" / "model" / "model.pkl").stat().st_size > 1000
     report = (arts / "mlspec-report" / "report.md").read_text()
     assert "f1_macro" in report
