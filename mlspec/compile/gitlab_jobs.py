@@ -26,7 +26,7 @@ METRICS_TXT = "metrics.txt"
 DEFAULT_NOTE_TOKEN = "MLSPEC_GITLAB_TOKEN"
 DIND = "docker:27.5.1-dind"
 GITHUB_LABELS = re.compile(r"^(ubuntu|macos|windows)-[a-z0-9.-]+$")
-NOT_INTERRUPTIBLE = ("deploy", "publish")
+NOT_INTERRUPTIBLE = ("deploy", "publish")  # a newer pipeline never cuts these short
 KIND_STAGE = {"check": "check", "verify": "verify", "report": "report", "comment": "notify",
               "deploy": "deploy", "publish": "release", "refresh": "refresh",
               "monitor": "monitor"}
@@ -115,7 +115,10 @@ def trigger_condition(trig: Trigger, job: Job) -> str | None:
     if trig.kind == "manual":
         return '$CI_PIPELINE_SOURCE == "web"'
     if trig.kind == "push_branch":
-        return f'$CI_COMMIT_BRANCH == "{trig.pattern}"'
+        cond = f'$CI_COMMIT_BRANCH == "{trig.pattern}"'
+        if job.environment is not None:  # deploys only from a protected ref
+            cond += ' && $CI_COMMIT_REF_PROTECTED == "true"'
+        return cond
     if trig.kind == "push_tag":
         return tag_condition([trig.pattern])
     if trig.kind == "schedule":
@@ -261,7 +264,7 @@ class _Builder:
                      stage="check", image=job_image(self.plan, self.flow.jobs[0]),
                      rules=[(f'$MLSPEC_FLOW == "{self.flow.name}"', None)],
                      script=self.key_script(), artifacts=Artifacts([], dotenv=KEYS_ENV),
-                     timeout="10 minutes", interruptible=self.flow.cancel_in_progress)
+                     timeout="10 minutes", interruptible=True)
 
     # -- one job -------------------------------------------------------------------------
     def job(self, job: Job) -> GLJob:
@@ -269,7 +272,7 @@ class _Builder:
         gl = GLJob(name=self.names[job.id], title=job.name, stage=stage_of(plan, job),
                    image=job_image(plan, job), rules=job_rules(plan, flow, job),
                    timeout=f"{job.timeout_minutes} minutes",
-                   interruptible=flow.cancel_in_progress and job.kind not in NOT_INTERRUPTIBLE)
+                   interruptible=job.kind not in NOT_INTERRUPTIBLE)
         gl.needs = [self.names[n] for n in job.needs]
         if job.id in self.caches and self.keys_job and job.id != self.keys_job:
             keys = f"{flow.name}:{self.keys_job}"

@@ -158,8 +158,10 @@ def test_pipeline_properties(name: str, compiled: dict[str, dict[str, str]]) -> 
             assert "$MLSPEC_FLOW ==" in rule["if"]
             if "$CI_COMMIT_TAG" in rule["if"]:
                 assert '$CI_COMMIT_REF_PROTECTED == "true"' in rule["if"]
+        deploys = "environment" in job or job_name.endswith(":publish")
+        assert job["interruptible"] is not deploys, job_name
         if "environment" in job:
-            assert job["interruptible"] is False
+            assert all('$CI_COMMIT_REF_PROTECTED == "true"' in r["if"] for r in job["rules"])
             assert job["environment"]["deployment_tier"] in (
                 "production", "staging", "testing", "development", "other")
             if job["environment"]["name"] == "production":

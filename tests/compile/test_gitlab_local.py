@@ -125,7 +125,9 @@ def test_rules_pick_one_flow_per_event(project: Project) -> None:
                  "--variable", "CI_COMMIT_REF_PROTECTED=true"]
     assert project.listed(*other_tag) == []
     main = ["--variable", "CI_COMMIT_BRANCH=main"]
-    assert project.listed(*main) == ["release:verify", "release:deploy-staging"]
+    assert project.listed(*main) == ["release:verify"]  # no deploy from an unprotected branch
+    assert project.listed(*main, "--variable", "CI_COMMIT_REF_PROTECTED=true") == [
+        "release:verify", "release:deploy-staging"]
     assert project.listed() == []  # a push to the feature branch: the MR pipeline covers it
     sched = ["--variable", "CI_PIPELINE_SOURCE=schedule"]
     assert project.listed(*sched) == ["schedule:refresh"]
