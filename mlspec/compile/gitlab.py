@@ -17,6 +17,7 @@ quoted (`yamlq.quote`) because GitLab reads YAML 1.1.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -131,6 +132,7 @@ def build_pipeline(plan: Plan) -> Pipeline:
                     schedules=schedules, schedule_options=options)
 
 
+@functools.lru_cache(maxsize=1)
 def _env() -> object:
     from importlib.resources import files
 

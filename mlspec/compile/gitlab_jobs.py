@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlspec.compile.plan import LOCK, Var
 
@@ -25,6 +25,7 @@ METRICS_ENV = "mlspec-metrics.env"
 METRICS_TXT = "metrics.txt"
 DEFAULT_NOTE_TOKEN = "MLSPEC_GITLAB_TOKEN"
 DIND = "docker:27.5.1-dind"
+MAX_NEEDS = 50  # GitLab's default limit of `needs:` entries per job
 GITHUB_LABELS = re.compile(r"^(ubuntu|macos|windows)-[a-z0-9.-]+$")
 NOT_INTERRUPTIBLE = ("deploy", "publish")  # a newer pipeline never cuts these short
 KIND_STAGE = {"check": "check", "verify": "verify", "report": "report", "comment": "notify",
@@ -75,6 +76,7 @@ class GLJob:
     image: str
     rules: list[tuple[str, str | None]]  # (if, when)
     needs: list[str] = field(default_factory=list)
+    by_stage: bool = False  # more needs than GitLab allows: stage order + `dependencies:`
     variables: list[tuple[str, str]] = field(default_factory=list)
     matrix: list[tuple[str, list[str]]] = field(default_factory=list)
     cache: tuple[str, list[str]] | None = None  # (key, paths)
@@ -240,13 +242,14 @@ class _Builder:
         wanted = {n for c in self.caches.values() for n in c.steps}
         needed = set(g.closure_up(sorted(wanted)))
         requirements = self.plan.loaded.spec.project.requirements
+        position = {n: i for i, n in enumerate(g.order)}
         for name in g.order:
             if name not in needed:
                 continue
             files = [*g.steps[name].deps, *([requirements] if requirements else [])]
-            own = [f for f in files if _producer(g, f) is None]
-            ups = sorted({p for f in files if (p := _producer(g, f)) is not None},
-                         key=g.order.index)
+            made = {f: _producer(g, f) for f in files}
+            own = [f for f in files if made[f] is None]
+            ups = sorted({p for p in made.values() if p is not None}, key=position.__getitem__)
             parts = [f'"$(mlspec_hash {" ".join(_sh(f) for f in own)})"'] + [
                 f'"$K_{env_key(u)}"' for u in ups]
             lines.append(f"K_{env_key(name)}=$(printf '%s\\n' {' '.join(parts)} | sha256sum "
@@ -278,6 +281,7 @@ class _Builder:
             keys = f"{flow.name}:{self.keys_job}"
             if keys not in gl.needs:
                 gl.needs.insert(0, keys)
+        gl.by_stage = len(gl.needs) > MAX_NEEDS
         if job.runner and not GITHUB_LABELS.match(job.runner):
             gl.tags = [job.runner]
         names: dict[str, str] = {}
@@ -408,11 +412,20 @@ def _axis_of(names: dict[str, str], var: str) -> str:
     return next(k for k, v in names.items() if v == var)
 
 
-def _producer(g: object, path: str) -> str | None:
+def _producer(g: Any, path: str) -> str | None:
+    """The step whose outs hold path (exactly, or as a directory either way), else None."""
     from mlspec.graph import _covers
 
-    for out, step in g.producers.items():  # type: ignore[attr-defined]
-        if _covers(out, path):
+    norm = path.rstrip("/")
+    producers: dict[str, str] = g.producers
+    if norm in producers:
+        return str(producers[norm])
+    parts = norm.split("/")
+    for i in range(1, len(parts)):
+        if "/".join(parts[:i]) in producers:
+            return str(producers["/".join(parts[:i])])
+    for out, step in producers.items():  # an out inside a directory dep
+        if _covers(out, norm):
             return str(step)
     return None
 

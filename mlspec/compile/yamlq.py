@@ -7,14 +7,18 @@ text is plain printable (only `'` needs doubling), double quotes with escapes ot
 
 from __future__ import annotations
 
+import re
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
+# outside YAML's printable set, or a line break / BOM (NEL, LS, PS are breaks in YAML 1.1)
+_UNPRINTABLE = re.compile(
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+
+
 def _printable(ch: str) -> bool:
-    o = ord(ch)
-    # YAML's printable set minus line breaks, BOM and the 1.1-only breaks NEL/LS/PS
-    return (0x20 <= o <= 0x7E or 0xA0 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD
-            or o >= 0x10000) and o not in (0x85, 0x2028, 0x2029, 0xFEFF)
+    return _UNPRINTABLE.match(ch) is None
 
 
 def quote(value: object) -> str:
@@ -24,7 +28,7 @@ def quote(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    if all(_printable(ch) for ch in text):
+    if _UNPRINTABLE.search(text) is None:
         return "'" + text.replace("'", "''") + "'"
     out = []
     for ch in text:

@@ -385,3 +385,28 @@ def test_helper_release_and_reports(compiled: dict[str, dict[str, str]], tmp_pat
         "f1_macro 0.97\nf1_macro_delta -0.01\naccuracy 0.95\n")
     assert (tmp_path / "m.env").read_text() == (
         "MLSPEC_METRIC_F1_MACRO=0.97\nMLSPEC_METRIC_ACCURACY=0.95\nMLSPEC_GATES=fail\n")
+
+
+def test_more_needs_than_gitlab_allows_fall_back_to_stages(tmp_path: Path) -> None:
+    lines = ["version: 1", 'project: {name: chain, python: "3.11"}', "data:", "  steps:"]
+    for i in range(60):
+        dep = f"[src/s.py, out/{i - 1}.csv]" if i else "[src/s.py]"
+        lines.append(f"    s{i}: {{command: python src/s.py, deps: {dep}, outs: [out/{i}.csv]}}")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "s.py").write_text("print('x')\n")
+    (tmp_path / "mlspec.yaml").write_text("\n".join([*lines, "ci: {targets: [gitlab]}"]) + "\n")
+    res = mlspec("compile", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    doc = load11((tmp_path / PIPELINE).read_text())
+    jobs = jobs_of(doc)
+    assert len(jobs["experiment:step-s49"]["needs"]) == 50  # check + 49 upstream
+    assert "needs" not in jobs["experiment:step-s50"]
+    last = jobs["experiment:step-s59"]
+    assert "needs" not in last and len(last["dependencies"]) == 60
+    stages = doc["stages"]
+    assert all(stages.index(jobs[d]["stage"]) < stages.index(last["stage"])
+               for d in last["dependencies"])
+    exe = tool("check-jsonschema")
+    check = subprocess.run([exe, "--builtin-schema", "vendor.gitlab-ci", "--data-transform",
+                            "gitlab-ci", str(tmp_path / PIPELINE)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
