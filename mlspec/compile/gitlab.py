@@ -21,7 +21,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlspec.compile.gitlab_jobs import GLJob, flow_jobs
+from mlspec.compile.gitlab_jobs import GLJob, flow_jobs, note_token_variable
 
 if TYPE_CHECKING:
     from mlspec.compile.plan import Plan
@@ -128,8 +128,14 @@ def build_pipeline(plan: Plan) -> Pipeline:
         jobs.extend(flow_jobs(plan, plan.flows[flow_name]))
     schedules = _schedules(plan)
     options = list(dict.fromkeys(kind for _, kind, _ in schedules))
+    notes = []
+    if any(j.name == "experiment:comment" for j in jobs):
+        token = note_token_variable(plan)
+        notes = [f"Merge-request note: add a masked CI/CD variable {token} holding a project "
+                 "access token", "(api scope); without it the report stays a job artifact and "
+                 "no note is posted."]
     return Pipeline(rules=workflow_rules(plan), stages=_stages(plan, jobs), jobs=jobs,
-                    schedules=schedules, schedule_options=options)
+                    schedules=schedules, schedule_options=options, notes=notes)
 
 
 @functools.lru_cache(maxsize=1)
