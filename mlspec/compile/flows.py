@@ -53,16 +53,31 @@ def check_job() -> Job:
         permissions=(READ,), timeout_minutes=10)
 
 
+def closure(edges: dict[str, list[str]], names: list[str], position: dict[str, int]
+            ) -> list[str]:
+    """`names` and everything reachable through `edges`, in graph order; O(size of the result)
+    (Graph.closure_up scans the whole order, which makes a plan quadratic)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(edges.get(n, []))
+    return sorted(seen, key=position.__getitem__)
+
+
 def sweep_groups(ctx: PlanContext) -> list[list[str]]:
     """Steps that fan out together: a sweep step and everything downstream of it (where its
     metrics come from; mlspec.sweep keys a variant by that chain). Disjoint, graph order."""
     g = ctx.loaded.graph
+    position = {n: i for i, n in enumerate(g.order)}
     grouped: set[str] = set()
     groups: list[list[str]] = []
     for name in g.order:
         if name in grouped or not g.steps[name].sweep:
             continue
-        members = [n for n in g.closure_down([name]) if n not in grouped]
+        members = [n for n in closure(g.downstream, [name], position) if n not in grouped]
         grouped.update(members)
         groups.append(members)
     return groups
@@ -70,6 +85,7 @@ def sweep_groups(ctx: PlanContext) -> list[list[str]]:
 
 def experiment_flow(ctx: PlanContext) -> Flow:
     g = ctx.loaded.graph
+    position = {n: i for i, n in enumerate(g.order)}
     groups = sweep_groups(ctx)
     group_of = {m: grp for grp in groups for m in grp}
     provider: dict[str, str] = {}  # step -> job whose artifact `mlspec-step-<step>` holds outs
@@ -82,7 +98,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
             continue
         members = group_of.get(name, [name])
         done.update(members)
-        upstream = [u for u in g.closure_up(members) if u not in members]
+        upstream = [u for u in closure(g.upstream, members, position) if u not in members]
         needs = [CHECK_JOB]
         for u in upstream:
             if provider[u] not in needs:
@@ -160,7 +176,7 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
             image=first.resources.image),
         Job(id=f"select-{head}", name=f"pick the best variant of {head}", kind="select",
             steps=tuple(members), needs=(*needs, f"sweep-{head}"),
-            downloads=(*downloads, records),
+            downloads=(*downloads, records), cache=ctx.cache_for(head),
             commands=(Command("rank the variants and run with the spec's params",
                               f"mlspec run {_q(members)} --sweep --no-gates"),),
             uploads=tuple(step_artifact(m, ctx.step(m).all_outs()) for m in members),
@@ -217,7 +233,9 @@ def release_flow(ctx: PlanContext) -> Flow:
         permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order))]
     tag_deploys: list[str] = []
     if inf is not None:
-        secrets = {logical.upper(): name for logical, name in sorted(ci.secrets.items())}
+        # each secret reaches the job as an env var of the same name: `mlspec build --push`
+        # reads the one ci.secrets.registry_password names, deploy commands the others
+        secrets = {name: name for name in sorted(set(ci.secrets.values()))}
         perms = [READ]
         if inf.image.name.startswith("ghcr.io/"):
             perms.append(Permission("packages", "write", "push the serving image to ghcr.io"))

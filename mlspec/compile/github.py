@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError
@@ -30,6 +30,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_$./][^#:*\n\"']*$")
 OUTPUTS_FILE = "${{ runner.temp }}/mlspec-outputs"
 
 
+@lru_cache(maxsize=4096, typed=True)
 def yq(value: Any) -> str:
     """A YAML scalar: plain when unambiguous, else JSON-quoted (JSON is valid YAML)."""
     if isinstance(value, bool):
@@ -50,17 +51,39 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _bytecode_cache() -> Any:
+    """Jinja's compiled-template cache in the user's cache dir (saves ~25 ms per compile);
+    None when that directory cannot be used. Output does not depend on it."""
+    import os
+
+    import jinja2
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "mlspec", "jinja")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            return None
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(path)
+
+
 @cache
 def _template() -> Any:
     import importlib.resources
 
     import jinja2
 
-    text = (importlib.resources.files("mlspec.templates") / "github" / "workflow.yml.j2"
-            ).read_text(encoding="utf-8")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+    def load(name: str) -> tuple[str, None, Any]:
+        path = importlib.resources.files("mlspec.templates").joinpath(*name.split("/"))
+        return path.read_text(encoding="utf-8"), None, lambda: True
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(load),
+                             bytecode_cache=_bytecode_cache(),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    return env.from_string(text)
+    return env.get_template("github/workflow.yml.j2")
 
 
 def render(plan: Plan) -> dict[str, str]:
@@ -207,10 +230,6 @@ def _upload(plan: Plan, job: Job, art: Artifact, always: bool) -> dict[str, Any]
                  if_="${{ !cancelled() }}" if always else None, with_=with_)
 
 
-def _hash_pattern(path: str) -> str:
-    return path.rstrip("/") + "/**" if path.endswith("/") else path
-
-
 def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
     env = [(k, expr(plan, job, v)) for k, v in sorted(cmd.env.items())]
     if job.outputs:
@@ -233,9 +252,13 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
         steps.append(_step("Install mlspec", run="\n".join(plan.install)))
     steps.extend(_download(plan, a) for a in job.downloads)
     if job.cache is not None and flow.name == "experiment":
-        files = ", ".join(f"'{_hash_pattern(f)}'" for f in job.cache.files)
-        key = (job.cache.prefix + "${{ hashFiles(" + files + ") }}" if files
-               else job.cache.prefix.rstrip("-"))
+        step = job.cache.step
+        steps.append(_step(f"Step key of {step}", id_="key", run=(
+            "mlspec status --json > status.json\n"
+            "key=$(python -c 'import json; "
+            f"print(json.load(open(\"status.json\"))[\"steps\"][\"{step}\"][\"key\"])')\n"
+            'echo "key=$key" >> "$GITHUB_OUTPUT"')))
+        key = f"mlspec-{step}-" + "${{ steps.key.outputs.key }}"
         paths = list(job.cache.paths)
         steps.append(_step("Restore outs from the cache", id_="cache",
                            uses=_uses(plan, "actions/cache/restore"),

@@ -88,12 +88,16 @@ class Artifact:
 class Cache:
     """A step's outs saved to / restored from the CI cache, keyed by the step's key.
 
-    The key is `prefix` + a hash of the contents of `files` at run time (deps, requirements
-    and upstream outs, which are downloaded before the cache is restored). `prefix` already
-    holds a hash of everything static in the step key: command, params, outs, python version.
-    A hit only saves time: `mlspec run` still checks the restored outs against mlspec.lock.
+    Exact key (GitHub): `mlspec status --json` run after the downloads gives the step's real
+    key (`.steps[<step>].key`: deps, params, command, environment), used as
+    `mlspec-<step>-<key>`. Static key (targets that must know the key before the job runs,
+    e.g. GitLab `cache:key:files`): `prefix` + a hash of the contents of `files`; `prefix`
+    already holds a hash of everything static in the step key (command, params, outs, python,
+    mlspec version). A hit only saves time: `mlspec run` still checks the restored outs
+    against mlspec.lock.
     """
 
+    step: str  # the spec step whose outs are cached
     prefix: str  # e.g. "mlspec-train-3f2a9c1e0b7d-"
     files: tuple[str, ...]  # repository-relative files hashed into the key at run time
     paths: tuple[str, ...]  # what is cached: the step's outs
@@ -168,7 +172,8 @@ class Job:
     matrix: Matrix | None = None
     permissions: tuple[Permission, ...] = ()
     env: dict[str, EnvValue] = field(default_factory=dict)  # job-wide environment
-    secrets: dict[str, str] = field(default_factory=dict)  # env var -> CI secret name
+    secrets: dict[str, str] = field(default_factory=dict)  # env var -> CI secret name (today
+    # always the same name: mlspec build reads $<ci.secrets.registry_password>)
     environment: Environment | None = None  # secrets are only ever given to such jobs
     id_token: bool = False  # needs an OIDC token (provenance attestation, cloud deploy)
     attest: bool = False  # attest the provenance of the image digest in output `digest`
@@ -338,5 +343,5 @@ class PlanContext:
         files = [d for d in step.deps]
         if spec.project.requirements:
             files.append(spec.project.requirements)
-        return Cache(prefix=f"mlspec-{name}-{static}-", files=tuple(files),
+        return Cache(step=name, prefix=f"mlspec-{name}-{static}-", files=tuple(files),
                      paths=tuple(step.all_outs()))

@@ -10,11 +10,14 @@ removes generated files that the spec no longer produces, and writes atomically.
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
 import importlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,6 +111,25 @@ def render_all(loaded: LoadedSpec, targets: str | None = None
     from mlspec.compile.plan import build_plan
 
     names, explicit = _select(loaded, targets)
+    with _no_gc():
+        return _render_all(loaded, build_plan, names, explicit)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Rendering allocates many small acyclic objects; the cyclic GC only slows it down
+    (2x at 5,000 steps) while the loaded spec's objects stay alive anyway."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _render_all(loaded: LoadedSpec, build_plan: Any, names: list[str], explicit: bool
+                ) -> tuple[dict[str, str], list[str], list[str]]:
     plan: Plan = build_plan(loaded)
     files: dict[str, str] = {}
     compiled: list[str] = []

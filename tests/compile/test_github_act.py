@@ -153,7 +153,9 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-6000:]
-    assert "hit mlspec-prepare-" in log
+    assert "hit mlspec-prepare-" in log and "hit mlspec-train-" in log
+    assert re.search(r"pick the best variant of train\s*\]\s+\| \S+ train: up to date, skipped",
+                     log), "the trained model restored from the cache was not reused"
     comments = json.loads((store / "github" / "comments.json").read_text())
     assert len(comments) == 1
     calls = (store / "github" / "calls.log").read_text()
