@@ -12,15 +12,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlspec.compile.plan import LOCK, Var
+from mlspec.compile.plan import Var
 
 if TYPE_CHECKING:
     from mlspec.compile.plan import Command, Flow, Job, Plan, Trigger
 
 HELPER = ".gitlab/mlspec/ci.py"
+RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock (mlspec.session)
 KEYS_ENV = "mlspec-keys.env"
 OUTPUT_ENV = "mlspec-output.env"
-SWEEP_LOCKS = ".mlspec-ci-cache"  # a sweep variant's lock, cached beside its outs
 METRICS_ENV = "mlspec-metrics.env"
 METRICS_TXT = "metrics.txt"
 DEFAULT_NOTE_TOKEN = "MLSPEC_GITLAB_TOKEN"
@@ -190,6 +190,8 @@ class _Builder:
     def __init__(self, plan: Plan, flow: Flow):
         self.plan, self.flow = plan, flow
         self.names = {j.id: f"{flow.name}:{j.id}" for j in flow.jobs}
+        self.shell = _unique_names([*(f"step:{n}" for n in plan.loaded.graph.order),
+                                    *(f"job:{j.id}" for j in flow.jobs)])
         self.caches = {j.id: c for j in flow.jobs if (c := self.cache_spec(j)) is not None}
         ids = [j.id for j in flow.jobs]
         self.keys_job = "check" if "check" in ids else ("cache-keys" if self.caches else None)
@@ -206,30 +208,30 @@ class _Builder:
 
     # -- cache keys ----------------------------------------------------------------------
     def cache_spec(self, job: Job) -> CacheSpec | None:
-        """The plan's cache of a step job. GitLab-specific: a sweep job caches each variant's
-        outs, record and lock, keyed by the group's inputs and the variant's values, so an
-        unchanged variant is not retrained (`mlspec run` skips it: the cached lock records
-        it); the select job caches the group's outs (the spec's params, so the committed lock
-        is what they are checked against)."""
-        if job.cache is not None:
-            return CacheSpec(f"MLSPEC_CACHE_{env_key(job.steps[0])}", job.cache.prefix,
-                             job.steps, list(job.cache.paths))
-        if job.kind not in ("sweep", "select") or not job.steps:
-            return None
+        """The plan's cache of a step job. GitLab-specific: each sweep variant caches its outs
+        and records (`mlspec run` leaves .mlspec/steps/<step>.lock), keyed by the group's
+        inputs and the variant's values, so an unchanged variant is not retrained; the select
+        job caches the outs and records of the whole group (run with the spec's params), not
+        only the swept step's outs, so the steps after it are not recomputed either."""
         g = self.plan.loaded.graph
+        var = self.cache_var(job.id)
+        if job.kind not in ("sweep", "select"):
+            if job.cache is None:
+                return None
+            return CacheSpec(var, job.cache.prefix, (job.cache.step,), list(job.cache.paths))
         static = {"mlspec": self.plan.version, "python": self.plan.python, "kind": job.kind,
                   "steps": {n: g.steps[n].model_dump(mode="json") for n in job.steps},
                   "axes": [[a, [str(v) for v in vs]] for a, vs in
                            (job.matrix.axes if job.matrix is not None else ())]}
         digest = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:12]
         outs = [o for n in job.steps for o in g.steps[n].all_outs()]
-        if job.kind == "select":  # the spec's own params: checked against the committed lock
-            return CacheSpec(f"MLSPEC_CACHE_{env_key(job.id)}", f"mlspec-{job.id}-{digest}-",
-                             job.steps, list(dict.fromkeys(outs)))
-        return CacheSpec(f"MLSPEC_CACHE_{env_key(job.id)}", f"mlspec-{job.id}-{digest}-",
-                         job.steps, list(dict.fromkeys(
-                             [*outs, *(p for a in job.uploads for p in a.paths),
-                              f"{SWEEP_LOCKS}/{job.id}/"])))
+        outs += [f"{RECORDS}/{n}.lock" for n in job.steps]
+        if job.kind == "sweep":
+            outs += [p for a in job.uploads for p in a.paths]
+        return CacheSpec(var, f"mlspec-{job.id}-{digest}-", job.steps, list(dict.fromkeys(outs)))
+
+    def cache_var(self, job_id: str) -> str:
+        return "MLSPEC_CACHE_" + self.shell[f"job:{job_id}"]
 
     def key_script(self) -> list[str]:
         """Shell computing every cache key from the commit alone (a Merkle hash: a step's
@@ -251,12 +253,12 @@ class _Builder:
             own = [f for f in files if made[f] is None]
             ups = sorted({p for p in made.values() if p is not None}, key=position.__getitem__)
             parts = [f'"$(mlspec_hash {" ".join(_sh(f) for f in own)})"'] + [
-                f'"$K_{env_key(u)}"' for u in ups]
-            lines.append(f"K_{env_key(name)}=$(printf '%s\\n' {' '.join(parts)} | sha256sum "
-                         "| cut -c1-16)")
+                f'"$K_{self.shell["step:" + u]}"' for u in ups]
+            k = self.shell["step:" + name]
+            lines.append(f"K_{k}=$(printf '%s\\n' {' '.join(parts)} | sha256sum | cut -c1-16)")
         for c in self.caches.values():
-            ks = " ".join(f'"$K_{env_key(n)}"' for n in c.steps)
-            key = (f"$K_{env_key(c.steps[0])}" if len(c.steps) == 1 else
+            ks = " ".join(f'"$K_{self.shell["step:" + n]}"' for n in c.steps)
+            key = (f"$K_{self.shell['step:' + c.steps[0]]}" if len(c.steps) == 1 else
                    f"$(printf '%s\\n' {ks} | sha256sum | cut -c1-16)")
             lines.append(f'echo "{c.var}={c.prefix}{key}" >> {KEYS_ENV}')
         lines.append(f"cat {KEYS_ENV}")
@@ -352,19 +354,12 @@ class _Builder:
             gl.script.append(f": > {OUTPUT_ENV}")
         if job.kind == "report":
             gl.script.extend(self._report_extras(job))
-        saved = f"{SWEEP_LOCKS}/{job.id}/{LOCK}"
-        if job.kind == "sweep" and job.id in self.caches:
-            # the cache is restored before the upstream artifacts (whose lock would hide the
-            # variant's record), so the variant's lock is cached aside and put back here
-            gl.script.append(f"if [ -f {saved} ]; then cp {saved} {LOCK}; fi")
-        for i, cmd in enumerate((*job.commands, *job.after_attest)):
+        for cmd in (*job.commands, *job.after_attest):
             if job.kind == "comment" or (job.kind == "publish" and cmd.run.startswith("gh ")):
                 continue
             target = gl.after_script if cmd.always else gl.script
             target.extend(self._own_outputs(job, cmd))
             target.append(cmd.run)
-            if i == 0 and job.kind == "sweep" and job.id in self.caches:
-                gl.script.append(f"mkdir -p {SWEEP_LOCKS}/{job.id} && cp {LOCK} {saved}")
         if job.kind == "comment":
             gl.script.append(f'python3 {HELPER} note --token-variable '
                              f'{note_token_variable(self.plan)} report.md')
@@ -434,6 +429,20 @@ def _sh(word: str) -> str:
     import shlex
 
     return shlex.quote(word)
+
+
+def _unique_names(keys: list[str]) -> dict[str, str]:
+    """Shell-safe, distinct upper-case names for step and job names (`a-b` and `a_b` differ)."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for key in keys:
+        base = env_key(key.split(":", 1)[1])
+        name, i = base, 2
+        while name in taken:
+            name, i = f"{base}_{i}", i + 1
+        taken.add(name)
+        out[key] = name
+    return out
 
 
 def _scalar(v: object) -> str:

@@ -180,7 +180,11 @@ def test_iris_pipeline_shape(compiled: dict[str, dict[str, str]]) -> None:
     sweep = jobs["experiment:sweep-train"]
     assert sweep["parallel"]["matrix"] == [{"MLSPEC_SWEEP_N_ESTIMATORS": ["50", "100", "200"]}]
     assert sweep["cache"]["key"] == "$MLSPEC_CACHE_SWEEP_TRAIN-$MLSPEC_SWEEP_N_ESTIMATORS"
-    assert jobs["experiment:step-prepare"]["cache"]["key"] == "$MLSPEC_CACHE_PREPARE"
+    assert jobs["experiment:step-prepare"]["cache"]["key"] == "$MLSPEC_CACHE_STEP_PREPARE"
+    assert jobs["experiment:select-train"]["cache"] == {
+        "key": "$MLSPEC_CACHE_SELECT_TRAIN", "paths": [
+            "model/model.pkl", "metrics.json", ".mlspec/steps/train.lock",
+            ".mlspec/steps/evaluate.lock"]}
     assert jobs["experiment:check"]["artifacts"]["reports"]["dotenv"] == "mlspec-keys.env"
     report = jobs["experiment:report"]
     assert report["artifacts"]["when"] == "always"
