@@ -129,11 +129,15 @@ def build_pipeline(plan: Plan) -> Pipeline:
     schedules = _schedules(plan)
     options = list(dict.fromkeys(kind for _, kind, _ in schedules))
     notes = []
+    secrets = sorted({s for f in plan.flows.values() for j in f.jobs for s in j.secrets.values()})
+    if secrets:
+        notes.append(f"Deploy jobs read the CI/CD variables {', '.join(secrets)} (by name): "
+                     "make them protected and masked.")
     if any(j.name == "experiment:comment" for j in jobs):
         token = note_token_variable(plan)
-        notes = [f"Merge-request note: add a masked CI/CD variable {token} holding a project "
-                 "access token", "(api scope); without it the report stays a job artifact and "
-                 "no note is posted."]
+        notes += [f"Merge-request note: add a masked CI/CD variable {token} holding a project "
+                  "access token", "(api scope); without it the report stays a job artifact and "
+                  "no note is posted."]
     return Pipeline(rules=workflow_rules(plan), stages=_stages(plan, jobs), jobs=jobs,
                     schedules=schedules, schedule_options=options, notes=notes)
 

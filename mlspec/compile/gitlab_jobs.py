@@ -328,7 +328,8 @@ class _Builder:
                     raise AssertionError(f"job {job.id}: {k} set twice")
                 env[k] = val
         for k, secret in job.secrets.items():
-            env[k] = f"${secret}"
+            if k != secret:  # a CI/CD variable reaches the job under its own name already
+                env[k] = f"${secret}"
         if job.outputs:
             env["MLSPEC_OUTPUT"] = OUTPUT_ENV
         if job.full_history:
