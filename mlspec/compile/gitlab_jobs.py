@@ -218,7 +218,8 @@ class _Builder:
         if job.kind not in ("sweep", "select"):
             if job.cache is None:
                 return None
-            return CacheSpec(var, job.cache.prefix, (job.cache.step,), list(job.cache.paths))
+            return CacheSpec(var, job.cache.prefix, (job.cache.step,),
+                             [*job.cache.paths, f"{RECORDS}/{job.cache.step}.lock"])
         static = {"mlspec": self.plan.version, "python": self.plan.python, "kind": job.kind,
                   "steps": {n: g.steps[n].model_dump(mode="json") for n in job.steps},
                   "axes": [[a, [str(v) for v in vs]] for a, vs in
@@ -240,7 +241,7 @@ class _Builder:
         lines = ['mlspec_hash() { for f in "$@"; do if [ -d "$f" ]; then find "$f" -type f '
                  "-print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; elif [ -f \"$f\" ]; then "
                  'sha256sum "$f"; else echo "absent $f"; fi; done | sha256sum | cut -c1-16; }',
-                 f": > {KEYS_ENV}"]
+                 ]
         wanted = {n for c in self.caches.values() for n in c.steps}
         needed = set(g.closure_up(sorted(wanted)))
         requirements = self.plan.loaded.spec.project.requirements
@@ -252,15 +253,18 @@ class _Builder:
             made = {f: _producer(g, f) for f in files}
             own = [f for f in files if made[f] is None]
             ups = sorted({p for p in made.values() if p is not None}, key=position.__getitem__)
-            parts = [f'"$(mlspec_hash {" ".join(_sh(f) for f in own)})"'] + [
+            parts = [f'"$(mlspec_hash {" ".join(_sh(f) for f in own)})"'] * bool(own) + [
                 f'"$K_{self.shell["step:" + u]}"' for u in ups]
+            parts = parts or ["no-inputs"]
             k = self.shell["step:" + name]
             lines.append(f"K_{k}=$(printf '%s\\n' {' '.join(parts)} | sha256sum | cut -c1-16)")
+        lines.append("{")
         for c in self.caches.values():
             ks = " ".join(f'"$K_{self.shell["step:" + n]}"' for n in c.steps)
             key = (f"$K_{self.shell['step:' + c.steps[0]]}" if len(c.steps) == 1 else
                    f"$(printf '%s\\n' {ks} | sha256sum | cut -c1-16)")
-            lines.append(f'echo "{c.var}={c.prefix}{key}" >> {KEYS_ENV}')
+            lines.append(f'  echo "{c.var}={c.prefix}{key}"')
+        lines.append(f"}} > {KEYS_ENV}")
         lines.append(f"cat {KEYS_ENV}")
         return ["\n".join(lines)]
 
@@ -374,7 +378,8 @@ class _Builder:
         for k, v in cmd.env.items():
             if isinstance(v, Var) and v.name.startswith(f"needs.{job.id}."):
                 out = v.name.split(".")[-1]
-                lines.append(f"export {k}=\"$(sed -n 's/^{out}=//p' {OUTPUT_ENV} | tail -n 1)\"")
+                lines.append(f"{k}=\"$(sed -n 's/^{out}=//p' {OUTPUT_ENV} | tail -n 1)\"")
+                lines.append(f"export {k}")
         return lines
 
     def _report_extras(self, job: Job) -> list[str]:

@@ -102,6 +102,21 @@ def test_gitlab_schema(compiled: dict[str, dict[str, str]], tmp_path: Path) -> N
     assert "ok -- validation done" in res.stdout
 
 
+def test_job_scripts_pass_shellcheck(compiled: dict[str, dict[str, str]],
+                                     tmp_path: Path) -> None:
+    """Each job's before_script + script + after_script, as the bash the runner executes."""
+    exe = tool("shellcheck")
+    files = []
+    for name, out in sorted(compiled.items()):
+        for job_name, job in jobs_of(load11(out[PIPELINE])).items():
+            body = [*job.get("before_script", []), *job["script"], *job.get("after_script", [])]
+            path = tmp_path / f"{name}-{job_name.replace(':', '_')}.sh"
+            path.write_text("#!/usr/bin/env bash\n" + "\n".join(body) + "\n")
+            files.append(str(path))
+    res = subprocess.run([exe, "-s", "bash", *files], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
+
+
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_yaml_11_and_12_read_the_same(name: str, compiled: dict[str, dict[str, str]]) -> None:
     text = compiled[name][PIPELINE]
