@@ -13,6 +13,12 @@ What is GitLab-specific is derived here, not in the plan: job names (`<flow>:<id
 report), the merge-request note and the release (GitLab API through small Python helpers,
 since CI_JOB_TOKEN cannot write notes and no GitHub CLI exists here). Every string scalar is
 quoted (`yamlq.quote`) because GitLab reads YAML 1.1.
+
+What GitLab has no equivalent for is left out, on purpose: GitHub's provenance attestation
+(deploy jobs get an `id_tokens:` token for the deploy itself), token permissions (CI_JOB_TOKEN
+is fixed), and manual runs of the release and schedule flows (a schedule's play button runs it
+on demand; a web pipeline runs the experiment). Environment approvals and pipeline schedules
+live in GitLab's settings; the file's header says what to configure.
 """
 
 from __future__ import annotations
