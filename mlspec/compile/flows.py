@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mlspec.compile.plan import (
     LOCK,
+    RECORDS,
     REPORT,
     SWEEP_RECORDS,
     Artifact,
@@ -34,7 +35,7 @@ CHECK_JOB = "check"
 
 
 def step_artifact(name: str, outs: list[str]) -> Artifact:
-    return Artifact(f"mlspec-step-{name}", (*outs, LOCK))
+    return Artifact(f"mlspec-step-{name}", (*outs, f"{RECORDS}/{name}.lock"))
 
 
 def _q(words: list[str]) -> str:
@@ -179,7 +180,9 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
             downloads=(*downloads, records), cache=ctx.cache_for(head),
             commands=(Command("rank the variants and run with the spec's params",
                               f"mlspec run {_q(members)} --sweep --no-gates"),),
-            uploads=tuple(step_artifact(m, ctx.step(m).all_outs()) for m in members),
+            # mlspec.lock carries the `sweeps` section (variants, best) to the report
+            uploads=tuple(Artifact(a.name, (*a.paths, LOCK)) for a in
+                          (step_artifact(m, ctx.step(m).all_outs()) for m in members)),
             permissions=(READ,), timeout_minutes=_total_timeout(ctx, members),
             runner=first.resources.runner, image=first.resources.image),
     ]

@@ -232,6 +232,8 @@ def _upload(plan: Plan, job: Job, art: Artifact, always: bool) -> dict[str, Any]
 
 def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
     env = [(k, expr(plan, job, v)) for k, v in sorted(cmd.env.items())]
+    # secrets go to the commands only, not to checkout, setup or `pip install`
+    env += [(k, "${{ secrets." + name + " }}") for k, name in sorted(job.secrets.items())]
     if job.outputs:
         env.append(("MLSPEC_OUTPUT", OUTPUTS_FILE))
     return _step(cmd.name, run=cmd.run, env=env,
@@ -292,7 +294,6 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
     env: list[tuple[str, str]] = [(k, expr(plan, job, v)) for k, v in sorted(job.env.items())]
     if job.secrets and job.environment is None:  # the plan never does this; keep the rule here
         raise ValueError(f"job {job.id} uses secrets without an environment")
-    env += [(k, "${{ secrets." + name + " }}") for k, name in sorted(job.secrets.items())]
     perms = [{"scope": p.scope, "access": p.access, "why": p.why} for p in job.permissions]
     if job.id_token and not any(p.scope == "id-token" for p in job.permissions):
         raise ValueError(f"job {job.id} needs id-token but the plan gives no permission")

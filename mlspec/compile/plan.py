@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 FlowName = Literal["experiment", "release", "schedule"]
 FLOWS: tuple[FlowName, ...] = ("experiment", "release", "schedule")
 LOCK = "mlspec.lock"
+RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock: that step's entry
 SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.sweep)
 REPORT = "report.md"
 
@@ -74,9 +75,11 @@ class Artifact:
     """Files handed from one job to later jobs of the same pipeline run.
 
     `paths` are repository-relative (files or directories ending in '/'), restored at the same
-    place. Every step artifact also holds `mlspec.lock`, so a downstream job sees the upstream
-    steps as fresh and does not rerun them. `per_variant`: one artifact per matrix combination
-    (name suffixed by the variant id); a download of a per-variant artifact fetches all of them.
+    place. Every step artifact also holds the step's record `.mlspec/steps/<step>.lock`, so a
+    downstream job that restores the outs sees the step as fresh (even when the committed
+    mlspec.lock is older) and does not rerun it; records of different steps never collide.
+    `per_variant`: one artifact per matrix combination (name suffixed by the variant id); a
+    download of a per-variant artifact fetches all of them.
     """
 
     name: str

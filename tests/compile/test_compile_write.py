@@ -136,3 +136,19 @@ def test_example_generated_files_have_headers() -> None:
 
         parsed = parse_generated(path.read_text())
         assert parsed is not None and parsed[1] is False, path
+
+
+def test_compile_imports_no_heavy_modules() -> None:
+    """`mlspec compile` must not pay for docker, GitPython or scikit-learn (DESIGN.md §7)."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlspec", "compile",
+                          "--check"], cwd=EXAMPLES / "iris", capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    modules = {line.split("|")[-1].strip() for line in res.stderr.splitlines()
+               if line.startswith("import time:")}
+    assert "jinja2" in modules
+    heavy = {m for m in modules if m.split(".")[0] in ("docker", "git", "sklearn", "numpy")}
+    assert not heavy, sorted(heavy)

@@ -118,5 +118,11 @@ def test_experiment_shape(path: Path) -> None:
                 todo.extend(jobs[n].get("needs", []))
             assert "check" in seen, job_id
     assert "pull-requests" in jobs["comment"]["permissions"]
+    # fork PRs: every job but the comment runs, and no job of this workflow sees a secret
+    assert "head.repo.full_name == github.repository" in jobs["comment"]["if"]
+    assert "secrets." not in path.read_text()
+    for job_id, job in jobs.items():
+        if job_id != "comment":
+            assert "head.repo" not in str(job.get("if", "")), job_id
     assert not any(s.get("uses", "").startswith("actions/checkout") for s in _steps(
         jobs["comment"])), "the job with a write token must not run the PR's code"
