@@ -207,3 +207,17 @@ def test_failing_gate_fails_the_pipeline_at_the_gate_job(project: Project) -> No
         assert project.artifact("experiment:report", "report.md").is_file()  # when: always
     finally:
         git("checkout", "-q", "-f", "feature", cwd=project.work)
+
+
+def test_schedule_pipeline_refreshes_and_retrains(project: Project) -> None:
+    git("checkout", "-q", "main", cwd=project.work)
+    try:
+        res = project.run("--variable", "CI_PIPELINE_SOURCE=schedule")
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out[-6000:]
+        assert verdicts(out) == {"schedule:refresh": "PASS"}
+        log = job_log(out, "schedule:refresh")
+        assert "▶ prepare" in log and "gates" in log
+        assert project.artifact("schedule:refresh", "report.md").is_file()
+    finally:
+        git("checkout", "-q", "feature", cwd=project.work)
