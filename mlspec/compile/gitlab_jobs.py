@@ -303,7 +303,9 @@ class _Builder:
         self._artifacts(gl, job)
         if job.id in self.caches:
             c = self.caches[job.id]
-            key = "-".join([f"${c.var}", *(f"${var}" for var, _ in gl.matrix)])
+            # a variant by its index (the axes are in the key's static part): a value may hold
+            # a '/', which a GitLab cache key may not
+            key = f"${c.var}-$CI_NODE_INDEX" if gl.matrix else f"${c.var}"
             gl.cache = (key, c.paths)
         if job.environment is not None:
             e = job.environment

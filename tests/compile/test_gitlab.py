@@ -194,7 +194,7 @@ def test_iris_pipeline_shape(compiled: dict[str, dict[str, str]]) -> None:
         "check", "data:prepare", "model:train", "model:evaluate"]
     sweep = jobs["experiment:sweep-train"]
     assert sweep["parallel"]["matrix"] == [{"MLSPEC_SWEEP_N_ESTIMATORS": ["50", "100", "200"]}]
-    assert sweep["cache"]["key"] == "$MLSPEC_CACHE_SWEEP_TRAIN-$MLSPEC_SWEEP_N_ESTIMATORS"
+    assert sweep["cache"]["key"] == "$MLSPEC_CACHE_SWEEP_TRAIN-$CI_NODE_INDEX"
     assert jobs["experiment:step-prepare"]["cache"]["key"] == "$MLSPEC_CACHE_STEP_PREPARE"
     assert jobs["experiment:select-train"]["cache"] == {
         "key": "$MLSPEC_CACHE_SELECT_TRAIN", "paths": [
