@@ -6,20 +6,17 @@ does, quoting every string.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mlspec.compile.gitlab_cache import KEYS_ENV, CacheKeys, env_key
 from mlspec.compile.plan import Var
 
 if TYPE_CHECKING:
     from mlspec.compile.plan import Command, Flow, Job, Plan, Trigger
 
 HELPER = ".gitlab/mlspec/ci.py"
-RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock (mlspec.session)
-KEYS_ENV = "mlspec-keys.env"
 OUTPUT_ENV = "mlspec-output.env"
 METRICS_ENV = "mlspec-metrics.env"
 METRICS_TXT = "metrics.txt"
@@ -39,14 +36,6 @@ CI_VARS = {"ci.base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
            "ci.token": "$CI_JOB_TOKEN", "ci.variant": "$CI_NODE_INDEX"}
 INSTALL_GIT = ("command -v git >/dev/null 2>&1 || { apt-get update -qq && "
                "apt-get install -y -qq --no-install-recommends git >/dev/null; }")
-
-
-@dataclass
-class CacheSpec:
-    var: str  # dotenv variable holding the key, set by the first job
-    prefix: str  # static part: a hash of the step definitions
-    steps: tuple[str, ...]  # whose inputs key it
-    paths: list[str]
 
 
 @dataclass
@@ -92,10 +81,6 @@ class GLJob:
     interruptible: bool = True
     tags: list[str] = field(default_factory=list)
     helper_scripts: list[str] = field(default_factory=list)
-
-
-def env_key(name: str) -> str:
-    return re.sub(r"[^A-Z0-9_]", "_", name.upper())
 
 
 def note_token_variable(plan: Plan) -> str:
@@ -190,9 +175,8 @@ class _Builder:
     def __init__(self, plan: Plan, flow: Flow):
         self.plan, self.flow = plan, flow
         self.names = {j.id: f"{flow.name}:{j.id}" for j in flow.jobs}
-        self.shell = _unique_names([*(f"step:{n}" for n in plan.loaded.graph.order),
-                                    *(f"job:{j.id}" for j in flow.jobs)])
-        self.caches = {j.id: c for j in flow.jobs if (c := self.cache_spec(j)) is not None}
+        self.cachekeys = CacheKeys(plan, flow)
+        self.caches = self.cachekeys.caches
         ids = [j.id for j in flow.jobs]
         self.keys_job = "check" if "check" in ids else ("cache-keys" if self.caches else None)
 
@@ -206,73 +190,11 @@ class _Builder:
                 out.append(gl)
         return out
 
-    # -- cache keys ----------------------------------------------------------------------
-    def cache_spec(self, job: Job) -> CacheSpec | None:
-        """The plan's cache of a step job. GitLab-specific: each sweep variant caches its outs
-        and records (`mlspec run` leaves .mlspec/steps/<step>.lock), keyed by the group's
-        inputs and the variant's values, so an unchanged variant is not retrained; the select
-        job caches the outs and records of the whole group (run with the spec's params), not
-        only the swept step's outs, so the steps after it are not recomputed either."""
-        g = self.plan.loaded.graph
-        var = self.cache_var(job.id)
-        if job.kind not in ("sweep", "select"):
-            if job.cache is None:
-                return None
-            return CacheSpec(var, job.cache.prefix, (job.cache.step,),
-                             [*job.cache.paths, f"{RECORDS}/{job.cache.step}.lock"])
-        static = {"mlspec": self.plan.version, "python": self.plan.python, "kind": job.kind,
-                  "steps": {n: g.steps[n].model_dump(mode="json") for n in job.steps},
-                  "axes": [[a, [str(v) for v in vs]] for a, vs in
-                           (job.matrix.axes if job.matrix is not None else ())]}
-        digest = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:12]
-        outs = [o for n in job.steps for o in g.steps[n].all_outs()]
-        outs += [f"{RECORDS}/{n}.lock" for n in job.steps]
-        if job.kind == "sweep":
-            outs += [p for a in job.uploads for p in a.paths]
-        return CacheSpec(var, f"mlspec-{job.id}-{digest}-", job.steps, list(dict.fromkeys(outs)))
-
-    def cache_var(self, job_id: str) -> str:
-        return "MLSPEC_CACHE_" + self.shell[f"job:{job_id}"]
-
-    def key_script(self) -> list[str]:
-        """Shell computing every cache key from the commit alone (a Merkle hash: a step's
-        repo files, plus the keys of the steps whose outs it reads)."""
-        g = self.plan.loaded.graph
-        lines = ['mlspec_hash() { for f in "$@"; do if [ -d "$f" ]; then find "$f" -type f '
-                 "-print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; elif [ -f \"$f\" ]; then "
-                 'sha256sum "$f"; else echo "absent $f"; fi; done | sha256sum | cut -c1-16; }',
-                 ]
-        wanted = {n for c in self.caches.values() for n in c.steps}
-        needed = set(g.closure_up(sorted(wanted)))
-        requirements = self.plan.loaded.spec.project.requirements
-        position = {n: i for i, n in enumerate(g.order)}
-        for name in g.order:
-            if name not in needed:
-                continue
-            files = [*g.steps[name].deps, *([requirements] if requirements else [])]
-            made = {f: _producer(g, f) for f in files}
-            own = [f for f in files if made[f] is None]
-            ups = sorted({p for p in made.values() if p is not None}, key=position.__getitem__)
-            parts = [f'"$(mlspec_hash {" ".join(_sh(f) for f in own)})"'] * bool(own) + [
-                f'"$K_{self.shell["step:" + u]}"' for u in ups]
-            parts = parts or ["no-inputs"]
-            k = self.shell["step:" + name]
-            lines.append(f"K_{k}=$(printf '%s\\n' {' '.join(parts)} | sha256sum | cut -c1-16)")
-        lines.append("{")
-        for c in self.caches.values():
-            ks = " ".join(f'"$K_{self.shell["step:" + n]}"' for n in c.steps)
-            key = (f"$K_{self.shell['step:' + c.steps[0]]}" if len(c.steps) == 1 else
-                   f"$(printf '%s\\n' {ks} | sha256sum | cut -c1-16)")
-            lines.append(f'  echo "{c.var}={c.prefix}{key}"')
-        lines.append(f"}} > {KEYS_ENV}")
-        lines.append(f"cat {KEYS_ENV}")
-        return ["\n".join(lines)]
-
     def _keys_only(self) -> GLJob:
         return GLJob(name=f"{self.flow.name}:cache-keys", title="cache keys of the steps",
                      stage="check", image=job_image(self.plan, self.flow.jobs[0]),
                      rules=[(f'$MLSPEC_FLOW == "{self.flow.name}"', None)],
-                     script=self.key_script(), artifacts=Artifacts([], dotenv=KEYS_ENV),
+                     script=self.cachekeys.script(), artifacts=Artifacts([], dotenv=KEYS_ENV),
                      timeout="10 minutes", interruptible=True)
 
     # -- one job -------------------------------------------------------------------------
@@ -356,7 +278,7 @@ class _Builder:
 
     def _script(self, gl: GLJob, job: Job) -> None:
         if job.id == self.keys_job:
-            gl.script.extend(self.key_script())
+            gl.script.extend(self.cachekeys.script())
         if job.outputs:
             gl.script.append(f": > {OUTPUT_ENV}")
         if job.kind == "report":
@@ -413,44 +335,6 @@ class _Builder:
 
 def _axis_of(names: dict[str, str], var: str) -> str:
     return next(k for k, v in names.items() if v == var)
-
-
-def _producer(g: Any, path: str) -> str | None:
-    """The step whose outs hold path (exactly, or as a directory either way), else None."""
-    from mlspec.graph import _covers
-
-    norm = path.rstrip("/")
-    producers: dict[str, str] = g.producers
-    if norm in producers:
-        return str(producers[norm])
-    parts = norm.split("/")
-    for i in range(1, len(parts)):
-        if "/".join(parts[:i]) in producers:
-            return str(producers["/".join(parts[:i])])
-    for out, step in producers.items():  # an out inside a directory dep
-        if _covers(out, norm):
-            return str(step)
-    return None
-
-
-def _sh(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
-
-
-def _unique_names(keys: list[str]) -> dict[str, str]:
-    """Shell-safe, distinct upper-case names for step and job names (`a-b` and `a_b` differ)."""
-    out: dict[str, str] = {}
-    taken: set[str] = set()
-    for key in keys:
-        base = env_key(key.split(":", 1)[1])
-        name, i = base, 2
-        while name in taken:
-            name, i = f"{base}_{i}", i + 1
-        taken.add(name)
-        out[key] = name
-    return out
 
 
 def _scalar(v: object) -> str:
