@@ -194,8 +194,12 @@ def _total_timeout(ctx: PlanContext, names: list[str]) -> int:
 
 
 _STICKY = """\
-marker='<!-- mlspec:report -->'
-{ echo "$marker"; cat report.md; } > comment.md
+marker='<!-- mlspec-report -->'
+if [ "$(head -n 1 report.md)" = "$marker" ]; then
+  cp report.md comment.md
+else
+  { echo "$marker"; cat report.md; } > comment.md
+fi
 id=$(gh api "repos/$REPO/issues/$PR_NUMBER/comments" --paginate \\
   --jq ".[] | select(.body | startswith(\\"$marker\\")) | .id" | head -n 1)
 if [ -n "$id" ]; then

@@ -1,7 +1,8 @@
 """The `github` compile target: plan → .github/workflows/mlspec-{experiment,release,schedule}.yml.
 
 This module maps the target-neutral plan onto GitHub Actions (contexts, actions, `if:`
-conditions, quoting) and hands the template plain lists to loop over. Properties kept for every
+conditions, quoting) and hands the template plain lists to loop over (an optional section is
+a list of zero or one item, so the template has loops and nothing else). Properties kept for every
 workflow (DESIGN.md §5): `name:` everywhere, top-level `permissions: {}` and per-job least
 privilege with a comment per permission, actions pinned to a commit SHA with the version in a
 comment, `persist-credentials: false`, no `${{ }}` inside `run:` (values arrive via `env:`),
@@ -312,10 +313,12 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
         "container": [yq(job.image)] if job.image else [],
         "environment": environment, "permissions": perms,
         "no_permissions": [] if perms else [1], "perm_header": [1] if perms else [],
-        "matrix": matrix, "env": [{"key": k, "value": v} for k, v in env],
+        "matrix": matrix, "matrix_header": [1] if matrix else [],
+        "env": [{"key": k, "value": v} for k, v in env],
         "env_header": [1] if env else [],
         "outputs": [{"key": k, "value": "${{ steps.outputs.outputs." + k + " }}"}
                     for k in sorted(job.outputs)],
+        "outputs_header": [1] if job.outputs else [],
         "steps": _steps(plan, flow, job),
     }
 
@@ -334,6 +337,7 @@ def _workflow(plan: Plan, flow: Flow) -> dict[str, Any]:
                   *([f"tags: [{', '.join(yq(t) for t in tags)}]"] if tags else [])]]
         if branches or tags else [],
         "schedule": [yq(t.pattern) for t in flow.triggers if t.kind == "schedule"],
+        "schedule_header": [1] if any(t.kind == "schedule" for t in flow.triggers) else [],
         "manual": [1] if any(t.kind == "manual" for t in flow.triggers) else [],
         "group": group, "cancel": yq(flow.cancel_in_progress),
         "jobs": [_job(plan, flow, j) for j in flow.jobs],

@@ -274,8 +274,11 @@ def read_remote(root: Path) -> str | None:
 
 def normalise_remote(url: str) -> str | None:
     m = re.match(r"^(?:https://(?:[^@/]+@)?|ssh://git@|git@)(github\.com|gitlab\.com)[:/]"
-                 r"([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+?)(?:\.git)?/?$", url)
-    return f"https://{m.group(1)}/{m.group(2)}" if m else None
+                 r"([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+)/?$", url)
+    if m is None:
+        return None
+    path = m.group(2)[:-4] if m.group(2).endswith(".git") else m.group(2)
+    return f"https://{m.group(1)}/{path}"
 
 
 def load_pins() -> dict[str, tuple[str, str]]:

@@ -144,7 +144,8 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     assert "f1_macro" in report
     comments = json.loads((store / "github" / "comments.json").read_text())
     assert len(comments) == 1 and comments[0]["issue"] == 7
-    assert comments[0]["body"].startswith("<!-- mlspec:report -->\n")
+    assert comments[0]["body"].startswith("<!-- mlspec-report -->\n")
+    assert comments[0]["body"].count("<!-- mlspec-report -->") == 1
     assert list((store / "cache").glob("mlspec-prepare-*")), "prepare's outs were cached"
 
     # a second push: the cache is hit, the sticky comment is updated, not duplicated
@@ -160,6 +161,21 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     assert len(comments) == 1
     calls = (store / "github" / "calls.log").read_text()
     assert '"PATCH"' in calls
+
+    # a PR from a fork: everything runs and reports (job summary, artifact); no comment is
+    # attempted, since its token could not write
+    for p in sorted(arts.iterdir()):
+        subprocess.run(["rm", "-rf", str(p)], check=True)
+    fork = _pr_event(pr_clone)
+    fork["pull_request"]["head"]["repo"] = {"full_name": "someone/iris", "name": "iris",
+                                            "owner": {"login": "someone"}}
+    res = act(pr_clone, "pull_request", fork, "mlspec-experiment.yml", store)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-6000:]
+    assert "metrics, gates and report" in _succeeded(log)
+    assert "sticky PR comment" not in _succeeded(log)
+    assert (arts / "mlspec-report" / "report.md").is_file()
+    assert (store / "github" / "calls.log").read_text() == calls
 
 
 def test_release_verify_job_on_tag(pr_clone: Path, tmp_path: Path) -> None:
