@@ -24,8 +24,10 @@ live in GitLab's settings; the file's header says what to configure.
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlspec.compile.gitlab_jobs import GLJob, flow_jobs, note_token_variable
 
@@ -148,6 +150,20 @@ def build_pipeline(plan: Plan) -> Pipeline:
                     schedules=schedules, schedule_options=options, notes=notes)
 
 
+def _bytecode_cache() -> Any:
+    """Jinja's compiled templates cached in the user's cache dir (keyed by the template's
+    source, so output never depends on it); None when that directory is not writable."""
+    import jinja2
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "mlspec", "jinja")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(path) if os.access(path, os.W_OK) else None
+
+
 @functools.lru_cache(maxsize=1)
 def _env() -> object:
     from importlib.resources import files
@@ -156,9 +172,12 @@ def _env() -> object:
 
     from mlspec.compile.yamlq import flow_list, quote, quote_lines
 
-    loader = jinja2.FunctionLoader(
-        lambda name: (files("mlspec.templates") / "gitlab" / name).read_text(encoding="utf-8"))
-    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
+    def load(name: str) -> tuple[str, None, Callable[[], bool]]:
+        text = (files("mlspec.templates") / "gitlab" / name).read_text(encoding="utf-8")
+        return text, None, lambda: True
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(load), bytecode_cache=_bytecode_cache(),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["q"] = quote
     env.filters["qlist"] = flow_list
