@@ -139,8 +139,9 @@ def build_pipeline(plan: Plan) -> Pipeline:
     notes = []
     secrets = sorted({s for f in plan.flows.values() for j in f.jobs for s in j.secrets.values()})
     if secrets:
-        notes.append(f"Deploy jobs read the CI/CD variables {', '.join(secrets)} (by name): "
-                     "make them protected and masked.")
+        notes += [f"Deploy jobs read the CI/CD variables {', '.join(secrets)} (by name): make "
+                  "them protected and masked,", "and scope them to the deploy environments so no "
+                  "other job sees them."]
     if any(j.name == "experiment:comment" for j in jobs):
         token = note_token_variable(plan)
         notes += [f"Merge-request note: add a masked CI/CD variable {token} holding a project "

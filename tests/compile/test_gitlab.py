@@ -213,6 +213,7 @@ def test_iris_pipeline_shape(compiled: dict[str, dict[str, str]]) -> None:
     assert prod["id_tokens"] == {"MLSPEC_ID_TOKEN": {"aud": "$CI_SERVER_URL"}}
     assert "REGISTRY_TOKEN" not in str(prod["variables"])  # reaches the job by its own name
     assert "CI/CD variables REGISTRY_TOKEN (by name)" in compiled["iris"][PIPELINE]
+    assert "scope them to the deploy environments" in compiled["iris"][PIPELINE]
     assert [j for j, v in jobs.items() if "id_tokens" in v] == [
         "release:deploy-staging", "release:deploy-production"]
     assert all(v["image"] == "python:3.11-slim" for v in jobs.values())
