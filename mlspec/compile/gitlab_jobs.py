@@ -200,7 +200,7 @@ class _Builder:
     # -- one job -------------------------------------------------------------------------
     def job(self, job: Job) -> GLJob:
         plan, flow = self.plan, self.flow
-        gl = GLJob(name=self.names[job.id], title=job.name, stage=stage_of(plan, job),
+        gl = GLJob(name=self.names[job.id], title=_title(job), stage=stage_of(plan, job),
                    image=job_image(plan, job), rules=job_rules(plan, flow, job),
                    timeout=f"{job.timeout_minutes} minutes",
                    interruptible=job.kind not in NOT_INTERRUPTIBLE)
@@ -335,6 +335,13 @@ class _Builder:
 
 def _axis_of(names: dict[str, str], var: str) -> str:
     return next(k for k, v in names.items() if v == var)
+
+
+def _title(job: Job) -> str:
+    """The plan's job title in GitLab's words (no attestation here; notes, not comments)."""
+    if job.kind == "comment":
+        return "sticky merge-request note with the report"
+    return job.name.replace(", attest and", " and")
 
 
 def _scalar(v: object) -> str:
