@@ -137,8 +137,9 @@ def experiment_flow(ctx: PlanContext) -> Flow:
         permissions=(READ,), timeout_minutes=15))
     jobs.append(Job(
         id="comment", name="sticky PR comment", kind="comment", needs=("report",),
-        downloads=(Artifact("mlspec-report", (REPORT,)),), checkout=False, python=False,
-        env={"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository")},
+        downloads=(Artifact("mlspec-report", (REPORT,), optional=True),), checkout=False,
+        python=False, env={"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository"),
+                           "RUN_URL": Var("ci.run_url")},
         commands=(Command("post or update the comment", _STICKY,
                           env={"GH_TOKEN": Var("ci.token")}),),
         permissions=(Permission("pull-requests", "write",
@@ -195,6 +196,10 @@ def _total_timeout(ctx: PlanContext, names: list[str]) -> int:
 
 _STICKY = """\
 marker='<!-- mlspec-report -->'
+if [ ! -f report.md ]; then  # a step failed before the report: say so, keep the comment current
+  printf '%s\\n## mlspec experiment\\n\\nThe experiment failed before its report: %s\\n' \\
+    "$marker" "$RUN_URL" > report.md
+fi
 if [ "$(head -n 1 report.md)" = "$marker" ]; then
   cp report.md comment.md
 else

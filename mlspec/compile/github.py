@@ -111,7 +111,9 @@ def expr(plan: Plan, job: Job, value: EnvValue) -> str:
               "ci.ref_name": "github.ref_name", "ci.sha": "github.sha",
               "ci.pr_number": "github.event.pull_request.number",
               "ci.repository": "github.repository", "ci.token": "github.token",
-              "ci.variant": "strategy.job-index"}  # (unused by the flows today)
+              "ci.variant": "strategy.job-index",  # (unused by the flows today)
+              "ci.run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
+                            "github.repository, github.run_id)"}
     if name in simple:
         inner = simple[name]
     elif name.startswith("matrix."):
@@ -150,8 +152,8 @@ def condition(plan: Plan, trig: Trigger) -> str:
 
 def _job_if(plan: Plan, job: Job) -> list[str]:
     parts: list[str] = []
-    if job.always:  # after failed needs too, but not when cancelled or a need was skipped
-        parts.append("!cancelled() && !contains(needs.*.result, 'skipped')")
+    if job.always:  # after failed or skipped needs too, but not when cancelled
+        parts.append("!cancelled()")
     if job.when:
         conds = [condition(plan, t) for t in job.when]
         parts.append(conds[0] if len(conds) == 1 and not parts
@@ -191,7 +193,7 @@ def _step(name: str, *, uses: str | None = None, run: str | None = None,
     return {"name": yq(name), "id": [id_] if id_ else [], "if": [if_] if if_ else [],
             "uses": [uses] if uses else [], "with": withs, "with_header": [1] if withs else [],
             "env": [{"key": k, "value": v} for k, v in env or []],
-            "env_header": [1] if env else [], "run": runs}
+            "env_header": [1] if env else [], "run": runs, "continue_on_error": []}
 
 
 def _artifact_path(art: Artifact) -> str:
@@ -204,8 +206,11 @@ def _download(plan: Plan, art: Artifact) -> dict[str, Any]:
                      uses=_uses(plan, "actions/download-artifact"),
                      with_=[("pattern", f"{art.name}.*"), ("path", _artifact_path(art)),
                             ("merge-multiple", True)])
-    return _step(f"Download {art.name}", uses=_uses(plan, "actions/download-artifact"),
+    step = _step(f"Download {art.name}", uses=_uses(plan, "actions/download-artifact"),
                  with_=[("name", art.name), ("path", _artifact_path(art))])
+    if art.optional:
+        step["continue_on_error"] = [1]
+    return step
 
 
 def variant_suffix(job: Job) -> str:

@@ -49,6 +49,7 @@ class Var:
     - `ci.repository`   `owner/repo` (GitHub) / project path (GitLab)
     - `ci.token`        the job's own API token (GitHub `github.token`, GitLab `CI_JOB_TOKEN`)
     - `ci.variant`      a unique id of this matrix combination (e.g. GitHub `strategy.job-index`)
+    - `ci.run_url`      the web page of this pipeline run
     - `matrix.<axis>`   this job's value of a matrix axis (a sweep param)
     - `secret.<NAME>`   a CI secret / masked variable called NAME
     - `needs.<job>.<output>`  an output of a needed job (`Job.outputs`)
@@ -85,6 +86,7 @@ class Artifact:
     name: str
     paths: tuple[str, ...]
     per_variant: bool = False
+    optional: bool = False  # a download that may be missing (its producer failed or skipped)
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ class Job:
     python: bool = True  # needs Python + `Plan.install` (mlspec and the project requirements)
     when: tuple[Trigger, ...] = ()  # subset of the flow's triggers; () = all of them
     same_repo_only: bool = False  # skip on PRs from forks (needs a write token)
-    always: bool = False  # run even when a needed job failed (but not when cancelled)
+    always: bool = False  # run even when a needed job failed or was skipped (not cancelled)
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> description
     # Commands write `name=value` lines for `outputs` to the file "$MLSPEC_OUTPUT" (GitHub:
     # $GITHUB_OUTPUT; GitLab: a dotenv report). Later commands read them as Var needs.<id>.<name>.

@@ -4,6 +4,7 @@ direct assertions on the parsed YAML for the properties the linters do not cover
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -126,3 +127,37 @@ def test_experiment_shape(path: Path) -> None:
             assert "head.repo" not in str(job.get("if", "")), job_id
     assert not any(s.get("uses", "").startswith("actions/checkout") for s in _steps(
         jobs["comment"])), "the job with a write token must not run the PR's code"
+
+
+def test_sticky_comment_script(tmp_path: Path) -> None:
+    """The comment job's script, run by bash against a mock of the GitHub API (tests/compile/
+    act/bin/gh; no GitHub server exists here): create, then update in place, and a failed run
+    still replaces the old metrics with a failure note."""
+    wf = _load(HERE / "expected" / "iris" / ".github" / "workflows" / "mlspec-experiment.yml")
+    (step,) = [s for s in wf["jobs"]["comment"]["steps"] if "run" in s]
+    script = tmp_path / "comment.sh"
+    script.write_text(step["run"])
+    store = tmp_path / "store"
+    env = {**os.environ, "PATH": f"{HERE / 'act' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "MLSPEC_ACT_STORE": str(store), "REPO": "acme/iris", "PR_NUMBER": "7",
+           "RUN_URL": "https://github.com/acme/iris/actions/runs/1", "GH_TOKEN": "x"}
+
+    def post(report: str | None) -> list[dict[str, Any]]:
+        ws = tmp_path / "ws"
+        subprocess.run(["rm", "-rf", str(ws)], check=True)
+        ws.mkdir()
+        if report is not None:
+            (ws / "report.md").write_text(report)
+        res = subprocess.run(["bash", "-e", str(script)], cwd=ws, env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        return list(json.loads((store / "github" / "comments.json").read_text()))
+
+    first = post("<!-- mlspec-report -->\n## metrics\nf1 0.97\n")
+    assert [(c["id"], c["issue"]) for c in first] == [(1000, 7)]
+    second = post("<!-- mlspec-report -->\n## metrics\nf1 0.98\n")
+    assert len(second) == 1 and second[0]["body"].endswith("f1 0.98\n")
+    failed = post(None)
+    assert len(failed) == 1
+    assert failed[0]["body"].startswith("<!-- mlspec-report -->\n## mlspec experiment")
+    assert "actions/runs/1" in failed[0]["body"]
