@@ -1,0 +1,199 @@
+"""GitLab CI renderer: the compile plan → `.gitlab-ci.yml` (plus helper scripts it calls).
+
+One pipeline file carries the plan's three flows. `workflow: rules` picks exactly one flow per
+event and names it in `MLSPEC_FLOW`; every job's `rules:` select it by that flow (and, for tag
+and deploy jobs, re-check the protected tag themselves):
+
+    merge request, web         → experiment      schedule → schedule (MLSPEC_SCHEDULE picks
+    protected release tag,                                   refresh or monitor)
+    push to the default branch → release         anything else → no pipeline
+
+What is GitLab-specific is derived here, not in the plan: job names (`<flow>:<id>`), stages
+(graph order), cache keys (computed at run time by the first job, passed on as a dotenv
+report), the merge-request note and the release (GitLab API through small Python helpers,
+since CI_JOB_TOKEN cannot write notes and no GitHub CLI exists here). Every string scalar is
+quoted (`yamlq.quote`) because GitLab reads YAML 1.1.
+
+What GitLab has no equivalent for is left out, on purpose: GitHub's provenance attestation
+(deploy jobs get an `id_tokens:` token for the deploy itself), token permissions (CI_JOB_TOKEN
+is fixed), and manual runs of the release and schedule flows (a schedule's play button runs it
+on demand; a web pipeline runs the experiment). Environment approvals and pipeline schedules
+live in GitLab's settings; the file's header says what to configure.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlspec.compile.gitlab_jobs import GLJob, flow_jobs, note_token_variable
+
+if TYPE_CHECKING:
+    from mlspec.compile.plan import Plan
+
+PIPELINE = ".gitlab-ci.yml"
+NOTE_SCRIPT = ".gitlab/mlspec/note.py"
+RELEASE_SCRIPT = ".gitlab/mlspec/release.py"
+FIXED_STAGES_BEFORE = ("check",)
+FIXED_STAGES_AFTER = ("verify", "report", "notify", "deploy", "release", "refresh", "monitor")
+
+
+@dataclass
+class Rule:
+    cond: str
+    flow: str
+    comment: str
+
+
+@dataclass
+class Pipeline:
+    """Everything the template prints, already in GitLab's terms."""
+
+    rules: list[Rule]
+    stages: list[str]
+    jobs: list[GLJob]
+    schedules: list[tuple[str, str, str]]  # (cron, MLSPEC_SCHEDULE value, what it runs)
+    schedule_options: list[str]
+    notes: list[str] = field(default_factory=list)  # comment lines at the top
+
+
+def tag_regex(glob: str) -> str:
+    """A tag glob (`v*`) as a GitLab (RE2) regex literal anchored at both ends."""
+    out = []
+    for ch in glob:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch.isalnum() or ch in "_-":
+            out.append(ch)
+        else:
+            out.append("[" + ch + "]")
+    return "/^" + "".join(out) + "$/"
+
+
+def tag_condition(globs: tuple[str, ...] | list[str]) -> str:
+    tags = " || ".join(f"$CI_COMMIT_TAG =~ {tag_regex(g)}" for g in globs)
+    if len(globs) > 1:
+        tags = f"({tags})"
+    return f'{tags} && $CI_COMMIT_REF_PROTECTED == "true"'
+
+
+def branch_condition(branches: list[str]) -> str:
+    names = " || ".join(f'$CI_COMMIT_BRANCH == "{b}"' for b in branches)
+    if len(branches) > 1:
+        names = f"({names})"
+    return f'$CI_PIPELINE_SOURCE == "push" && {names}'
+
+
+def workflow_rules(plan: Plan) -> list[Rule]:
+    rules: list[Rule] = []
+    sched = plan.flows["schedule"]
+    if sched.jobs:
+        rules.append(Rule('$CI_PIPELINE_SOURCE == "schedule"', "schedule",
+                          "pipeline schedules: MLSPEC_SCHEDULE says which task"))
+    rules.append(Rule('$CI_PIPELINE_SOURCE == "merge_request_event"', "experiment",
+                      "merge requests (no branch pipeline runs beside them)"))
+    rules.append(Rule('$CI_PIPELINE_SOURCE == "web"', "experiment",
+                      "Run pipeline from the web UI: the experiment on that ref"))
+    release = plan.flows["release"]
+    tags = [t.pattern for t in release.triggers if t.kind == "push_tag"]
+    if tags:
+        rules.append(Rule(tag_condition(tags), "release", "protected release tags"))
+    branches = [t.pattern for t in release.triggers if t.kind == "push_branch"]
+    if branches:
+        rules.append(Rule(branch_condition(branches), "release",
+                          "pushes to the default (and deploy) branches: baseline"))
+    return rules
+
+
+def _stages(plan: Plan, jobs: list[GLJob]) -> list[str]:
+    g = plan.loaded.graph
+    step_stages = [f"{g.stage[n]}:{n}" for n in g.order]
+    order = [*FIXED_STAGES_BEFORE, *step_stages, *FIXED_STAGES_AFTER]
+    used = {j.stage for j in jobs}
+    unknown = used - set(order)
+    if unknown:  # a bug, not bad input: every job kind maps to a known stage
+        raise AssertionError(f"jobs in unknown stages: {sorted(unknown)}")
+    return [s for s in order if s in used]
+
+
+def _schedules(plan: Plan) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    for job in plan.flows["schedule"].jobs:
+        for trig in job.when:
+            if trig.kind == "schedule":
+                out.append((trig.pattern, job.kind, job.name))
+    return out
+
+
+def build_pipeline(plan: Plan) -> Pipeline:
+    jobs: list[GLJob] = []
+    for flow_name in ("experiment", "release", "schedule"):
+        jobs.extend(flow_jobs(plan, plan.flows[flow_name]))
+    schedules = _schedules(plan)
+    options = list(dict.fromkeys(kind for _, kind, _ in schedules))
+    notes = []
+    secrets = sorted({s for f in plan.flows.values() for j in f.jobs for s in j.secrets.values()})
+    if secrets:
+        notes += [f"Deploy jobs read the CI/CD variables {', '.join(secrets)} (by name): make "
+                  "them protected and masked,", "and scope them to the deploy environments so no "
+                  "other job sees them."]
+    if any(j.name == "experiment:comment" for j in jobs):
+        token = note_token_variable(plan)
+        notes += [f"Merge-request note: add a masked CI/CD variable {token} holding a project "
+                  "access token", "(api scope); without it the report stays a job artifact and "
+                  "no note is posted."]
+    return Pipeline(rules=workflow_rules(plan), stages=_stages(plan, jobs), jobs=jobs,
+                    schedules=schedules, schedule_options=options, notes=notes)
+
+
+def _bytecode_cache() -> Any:
+    """Jinja's compiled templates cached in the user's cache dir (keyed by the template's
+    source, so output never depends on it); None when that directory is not writable."""
+    import jinja2
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "mlspec", "jinja")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(path) if os.access(path, os.W_OK) else None
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> object:
+    from importlib.resources import files
+
+    import jinja2
+
+    from mlspec.compile.yamlq import flow_list, quote, quote_lines
+
+    def load(name: str) -> tuple[str, None, Callable[[], bool]]:
+        text = (files("mlspec.templates") / "gitlab" / name).read_text(encoding="utf-8")
+        return text, None, lambda: True
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(load), bytecode_cache=_bytecode_cache(),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["q"] = quote
+    env.filters["qlist"] = flow_list
+    env.filters["qb"] = lambda v, indent: quote_lines(str(v).rstrip("\n"), indent)
+    return env
+
+
+def render(plan: Plan) -> dict[str, str]:
+    """{path: body without header} for the GitLab target."""
+    pipeline = build_pipeline(plan)
+    env = _env()
+    out = {PIPELINE: env.get_template("gitlab-ci.yml.j2").render(  # type: ignore[attr-defined]
+        p=pipeline, plan=plan)}
+    scripts = {s for j in pipeline.jobs for s in j.helper_scripts}
+    for path in sorted(scripts):
+        name = path.rsplit("/", 1)[-1] + ".j2"
+        out[path] = env.get_template(name).render()  # type: ignore[attr-defined]
+    return out
