@@ -24,6 +24,19 @@ class Graph:
     producers: dict[str, str]  # out path -> step
     order: list[str] = field(default_factory=list)  # deterministic topological order
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    paths: _PathIndex | None = None
+
+    def producer_of(self, path: str) -> str | None:
+        """The step whose outs hold `path`: exactly, as a directory above it, or inside it."""
+        index = self.paths
+        if index is None:
+            return None
+        norm = path.rstrip("/")
+        if norm in index.owner:
+            return index.owner[norm]
+        hits = index.overlapping(norm)
+        above = [h for h in hits if len(h) < len(norm)]
+        return index.owner[(above or hits)[0]] if hits else None
 
     def closure_up(self, names: list[str]) -> list[str]:
         """The named steps and everything upstream of them, in graph order."""
@@ -112,7 +125,7 @@ class StepIO:
 @dataclass
 class Analysis:
     upstream: dict[str, list[str]]
-    producers: dict[str, str]
+    paths: _PathIndex
     order: list[str]
     diagnostics: list[Diagnostic]
 
@@ -129,7 +142,8 @@ def build_graph(loaded: LoadedSpec) -> Graph:
         for u in us:
             downs[u].append(n)
     return Graph(steps=steps, stage=stage, upstream=a.upstream, downstream=downs,
-                 producers=a.producers, order=a.order, diagnostics=a.diagnostics)
+                 producers=a.paths.owner, order=a.order, diagnostics=a.diagnostics,
+                 paths=a.paths)
 
 
 def analyse(loaded: LoadedSpec, ios: dict[str, StepIO], stage: dict[str, str],
@@ -223,7 +237,7 @@ def analyse(loaded: LoadedSpec, ios: dict[str, StepIO], stage: dict[str, str],
                 heapq.heappush(ready, index[d])
     if len(order) < len(ios):
         diags.extend(_cycles(loaded, names, ups, set(order), stage))
-    return Analysis(upstream=ups, producers=producers, order=order, diagnostics=diags)
+    return Analysis(upstream=ups, paths=index_paths, order=order, diagnostics=diags)
 
 
 def _cycles(loaded: LoadedSpec, names: list[str], ups: dict[str, list[str]], done: set[str],

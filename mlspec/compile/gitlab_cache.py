@@ -110,20 +110,8 @@ class CacheKeys:
 
 def _producer(g: Any, path: str) -> str | None:
     """The step whose outs hold path (exactly, or as a directory either way), else None."""
-    from mlspec.graph import _covers
-
-    norm = path.rstrip("/")
-    producers: dict[str, str] = g.producers
-    if norm in producers:
-        return str(producers[norm])
-    parts = norm.split("/")
-    for i in range(1, len(parts)):
-        if "/".join(parts[:i]) in producers:
-            return str(producers["/".join(parts[:i])])
-    for out, step in producers.items():  # an out inside a directory dep
-        if _covers(out, norm):
-            return str(step)
-    return None
+    found = g.producer_of(path)
+    return str(found) if found is not None else None
 
 
 def _sh(word: str) -> str:
