@@ -1,0 +1,297 @@
+"""The three flows of a plan (experiment, release, schedule) as target-neutral jobs.
+
+See mlspec.compile.plan for the data model. The shell in `Command.run` is plain POSIX/bash
+with every CI value read from the environment ("$NAME", quoted), never a CI expression.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from mlspec.compile.plan import (
+    LOCK,
+    REPORT,
+    SWEEP_RECORDS,
+    Artifact,
+    Command,
+    Environment,
+    EnvValue,
+    Flow,
+    Job,
+    Matrix,
+    Permission,
+    Trigger,
+    Var,
+)
+
+if TYPE_CHECKING:
+    from mlspec.compile.plan import PlanContext
+
+READ = Permission("contents", "read", "check out the repository")
+MAX_TIMEOUT = 360
+CHECK_JOB = "check"
+
+
+def step_artifact(name: str, outs: list[str]) -> Artifact:
+    return Artifact(f"mlspec-step-{name}", (*outs, LOCK))
+
+
+def _q(words: list[str]) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _env_name(param: str) -> str:
+    return "MLSPEC_SWEEP_" + param.upper()
+
+
+def check_job() -> Job:
+    return Job(
+        id=CHECK_JOB, name="validate the spec and check generated files", kind="check",
+        commands=(Command("mlspec validate", "mlspec validate"),
+                  Command("mlspec compile --check", "mlspec compile --check")),
+        permissions=(READ,), timeout_minutes=10)
+
+
+def sweep_groups(ctx: PlanContext) -> list[list[str]]:
+    """Steps that fan out together: a sweep step and everything downstream of it (where its
+    metrics come from; mlspec.sweep keys a variant by that chain). Disjoint, graph order."""
+    g = ctx.loaded.graph
+    grouped: set[str] = set()
+    groups: list[list[str]] = []
+    for name in g.order:
+        if name in grouped or not g.steps[name].sweep:
+            continue
+        members = [n for n in g.closure_down([name]) if n not in grouped]
+        grouped.update(members)
+        groups.append(members)
+    return groups
+
+
+def experiment_flow(ctx: PlanContext) -> Flow:
+    g = ctx.loaded.graph
+    groups = sweep_groups(ctx)
+    group_of = {m: grp for grp in groups for m in grp}
+    provider: dict[str, str] = {}  # step -> job whose artifact `mlspec-step-<step>` holds outs
+    for name in g.order:
+        provider[name] = (f"select-{group_of[name][0]}" if name in group_of else f"step-{name}")
+    jobs: list[Job] = [check_job()]
+    done: set[str] = set()
+    for name in g.order:
+        if name in done:
+            continue
+        members = group_of.get(name, [name])
+        done.update(members)
+        upstream = [u for u in g.closure_up(members) if u not in members]
+        needs = [CHECK_JOB]
+        for u in upstream:
+            if provider[u] not in needs:
+                needs.append(provider[u])
+        downloads = tuple(step_artifact(u, ctx.step(u).all_outs()) for u in upstream)
+        step = ctx.step(name)
+        if name not in group_of:
+            jobs.append(Job(
+                id=f"step-{name}", name=f"{g.stage[name]}: {name}", kind="step", steps=(name,),
+                needs=tuple(needs), downloads=downloads, cache=ctx.cache_for(name),
+                commands=(Command(f"mlspec run {name}", f"mlspec run {_q([name])} --no-gates"),),
+                uploads=(step_artifact(name, step.all_outs()),),
+                permissions=(READ,), timeout_minutes=step.resources.timeout_minutes,
+                runner=step.resources.runner, image=step.resources.image))
+            continue
+        jobs.extend(_sweep_jobs(ctx, members, tuple(needs), downloads))
+    step_jobs = [j.id for j in jobs if j.kind in ("step", "select")]
+    base: dict[str, EnvValue] = {"BASE_REF": Var("ci.base_ref")}
+    all_arts = tuple(step_artifact(n, ctx.step(n).all_outs()) for n in g.order)
+    jobs.append(Job(
+        id="verify", name="reproduce from the commit (mlspec run --verify)", kind="verify",
+        needs=(CHECK_JOB,), steps=tuple(g.order),
+        commands=(Command("mlspec run --verify", "mlspec run --verify --no-gates"),),
+        permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order)))
+    jobs.append(Job(
+        id="report", name="metrics, gates and report", kind="report",
+        needs=(CHECK_JOB, *step_jobs), downloads=all_arts, full_history=True, env=base,
+        commands=(
+            Command("metrics against the base branch",
+                    'mlspec metrics --diff "origin/$BASE_REF"'),
+            Command("write the report", f'mlspec report --base "origin/$BASE_REF" -o {REPORT}'),
+            Command("gates", 'mlspec run --base "origin/$BASE_REF"'),
+        ),
+        summary=(REPORT,), uploads=(Artifact("mlspec-report", (REPORT,)),), upload_always=True,
+        permissions=(READ,), timeout_minutes=15))
+    jobs.append(Job(
+        id="comment", name="sticky PR comment", kind="comment", needs=("report",),
+        downloads=(Artifact("mlspec-report", (REPORT,)),), checkout=False, python=False,
+        env={"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository")},
+        commands=(Command("post or update the comment", _STICKY,
+                          env={"GH_TOKEN": Var("ci.token")}),),
+        permissions=(Permission("pull-requests", "write",
+                                "create or update the sticky metrics comment"),),
+        when=(Trigger("pull_request"),), same_repo_only=True, always=True, timeout_minutes=5))
+    return Flow("experiment", "mlspec experiment",
+                (Trigger("pull_request"), Trigger("manual")), tuple(jobs),
+                cancel_in_progress=True)
+
+
+def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
+                downloads: tuple[Artifact, ...]) -> list[Job]:
+    """A matrix job per grid point, then one job that picks the best (mlspec.sweep's CI
+    fan-out): each variant run leaves a record under .mlspec/sweeps/; `mlspec run --sweep`
+    with every record present reruns no variant, ranks them by the primary metric, records
+    the `sweeps` section of the lock and runs the steps with the spec's params."""
+    g = ctx.loaded.graph
+    head = members[0]
+    axes: list[tuple[str, tuple[str | int | float | bool, ...]]] = []
+    for m in members:
+        for param, values in (g.steps[m].sweep or {}).items():
+            if param not in dict(axes):
+                axes.append((param, tuple(values)))
+    sets = " ".join(f'--set "{p}=${_env_name(p)}"' for p, _ in axes)
+    env: dict[str, EnvValue] = {_env_name(p): Var(f"matrix.{p}") for p, _ in axes}
+    records = Artifact(f"mlspec-sweep-{head}", (f"{SWEEP_RECORDS}/",), per_variant=True)
+    first = ctx.step(head)
+    return [
+        Job(id=f"sweep-{head}", name=f"sweep: {', '.join(members)}", kind="sweep",
+            steps=tuple(members), needs=needs, downloads=downloads,
+            matrix=Matrix(tuple(axes)),
+            commands=(Command(f"mlspec run {' '.join(members)} (one variant)",
+                              f"mlspec run {_q(members)} --no-gates {sets}", env=env),),
+            uploads=(records,), permissions=(READ,),
+            timeout_minutes=_total_timeout(ctx, members), runner=first.resources.runner,
+            image=first.resources.image),
+        Job(id=f"select-{head}", name=f"pick the best variant of {head}", kind="select",
+            steps=tuple(members), needs=(*needs, f"sweep-{head}"),
+            downloads=(*downloads, records),
+            commands=(Command("rank the variants and run with the spec's params",
+                              f"mlspec run {_q(members)} --sweep --no-gates"),),
+            uploads=tuple(step_artifact(m, ctx.step(m).all_outs()) for m in members),
+            permissions=(READ,), timeout_minutes=_total_timeout(ctx, members),
+            runner=first.resources.runner, image=first.resources.image),
+    ]
+
+
+def _total_timeout(ctx: PlanContext, names: list[str]) -> int:
+    total = 10 + sum(ctx.step(n).resources.timeout_minutes for n in names)
+    return min(total, MAX_TIMEOUT)
+
+
+_STICKY = """\
+marker='<!-- mlspec:report -->'
+{ echo "$marker"; cat report.md; } > comment.md
+id=$(gh api "repos/$REPO/issues/$PR_NUMBER/comments" --paginate \\
+  --jq ".[] | select(.body | startswith(\\"$marker\\")) | .id" | head -n 1)
+if [ -n "$id" ]; then
+  gh api --method PATCH "repos/$REPO/issues/comments/$id" -F body=@comment.md > /dev/null
+else
+  gh api --method POST "repos/$REPO/issues/$PR_NUMBER/comments" -F body=@comment.md > /dev/null
+fi"""
+
+
+def _deploy_trigger(when: str) -> Trigger:
+    return Trigger("push_tag", when[4:]) if when.startswith("tag:") else Trigger("push_branch",
+                                                                                  when)
+
+
+def release_flow(ctx: PlanContext) -> Flow:
+    spec = ctx.loaded.spec
+    g = ctx.loaded.graph
+    ci = spec.ci
+    branches = [ci.default_branch]
+    inf = spec.inference
+    if inf is not None:
+        for dep in inf.deploy.values():
+            if not dep.when.startswith("tag:") and dep.when not in branches:
+                branches.append(dep.when)
+    triggers = (*(Trigger("push_branch", b) for b in branches),
+                *(Trigger("push_tag", t) for t in ctx.tags), Trigger("manual"))
+    outs = sorted({o for n in g.order for o in ctx.step(n).all_outs()})
+    built = Artifact("mlspec-release-outs", (*outs, LOCK))
+    jobs: list[Job] = [Job(
+        id="verify", name="verify the lock and gates at this commit", kind="verify",
+        steps=tuple(g.order), full_history=True,
+        commands=(Command("mlspec validate", "mlspec validate"),
+                  Command("mlspec compile --check", "mlspec compile --check"),
+                  Command("rebuild from source and verify", "mlspec run --verify"),
+                  Command("metrics", "mlspec metrics"),
+                  Command("write the report", f"mlspec report -o {REPORT}")),
+        summary=(REPORT,), uploads=(built,),
+        permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order))]
+    tag_deploys: list[str] = []
+    if inf is not None:
+        secrets = {logical.upper(): name for logical, name in sorted(ci.secrets.items())}
+        perms = [READ]
+        if inf.image.name.startswith("ghcr.io/"):
+            perms.append(Permission("packages", "write", "push the serving image to ghcr.io"))
+        perms += [Permission("id-token", "write", "sign the provenance attestation (OIDC)"),
+                  Permission("attestations", "write", "store the provenance attestation")]
+        for env_name, dep in inf.deploy.items():
+            trig = _deploy_trigger(dep.when)
+            job_id = f"deploy-{env_name}"
+            if trig.kind == "push_tag":
+                tag_deploys.append(job_id)
+            deploy_cmd = dep.command or (
+                'echo "no deploy command in the spec: the image $IMAGE@$IMAGE_DIGEST is pushed"')
+            jobs.append(Job(
+                id=job_id, name=f"build, push, attest and deploy to {env_name}", kind="deploy",
+                needs=("verify",), downloads=(built,), full_history=True,
+                environment=Environment(env_name, dep.url, dep.approval), secrets=secrets,
+                env={"IMAGE": inf.image.name},
+                commands=(Command("mlspec build serve --push", _BUILD),),
+                after_attest=(Command(f"deploy to {env_name}", deploy_cmd,
+                                      env={"IMAGE_DIGEST": Var(f"needs.{job_id}.digest")}),),
+                outputs={"digest": "sha256 digest of the pushed serving image"},
+                permissions=tuple(perms), id_token=True, attest=True, when=(trig,),
+                timeout_minutes=30))
+    card = 'mlspec lineage "$TAG" --model-card > model-card.md\ncat model-card.md'
+    publish_env: dict[str, EnvValue] = {"TAG": Var("ci.ref_name")}
+    jobs.append(Job(
+        id="publish", name="publish the release with the model card", kind="publish",
+        needs=("verify", *tag_deploys), full_history=True, env=publish_env,
+        commands=(Command("write the model card", card),
+                  Command("create the release",
+                          'gh release create "$TAG" --verify-tag --title "$TAG" '
+                          "--notes-file model-card.md model-card.md",
+                          env={"GH_TOKEN": Var("ci.token")})),
+        permissions=(Permission("contents", "write", "create the release and upload the card"),),
+        when=tuple(Trigger("push_tag", t) for t in ctx.tags), timeout_minutes=10))
+    return Flow("release", "mlspec release", triggers, tuple(jobs), cancel_in_progress=False)
+
+
+_BUILD = """\
+mlspec build serve --push --json > build.json
+cat build.json
+digest=$(python -c 'import json; print(json.load(open("build.json"))["digest"])')
+echo "digest=$digest" >> "$MLSPEC_OUTPUT\""""
+
+
+def schedule_flow(ctx: PlanContext) -> Flow:
+    spec = ctx.loaded.spec
+    g = ctx.loaded.graph
+    jobs: list[Job] = []
+    crons: list[str] = []
+    if spec.data is not None and spec.data.refresh:
+        cron = spec.data.refresh
+        crons.append(cron)
+        data_steps = [n for n in g.order if g.stage[n] == "data"]
+        outs = sorted({o for n in g.order for o in ctx.step(n).all_outs()})
+        jobs.append(Job(
+            id="refresh", name="refresh the data and retrain", kind="refresh",
+            steps=tuple(g.order), full_history=True,
+            commands=(Command("refresh the data",
+                              f"mlspec run {_q(data_steps)} --force --no-gates"
+                              if data_steps else "mlspec run --force --no-gates"),
+                      Command("retrain, evaluate and check the gates", "mlspec run"),
+                      Command("write the report", f"mlspec report -o {REPORT}")),
+            summary=(REPORT,), uploads=(Artifact("mlspec-refresh", (*outs, LOCK, REPORT)),),
+            upload_always=True, permissions=(READ,),
+            when=(Trigger("schedule", cron), Trigger("manual")),
+            timeout_minutes=_total_timeout(ctx, g.order)))
+    if spec.inference is not None and spec.inference.monitor is not None:
+        mon = spec.inference.monitor
+        if mon.schedule not in crons:
+            crons.append(mon.schedule)
+        jobs.append(Job(
+            id="monitor", name="monitor the deployed model", kind="monitor",
+            commands=(Command("monitor", mon.command),), permissions=(READ,),
+            when=(Trigger("schedule", mon.schedule), Trigger("manual")), timeout_minutes=30))
+    triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
+    return Flow("schedule", "mlspec schedule", triggers, tuple(jobs), cancel_in_progress=False)

@@ -1,0 +1,316 @@
+"""The `github` compile target: plan → .github/workflows/mlspec-{experiment,release,schedule}.yml.
+
+This module maps the target-neutral plan onto GitHub Actions (contexts, actions, `if:`
+conditions, quoting) and hands the template plain lists to loop over. Properties kept for every
+workflow (DESIGN.md §5): `name:` everywhere, top-level `permissions: {}` and per-job least
+privilege with a comment per permission, actions pinned to a commit SHA with the version in a
+comment, `persist-credentials: false`, no `${{ }}` inside `run:` (values arrive via `env:`),
+`pull_request` only, secrets only in jobs with an `environment:`, no cache in the release and
+schedule flows, `id-token: write` only on the attesting deploy jobs, `concurrency`,
+`timeout-minutes`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from mlspec.errors import Diagnostic, MlspecError
+
+if TYPE_CHECKING:
+    from mlspec.compile.plan import Artifact, Command, EnvValue, Flow, Job, Plan, Trigger
+
+WORKFLOWS = {"experiment": ".github/workflows/mlspec-experiment.yml",
+             "release": ".github/workflows/mlspec-release.yml",
+             "schedule": ".github/workflows/mlspec-schedule.yml"}
+_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n", ""}
+_PLAIN = re.compile(r"^[A-Za-z0-9_$./][^#:*\n\"']*$")
+OUTPUTS_FILE = "${{ runner.temp }}/mlspec-outputs"
+
+
+def yq(value: Any) -> str:
+    """A YAML scalar: plain when unambiguous, else JSON-quoted (JSON is valid YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    s = str(value)
+    if (s.lower() in _RESERVED or not _PLAIN.match(s) or s != s.strip()
+            or re.match(r"^[-+]?[0-9.]", s) or s.endswith(":")):
+        return json.dumps(s)
+    return s
+
+
+def _text(value: Any) -> str:
+    """A param value as `--set` receives it (matrix values are strings: 1.0 stays 1.0)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@cache
+def _template() -> Any:
+    import importlib.resources
+
+    import jinja2
+
+    text = (importlib.resources.files("mlspec.templates") / "github" / "workflow.yml.j2"
+            ).read_text(encoding="utf-8")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    return env.from_string(text)
+
+
+def render(plan: Plan) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, flow in plan.flows.items():
+        if not flow.jobs:
+            continue
+        text = _template().render(wf=_workflow(plan, flow))
+        out[WORKFLOWS[name]] = re.sub(r"[ \t]+\n", "\n", text)
+    return out
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def expr(plan: Plan, job: Job, value: EnvValue) -> str:
+    """An env value: a literal (quoted) or the GitHub expression of a plan Var."""
+    from mlspec.compile.plan import Var
+
+    if not isinstance(value, Var):
+        return yq(value)
+    name = value.name
+    simple = {"ci.base_ref": f"github.base_ref || '{plan.default_branch}'",
+              "ci.ref_name": "github.ref_name", "ci.sha": "github.sha",
+              "ci.pr_number": "github.event.pull_request.number",
+              "ci.repository": "github.repository", "ci.token": "github.token",
+              "ci.variant": "strategy.job-index"}  # (unused by the flows today)
+    if name in simple:
+        inner = simple[name]
+    elif name.startswith("matrix."):
+        inner = name
+    elif name.startswith("secret."):
+        inner = f"secrets.{name[7:]}"
+    elif name.startswith("needs."):
+        _, job_id, output = name.split(".", 2)
+        inner = (f"steps.outputs.outputs.{output}" if job_id == job.id
+                 else f"needs.{job_id}.outputs.{output}")
+    else:
+        raise ValueError(f"unknown plan variable {name}")
+    return "${{ " + inner + " }}"
+
+
+def _glob_condition(plan: Plan, pattern: str) -> str:
+    if "*" not in pattern and "?" not in pattern:
+        return f"github.ref == 'refs/tags/{pattern}'"
+    prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    # GitHub expressions have no glob match; on.push.tags already limits the tags to the
+    # declared patterns, so the literal prefix is enough to pick the deploy.
+    return f"startsWith(github.ref, 'refs/tags/{prefix}')"
+
+
+def condition(plan: Plan, trig: Trigger) -> str:
+    if trig.kind == "pull_request":
+        return "github.event_name == 'pull_request'"
+    if trig.kind == "push_branch":
+        return f"github.event_name == 'push' && github.ref == 'refs/heads/{trig.pattern}'"
+    if trig.kind == "push_tag":
+        return _glob_condition(plan, trig.pattern)
+    if trig.kind == "schedule":
+        return f"github.event.schedule == '{trig.pattern}'"
+    return "github.event_name == 'workflow_dispatch'"
+
+
+def _job_if(plan: Plan, job: Job) -> list[str]:
+    parts: list[str] = []
+    if job.always:  # after failed needs too, but not when cancelled or a need was skipped
+        parts.append("!cancelled() && !contains(needs.*.result, 'skipped')")
+    if job.when:
+        conds = [condition(plan, t) for t in job.when]
+        parts.append(conds[0] if len(conds) == 1 and not parts
+                     else "(" + " || ".join(conds) + ")")
+    if job.same_repo_only:
+        parts.append("github.event.pull_request.head.repo.full_name == github.repository")
+    return ["${{ " + " && ".join(parts) + " }}"] if parts else []
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+def _uses(plan: Plan, action: str) -> str:
+    repo = "/".join(action.split("/")[:2])
+    if repo not in plan.actions:
+        raise MlspecError([Diagnostic(plan.source, 1, 1, f"no pinned version of {repo}",
+                                      "compile.action-pin", f"add it under ci.actions: {repo}")])
+    version, sha = plan.actions[repo]
+    return f"{action}@{sha}  # {version}"
+
+
+def _step(name: str, *, uses: str | None = None, run: str | None = None,
+          with_: list[tuple[str, Any]] | None = None, env: list[tuple[str, str]] | None = None,
+          if_: str | None = None, id_: str | None = None) -> dict[str, Any]:
+    withs = []
+    for key, value in with_ or []:
+        if isinstance(value, list):
+            withs.append({"key": key, "value": " |", "lines": value})
+        else:
+            withs.append({"key": key, "value": " " + yq(value), "lines": []})
+    runs: list[dict[str, Any]] = []
+    if run is not None:
+        lines = run.rstrip("\n").split("\n")
+        plain = len(lines) == 1 and yq(lines[0]) == lines[0]
+        runs.append({"value": " " + lines[0], "lines": []} if plain
+                    else {"value": " |", "lines": lines})
+    return {"name": yq(name), "id": [id_] if id_ else [], "if": [if_] if if_ else [],
+            "uses": [uses] if uses else [], "with": withs, "with_header": [1] if withs else [],
+            "env": [{"key": k, "value": v} for k, v in env or []],
+            "env_header": [1] if env else [], "run": runs}
+
+
+def _artifact_path(art: Artifact) -> str:
+    return art.paths[0].rstrip("/") if len(art.paths) == 1 and art.paths[0].endswith("/") else "."
+
+
+def _download(plan: Plan, art: Artifact) -> dict[str, Any]:
+    if art.per_variant:
+        return _step(f"Download {art.name} (every variant)",
+                     uses=_uses(plan, "actions/download-artifact"),
+                     with_=[("pattern", f"{art.name}.*"), ("path", _artifact_path(art)),
+                            ("merge-multiple", True)])
+    return _step(f"Download {art.name}", uses=_uses(plan, "actions/download-artifact"),
+                 with_=[("name", art.name), ("path", _artifact_path(art))])
+
+
+def variant_suffix(job: Job) -> str:
+    """A per-combination artifact suffix: the matrix values when they are safe in an artifact
+    name (readable, and what act supports), else the job index."""
+    if job.matrix is None:
+        return ""
+    if all(re.match(r"^[A-Za-z0-9._+-]+$", _text(v)) for _, vs in job.matrix.axes for v in vs):
+        return "." + "-".join("${{ matrix." + axis + " }}" for axis, _ in job.matrix.axes)
+    return ".${{ strategy.job-index }}"
+
+
+def _upload(plan: Plan, job: Job, art: Artifact, always: bool) -> dict[str, Any]:
+    name = art.name + (variant_suffix(job) if art.per_variant else "")
+    paths = [p.rstrip("/") + "/" if p.endswith("/") else p for p in art.paths]
+    with_: list[tuple[str, Any]] = [("name", name),
+                                    ("path", paths if len(paths) > 1 else paths[0]),
+                                    ("if-no-files-found", "warn" if always else "error"),
+                                    ("retention-days", 7)]
+    if any(part.startswith(".") for p in paths for part in p.split("/")):
+        with_.append(("include-hidden-files", True))
+    return _step(f"Upload {art.name}", uses=_uses(plan, "actions/upload-artifact"),
+                 if_="${{ !cancelled() }}" if always else None, with_=with_)
+
+
+def _hash_pattern(path: str) -> str:
+    return path.rstrip("/") + "/**" if path.endswith("/") else path
+
+
+def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
+    env = [(k, expr(plan, job, v)) for k, v in sorted(cmd.env.items())]
+    if job.outputs:
+        env.append(("MLSPEC_OUTPUT", OUTPUTS_FILE))
+    return _step(cmd.name, run=cmd.run, env=env,
+                 if_="${{ !cancelled() }}" if cmd.always else None)
+
+
+def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    if job.checkout:
+        with_: list[tuple[str, Any]] = [("persist-credentials", False)]
+        if job.full_history:
+            with_.append(("fetch-depth", 0))
+        steps.append(_step("Check out", uses=_uses(plan, "actions/checkout"), with_=with_))
+    if job.python and job.image is None:
+        steps.append(_step("Set up Python", uses=_uses(plan, "actions/setup-python"),
+                           with_=[("python-version", plan.python)]))
+    if job.python:
+        steps.append(_step("Install mlspec", run="\n".join(plan.install)))
+    steps.extend(_download(plan, a) for a in job.downloads)
+    if job.cache is not None and flow.name == "experiment":
+        files = ", ".join(f"'{_hash_pattern(f)}'" for f in job.cache.files)
+        key = (job.cache.prefix + "${{ hashFiles(" + files + ") }}" if files
+               else job.cache.prefix.rstrip("-"))
+        paths = list(job.cache.paths)
+        steps.append(_step("Restore outs from the cache", id_="cache",
+                           uses=_uses(plan, "actions/cache/restore"),
+                           with_=[("path", paths if len(paths) > 1 else paths[0]),
+                                  ("key", key)]))
+    steps.extend(_command(plan, job, c) for c in job.commands)
+    if job.outputs:
+        steps.append(_step("Job outputs", id_="outputs",
+                           run='cat "$MLSPEC_OUTPUT" >> "$GITHUB_OUTPUT"',
+                           env=[("MLSPEC_OUTPUT", OUTPUTS_FILE)]))
+    if job.attest and plan.image:
+        steps.append(_step("Attest the image's provenance",
+                           uses=_uses(plan, "actions/attest-build-provenance"),
+                           with_=[("subject-name", plan.image),
+                                  ("subject-digest", "${{ steps.outputs.outputs.digest }}")]))
+    steps.extend(_command(plan, job, c) for c in job.after_attest)
+    if job.cache is not None and flow.name == "experiment":
+        paths = list(job.cache.paths)
+        steps.append(_step("Save outs to the cache", uses=_uses(plan, "actions/cache/save"),
+                           if_="steps.cache.outputs.cache-hit != 'true'",
+                           with_=[("path", paths if len(paths) > 1 else paths[0]),
+                                  ("key", "${{ steps.cache.outputs.cache-primary-key }}")]))
+    for path in job.summary:
+        steps.append(_step(f"Job summary: {path}", if_="${{ !cancelled() }}",
+                           run=f'if [ -f {path} ]; then cat {path} >> "$GITHUB_STEP_SUMMARY"; fi'))
+    steps.extend(_upload(plan, job, a, job.upload_always) for a in job.uploads)
+    return steps
+
+
+def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
+    env: list[tuple[str, str]] = [(k, expr(plan, job, v)) for k, v in sorted(job.env.items())]
+    if job.secrets and job.environment is None:  # the plan never does this; keep the rule here
+        raise ValueError(f"job {job.id} uses secrets without an environment")
+    env += [(k, "${{ secrets." + name + " }}") for k, name in sorted(job.secrets.items())]
+    perms = [{"scope": p.scope, "access": p.access, "why": p.why} for p in job.permissions]
+    if job.id_token and not any(p.scope == "id-token" for p in job.permissions):
+        raise ValueError(f"job {job.id} needs id-token but the plan gives no permission")
+    matrix = []
+    if job.matrix is not None:
+        matrix = [{"key": k, "list": "[" + ", ".join(json.dumps(_text(v)) for v in values) + "]"}
+                  for k, values in job.matrix.axes]
+    environment = []
+    if job.environment is not None:
+        environment.append({"name": yq(job.environment.name),
+                            "url": [yq(job.environment.url)] if job.environment.url else []})
+    return {
+        "id": job.id, "name": yq(job.name),
+        "needs": ["[" + ", ".join(job.needs) + "]"] if job.needs else [],
+        "if": _job_if(plan, job), "runs_on": yq(job.runner), "timeout": job.timeout_minutes,
+        "container": [yq(job.image)] if job.image else [],
+        "environment": environment, "permissions": perms,
+        "no_permissions": [] if perms else [1], "perm_header": [1] if perms else [],
+        "matrix": matrix, "env": [{"key": k, "value": v} for k, v in env],
+        "env_header": [1] if env else [],
+        "outputs": [{"key": k, "value": "${{ steps.outputs.outputs." + k + " }}"}
+                    for k in sorted(job.outputs)],
+        "steps": _steps(plan, flow, job),
+    }
+
+
+def _workflow(plan: Plan, flow: Flow) -> dict[str, Any]:
+    branches = [t.pattern for t in flow.triggers if t.kind == "push_branch"]
+    tags = [t.pattern for t in flow.triggers if t.kind == "push_tag"]
+    group = {"experiment": "mlspec-experiment-${{ github.event.pull_request.number || "
+                           "github.ref }}",
+             "release": "mlspec-release-${{ github.ref }}",
+             "schedule": "mlspec-schedule-${{ github.ref }}"}[flow.name]
+    return {
+        "name": yq(flow.title),
+        "pull_request": [1] if any(t.kind == "pull_request" for t in flow.triggers) else [],
+        "push": [[*([f"branches: [{', '.join(yq(b) for b in branches)}]"] if branches else []),
+                  *([f"tags: [{', '.join(yq(t) for t in tags)}]"] if tags else [])]]
+        if branches or tags else [],
+        "schedule": [yq(t.pattern) for t in flow.triggers if t.kind == "schedule"],
+        "manual": [1] if any(t.kind == "manual" for t in flow.triggers) else [],
+        "group": group, "cancel": yq(flow.cancel_in_progress),
+        "jobs": [_job(plan, flow, j) for j in flow.jobs],
+    }

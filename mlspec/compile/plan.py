@@ -1,0 +1,342 @@
+"""The compile plan: spec + git facts → flows of jobs. Target-neutral data, no jinja, no YAML.
+
+A renderer (`mlspec.compile.github`, `.gitlab`, `.docker`) turns a `Plan` into files. Everything
+a renderer needs is decided here, so the three targets agree on what runs where:
+
+- three **flows** — `experiment` (pull/merge requests), `release` (default branch + tags) and
+  `schedule` (cron + manual) — each a list of `Job`s in a deterministic order;
+- a job says which `mlspec …` commands it runs (`Command.run`, plain shell with no CI
+  expressions: values arrive through `Command.env`/`Job.env` as `$NAME`), which artifacts it
+  downloads first and uploads after, its cache, its matrix, permissions (each with the reason),
+  secrets (env var → secret name), environment, timeout, runner and the triggers it runs on;
+- values only CI knows at run time (the PR's base branch, a matrix value, a secret, a needed
+  job's output) are `Var`s; each renderer maps a `Var` to its own syntax
+  (GitHub `${{ github.base_ref }}`, GitLab `$CI_MERGE_REQUEST_TARGET_BRANCH_NAME`, …).
+
+Determinism: the plan depends only on the spec's content, mlspec's version and the normalised
+remote (never on absolute paths, clocks or hostnames).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.step import Step
+
+FlowName = Literal["experiment", "release", "schedule"]
+FLOWS: tuple[FlowName, ...] = ("experiment", "release", "schedule")
+LOCK = "mlspec.lock"
+SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.sweep)
+REPORT = "report.md"
+
+
+@dataclass(frozen=True)
+class Var:
+    """A value known only when CI runs. `name` is one of:
+
+    - `ci.base_ref`     the PR/MR target branch name (e.g. `main`)
+    - `ci.ref_name`     the branch or tag name being built
+    - `ci.sha`          the commit
+    - `ci.pr_number`    the PR/MR number
+    - `ci.repository`   `owner/repo` (GitHub) / project path (GitLab)
+    - `ci.token`        the job's own API token (GitHub `github.token`, GitLab `CI_JOB_TOKEN`)
+    - `ci.variant`      a unique id of this matrix combination (e.g. GitHub `strategy.job-index`)
+    - `matrix.<axis>`   this job's value of a matrix axis (a sweep param)
+    - `secret.<NAME>`   a CI secret / masked variable called NAME
+    - `needs.<job>.<output>`  an output of a needed job (`Job.outputs`)
+    """
+
+    name: str
+
+
+EnvValue = str | Var
+
+
+@dataclass(frozen=True)
+class Command:
+    """One shell step of a job. `run` holds no CI expressions: it reads `env` as "$NAME"."""
+
+    name: str  # human title, e.g. "mlspec run train"
+    run: str  # POSIX shell (bash), may span lines
+    env: dict[str, EnvValue] = field(default_factory=dict)
+    always: bool = False  # run even when an earlier command failed (e.g. write the report)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """Files handed from one job to later jobs of the same pipeline run.
+
+    `paths` are repository-relative (files or directories ending in '/'), restored at the same
+    place. Every step artifact also holds `mlspec.lock`, so a downstream job sees the upstream
+    steps as fresh and does not rerun them. `per_variant`: one artifact per matrix combination
+    (name suffixed by the variant id); a download of a per-variant artifact fetches all of them.
+    """
+
+    name: str
+    paths: tuple[str, ...]
+    per_variant: bool = False
+
+
+@dataclass(frozen=True)
+class Cache:
+    """A step's outs saved to / restored from the CI cache, keyed by the step's key.
+
+    The key is `prefix` + a hash of the contents of `files` at run time (deps, requirements
+    and upstream outs, which are downloaded before the cache is restored). `prefix` already
+    holds a hash of everything static in the step key: command, params, outs, python version.
+    A hit only saves time: `mlspec run` still checks the restored outs against mlspec.lock.
+    """
+
+    prefix: str  # e.g. "mlspec-train-3f2a9c1e0b7d-"
+    files: tuple[str, ...]  # repository-relative files hashed into the key at run time
+    paths: tuple[str, ...]  # what is cached: the step's outs
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One token permission a job needs, with the reason (rendered as a comment)."""
+
+    scope: str  # GitHub permission scope: contents, pull-requests, packages, id-token, …
+    access: Literal["read", "write"]
+    why: str
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A sweep fanned out: the cross product of `axes` (param name → values, spec order)."""
+
+    axes: tuple[tuple[str, tuple[str | int | float | bool, ...]], ...]
+
+    def size(self) -> int:
+        n = 1
+        for _, values in self.axes:
+            n *= len(values)
+        return n
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """When a flow (or one job of it) runs.
+
+    kind: `pull_request` (PR/MR to any branch), `push_branch` (pattern = branch name),
+    `push_tag` (pattern = tag glob, e.g. `v*`), `schedule` (pattern = cron), `manual`
+    (workflow_dispatch / web-triggered pipeline).
+    """
+
+    kind: Literal["pull_request", "push_branch", "push_tag", "schedule", "manual"]
+    pattern: str = ""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A deployment environment; approval is the CI environment's protection rule."""
+
+    name: str
+    url: str | None = None
+    approval: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One CI job. Fields a target cannot express are documented as such by its renderer.
+
+    kind: `check` (validate + compile --check), `step` (one spec step), `sweep` (matrix of one
+    sweep group: each variant uploads its .mlspec/sweeps/ record), `select` (downloads every
+    record, `mlspec run --sweep` ranks them and runs the group with the spec's params),
+    `verify` (`mlspec run --verify`), `report` (metrics, gates, report.md), `comment` (sticky
+    PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
+    (release with the model card), `refresh` (scheduled data refresh + retrain), `monitor`
+    (scheduled monitoring command).
+    """
+
+    id: str  # unique in its flow, [a-z0-9-]
+    name: str  # human title
+    kind: str
+    needs: tuple[str, ...] = ()  # ids of jobs of the same flow that must succeed first
+    steps: tuple[str, ...] = ()  # spec steps this job runs (graph order)
+    commands: tuple[Command, ...] = ()
+    downloads: tuple[Artifact, ...] = ()  # restored in this order before `cache`/commands
+    uploads: tuple[Artifact, ...] = ()
+    cache: Cache | None = None
+    matrix: Matrix | None = None
+    permissions: tuple[Permission, ...] = ()
+    env: dict[str, EnvValue] = field(default_factory=dict)  # job-wide environment
+    secrets: dict[str, str] = field(default_factory=dict)  # env var -> CI secret name
+    environment: Environment | None = None  # secrets are only ever given to such jobs
+    id_token: bool = False  # needs an OIDC token (provenance attestation, cloud deploy)
+    attest: bool = False  # attest the provenance of the image digest in output `digest`
+    timeout_minutes: int = 30
+    runner: str = "ubuntu-latest"  # GitHub runner label / GitLab runner tag
+    image: str | None = None  # container image the job runs in (GitLab image, GitHub container)
+    checkout: bool = True  # needs the repository's files
+    full_history: bool = False  # needs all branches/tags (baselines from git, release tags)
+    python: bool = True  # needs Python + `Plan.install` (mlspec and the project requirements)
+    when: tuple[Trigger, ...] = ()  # subset of the flow's triggers; () = all of them
+    same_repo_only: bool = False  # skip on PRs from forks (needs a write token)
+    always: bool = False  # run even when a needed job failed (but not when cancelled)
+    outputs: dict[str, str] = field(default_factory=dict)  # output name -> description
+    # Commands write `name=value` lines for `outputs` to the file "$MLSPEC_OUTPUT" (GitHub:
+    # $GITHUB_OUTPUT; GitLab: a dotenv report). Later commands read them as Var needs.<id>.<name>.
+    after_attest: tuple[Command, ...] = ()  # commands run after the provenance attestation
+    summary: tuple[str, ...] = ()  # markdown files appended to the job summary (even on failure)
+    upload_always: bool = False  # upload `uploads` even when a command failed
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One pipeline: GitHub workflow file / GitLab pipeline source."""
+
+    name: FlowName
+    title: str  # e.g. "mlspec experiment"
+    triggers: tuple[Trigger, ...]
+    jobs: tuple[Job, ...]
+    cancel_in_progress: bool  # a newer run of the same ref supersedes this one
+
+    def job(self, job_id: str) -> Job:
+        for j in self.jobs:
+            if j.id == job_id:
+                return j
+        raise KeyError(job_id)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the renderers need. `loaded` gives renderers the raw spec when they must."""
+
+    loaded: LoadedSpec
+    source: str  # the spec file name relative to the repo root, e.g. "mlspec.yaml"
+    spec_hash: str  # sha256 of the spec and its stage files
+    project: str
+    python: str  # e.g. "3.11"
+    version: str  # mlspec version that compiled
+    install: tuple[str, ...]  # shell commands installing mlspec and the project requirements
+    default_branch: str
+    remote: str | None  # normalised https URL of origin (github.com/gitlab.com), else None
+    tag_prefix: str  # release tags: <prefix><version>
+    tag_patterns: tuple[str, ...]  # tag globs that trigger the release flow
+    flows: dict[FlowName, Flow]
+    actions: dict[str, tuple[str, str]]  # GitHub action -> (version, sha)
+    has_inference: bool
+    image: str | None  # serving image repository (inference.image.name)
+    targets: tuple[str, ...]  # ci.targets (docker is added by write.py when inference is set)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _short(data: object) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def read_remote(root: Path) -> str | None:
+    """origin's URL as https://host/owner/repo for github.com/gitlab.com remotes, else None.
+
+    Read from .git/config without GitPython (compile stays light). Local-path remotes give None
+    so that two clones at different paths compile to the same bytes.
+    """
+    git = root / ".git"
+    if git.is_file():  # a worktree: "gitdir: …"
+        text = git.read_text(errors="replace").strip()
+        if not text.startswith("gitdir:"):
+            return None
+        gd = Path(text[7:].strip())
+        gd = gd if gd.is_absolute() else (root / gd)
+        common = gd / "commondir"
+        git = (gd / common.read_text().strip()).resolve() if common.is_file() else gd
+    cfg = git / "config"
+    if not cfg.is_file():
+        return None
+    section = None
+    for line in cfg.read_text(errors="replace").splitlines():
+        s = line.strip()
+        if s.startswith("["):
+            section = s
+        elif section == '[remote "origin"]' and s.replace(" ", "").startswith("url="):
+            return normalise_remote(s.split("=", 1)[1].strip())
+    return None
+
+
+def normalise_remote(url: str) -> str | None:
+    m = re.match(r"^(?:https://(?:[^@/]+@)?|ssh://git@|git@)(github\.com|gitlab\.com)[:/]"
+                 r"([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+?)(?:\.git)?/?$", url)
+    return f"https://{m.group(1)}/{m.group(2)}" if m else None
+
+
+def load_pins() -> dict[str, tuple[str, str]]:
+    """The SHA-pinned GitHub Actions shipped with mlspec (mlspec/compile/pins.json)."""
+    raw = json.loads((Path(__file__).with_name("pins.json")).read_text())
+    return {k: (v["version"], v["sha"]) for k, v in raw.items() if not k.startswith("_")}
+
+
+def build_plan(loaded: LoadedSpec) -> Plan:
+    """The plan of a validated spec. Pure: reads only the spec and .git/config."""
+    from mlspec import __version__
+    from mlspec.compile.flows import experiment_flow, release_flow, schedule_flow
+
+    spec = loaded.spec
+    ci = spec.ci
+    install = [ci.install or f"pip install mlspec=={__version__}"]
+    if spec.project.requirements:
+        install.append(f"pip install -r {spec.project.requirements}")
+    actions = load_pins()
+    for name, pin in sorted(ci.actions.items()):
+        actions[name] = (pin.version, pin.sha)
+    tags = [f"{ci.tag_prefix}*"]
+    if spec.inference is not None:
+        for dep in spec.inference.deploy.values():
+            if dep.when.startswith("tag:") and dep.when[4:] not in tags:
+                tags.append(dep.when[4:])
+    ctx = PlanContext(loaded=loaded, install=tuple(install), tags=tuple(tags))
+    flows = {"experiment": experiment_flow(ctx), "release": release_flow(ctx),
+             "schedule": schedule_flow(ctx)}
+    inf = spec.inference
+    return Plan(
+        loaded=loaded, source=loaded.path.name, spec_hash=loaded.spec_hash,
+        project=spec.project.name, python=spec.project.python, version=__version__,
+        install=tuple(install), default_branch=ci.default_branch,
+        remote=read_remote(loaded.root), tag_prefix=ci.tag_prefix, tag_patterns=tuple(tags),
+        flows=flows,  # type: ignore[arg-type]
+        actions=actions, has_inference=inf is not None,
+        image=inf.image.name if inf is not None else None, targets=tuple(ci.targets),
+    )
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What the flow builders share while the plan is being built."""
+
+    loaded: LoadedSpec
+    install: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def step(self, name: str) -> Step:
+        step: Step = self.loaded.graph.steps[name]
+        return step
+
+    def cache_for(self, name: str) -> Cache | None:
+        """The cache of one step: its outs keyed by its static definition + file hashes."""
+        step = self.step(name)
+        if not step.all_outs():
+            return None
+        spec = self.loaded.spec
+        from mlspec import __version__
+
+        static = _short({"mlspec": __version__, "step": name, "command": step.command,
+                         "estimator": step.estimator,
+                         "dataset": step.dataset.model_dump() if step.dataset else None,
+                         "split": step.split.model_dump() if step.split else None,
+                         "params": step.params, "outs": step.all_outs(),
+                         "python": spec.project.python, "image": step.resources.image})
+        files = [d for d in step.deps]
+        if spec.project.requirements:
+            files.append(spec.project.requirements)
+        return Cache(prefix=f"mlspec-{name}-{static}-", files=tuple(files),
+                     paths=tuple(step.all_outs()))

@@ -1,0 +1,175 @@
+"""The generated workflows, executed for real with `act` (host mode) in a clone of examples/iris.
+
+Remote actions cannot be fetched offline: each pinned action is mapped with
+`--local-repository` to a stand-in under tests/compile/act/ (artifacts and caches are copied
+through a store directory). actions/checkout is act's own built-in. `gh` is a mock of the
+GitHub API (no GitHub server exists here). Everything else is real: mlspec installed from a
+wheel in a fresh venv per job, the steps train and evaluate, gates and the report run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, copy_example, git, mlspec, tool
+
+HERE = Path(__file__).resolve().parent
+ACT = HERE / "act"
+PINS = json.loads((REPO / "mlspec" / "compile" / "pins.json").read_text())
+STANDINS = {"actions/setup-python": "setup-python", "actions/cache": "cache",
+            "actions/upload-artifact": "upload-artifact",
+            "actions/download-artifact": "download-artifact"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
+                    str(REPO)], check=True, capture_output=True, timeout=300)
+    return next(out.glob("mlspec-*.whl"))
+
+
+def _set_install(repo: Path, wheel: Path) -> None:
+    spec = repo / "mlspec.yaml"
+    line = (f"  install: python -m pip install --quiet --no-deps --ignore-installed --no-index "
+            f"{wheel}\n")
+    spec.write_text(spec.read_text().replace("ci:\n", "ci:\n" + line, 1))
+
+
+@pytest.fixture(scope="module")
+def pr_clone(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """origin: iris on main with its lock; work: a clone on branch `pr` that edits evaluate."""
+    base = tmp_path_factory.mktemp("act")
+    origin = copy_example("iris", base / "origin", commit=False)
+    _set_install(origin, wheel)
+    for args in (("compile",), ("run",)):
+        res = mlspec(*args, cwd=origin)
+        assert res.returncode == 0, res.stdout + res.stderr
+    git("add", "-A", cwd=origin)
+    git("commit", "-q", "-m", "iris with its lock", cwd=origin)
+    work = base / "work"
+    git("clone", "-q", str(origin), str(work), cwd=base)
+    for k, v in (("user.email", "ci@example.com"), ("user.name", "mlspec tests")):
+        git("config", k, v, cwd=work)
+    git("checkout", "-q", "-b", "pr", cwd=work)
+    evaluate = work / "src" / "evaluate.py"  # the PR touches evaluation, not training
+    evaluate.write_text(evaluate.read_text() + "# report macro F1 first\n")
+    for args in (("compile",), ("run",)):
+        res = mlspec(*args, cwd=work)
+        assert res.returncode == 0, res.stdout + res.stderr
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "evaluate: a comment", cwd=work)
+    git("remote", "set-url", "origin", "https://github.com/acme/iris.git", cwd=work)
+    return work
+
+
+def act(repo: Path, event: str, payload: dict, workflow: str, store: Path,
+        *extra: str) -> subprocess.CompletedProcess[str]:
+    exe = tool("act")
+    (store / "artifacts").mkdir(parents=True, exist_ok=True)
+    event_file = store / "event.json"
+    event_file.write_text(json.dumps(payload))
+    cmd = [exe, event, "-W", f".github/workflows/{workflow}", "-e", str(event_file),
+           "-P", "ubuntu-latest=-self-hosted", "--pull=false", "--no-cache-server",
+           "--action-offline-mode",
+           "--env", f"MLSPEC_ACT_STORE={store}", "--env", f"MLSPEC_ACT_TOOLS={ACT}",
+           "--env", f"MLSPEC_ACT_SITE={sysconfig.get_paths()['purelib']}",
+           "--env", f"MLSPEC_ACT_PYTHON={getattr(sys, '_base_executable', sys.executable)}",
+           *extra]
+    for action, folder in STANDINS.items():
+        cmd += ["--local-repository", f"{action}@{PINS[action]['sha']}={ACT / folder}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{ACT / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+
+
+def _pr_event(work: Path) -> dict:
+    sha = git("rev-parse", "HEAD", cwd=work)
+    repo = {"full_name": "acme/iris", "name": "iris", "owner": {"login": "acme"}}
+    return {"action": "synchronize", "number": 7, "repository": repo,
+            "pull_request": {"number": 7, "head": {"ref": "pr", "sha": sha, "repo": repo},
+                             "base": {"ref": "main", "repo": repo}}}
+
+
+def _succeeded(out: str) -> set[str]:
+    return {line.split("]")[0].lstrip("[").split("/", 1)[1].strip()
+            for line in out.splitlines() if "🏁  Job succeeded" in line}
+
+
+def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store)
+    log = res.stdout + res.stderr
+    (tmp_path / "act.log").write_text(log)
+    assert res.returncode == 0, log[-6000:]
+    assert "Job failed" not in log
+    done = _succeeded(log)
+    for job in ("validate the spec and check generated files", "data: prepare",
+                "pick the best variant of train", "metrics, gates and report",
+                "sticky PR comment", "reproduce from the commit (mlspec run --verify)"):
+        assert job in done, (job, sorted(done))
+    assert sum(1 for j in done if j.startswith("sweep: train, evaluate")) == 3
+    arts = store / "artifacts"
+    assert (arts / "mlspec-step-prepare" / "data" / "iris.csv").is_file()
+    variants = sorted(p.name for p in arts.glob("mlspec-sweep-train.*"))
+    assert variants == ["mlspec-sweep-train.100", "mlspec-sweep-train.200",
+                        "mlspec-sweep-train.50"]
+    scores = {}
+    for v in variants:  # each matrix job left its variant record (mlspec.sweep)
+        (record,) = (arts / v / "train").glob("*.json")
+        data = json.loads(record.read_text())
+        scores[data["params"]["n_estimators"]] = data["metrics"]["f1_macro"]
+    assert set(scores) == {50, 100, 200}
+    lock = yaml.safe_load((arts / "mlspec-step-evaluate" / "mlspec.lock").read_text())
+    best = max(scores.values())
+    assert lock["sweeps"]["train"]["metric"] == "f1_macro"
+    assert scores[lock["sweeps"]["train"]["best"]["n_estimators"]] == best
+    picked = re.findall(r"pick the best variant of train\s*\]\s+\| (n_estimators=\d+)\s+\S+\s+"
+                        r"cached", log)
+    assert sorted(picked) == ["n_estimators=100", "n_estimators=200", "n_estimators=50"], \
+        "the pick job reran a variant instead of using the matrix jobs' records"
+    assert "ran 0, skipped 3 (up to date)" in log, "the report job reran steps"
+    assert (arts / "mlspec-step-train" / "model" / "model.pkl").stat().st_size > 1000
+    report = (arts / "mlspec-report" / "report.md").read_text()
+    assert "f1_macro" in report
+    comments = json.loads((store / "github" / "comments.json").read_text())
+    assert len(comments) == 1 and comments[0]["issue"] == 7
+    assert comments[0]["body"].startswith("<!-- mlspec:report -->\n")
+    assert list((store / "cache").glob("mlspec-prepare-*")), "prepare's outs were cached"
+
+    # a second push: the cache is hit, the sticky comment is updated, not duplicated
+    for p in sorted(arts.iterdir()):
+        subprocess.run(["rm", "-rf", str(p)], check=True)
+    res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-6000:]
+    assert "hit mlspec-prepare-" in log
+    comments = json.loads((store / "github" / "comments.json").read_text())
+    assert len(comments) == 1
+    calls = (store / "github" / "calls.log").read_text()
+    assert '"PATCH"' in calls
+
+
+def test_release_verify_job_on_tag(pr_clone: Path, tmp_path: Path) -> None:
+    git("tag", "-a", "v1.0.0", "-m", "release", cwd=pr_clone)
+    sha = git("rev-parse", "HEAD", cwd=pr_clone)
+    repo = {"full_name": "acme/iris", "name": "iris", "owner": {"login": "acme"}}
+    payload = {"ref": "refs/tags/v1.0.0", "after": sha, "repository": repo}
+    store = tmp_path / "store"
+    res = act(pr_clone, "push", payload, "mlspec-release.yml", store, "-j", "verify")
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-6000:]
+    assert "verify the lock and gates at this commit" in _succeeded(log)
+    outs = store / "artifacts" / "mlspec-release-outs"
+    assert (outs / "model" / "model.pkl").is_file() and (outs / "mlspec.lock").is_file()
+    assert not (store / "cache").exists(), "the release flow restores and saves no cache"
