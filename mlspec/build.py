@@ -7,7 +7,8 @@ Lineage enters as build arguments of the generated Dockerfile: commit, source UR
 spec hash, lock hash (sha256 of mlspec.lock's bytes, or "none"), and the promoted metrics.
 
 Every build records what it made in `.mlspec/build.json` (see `write_record`), which the
-release reads: the image id, tags, labels, and after `--push` the registry digest.
+release and `mlspec lineage` read: image id, tags, labels, revision, and after `--push` the
+registry digest.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def image_repository(loaded: Any, which: str) -> str:
 
 def lock_hash(root: Path) -> str:
     lock = root / "mlspec.lock"
-    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "none"
+    return "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "none"
 
 
 def metric_values(loaded: Any) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def build_args(loaded: Any, facts: GitFacts | None, version: str | None) -> dict
         "MLSPEC_REVISION": facts.commit if facts else "unknown",
         "MLSPEC_SOURCE": (facts.source if facts else None) or "unknown",
         "MLSPEC_VERSION": version or "unreleased",
-        "MLSPEC_SPEC_HASH": loaded.spec_hash or "unknown",
+        "MLSPEC_SPEC_HASH": f"sha256:{loaded.spec_hash}" if loaded.spec_hash else "unknown",
         "MLSPEC_LOCK_HASH": lock_hash(loaded.root),
     }
     values = metric_values(loaded)
@@ -163,15 +164,15 @@ def image_tags(repo: str, facts: GitFacts | None, version: str | None,
 
 def check_dockerfile(loaded: Any, which: str) -> str:
     """The generated Dockerfile's path, after checking it exists and matches the spec."""
-    from mlspec.compile.docker import render_loaded
+    from mlspec.compile.write import render_all
 
     rel = f"docker/{which}.Dockerfile"
     path = loaded.root / rel
     if not path.is_file():
         raise _err(f"{rel} does not exist", "build.dockerfile",
                    "generate it: mlspec compile --target docker")
-    expected = render_loaded(loaded).get(rel)
-    if expected is not None and not path.read_text(encoding="utf-8").endswith(expected):
+    expected = render_all(loaded, "docker")[0].get(rel)
+    if expected is not None and path.read_text(encoding="utf-8") != expected:
         raise CheckFailed(f"{rel} is out of date with the spec\n"
                           "  hint: regenerate it: mlspec compile --target docker")
     return rel
@@ -317,19 +318,20 @@ def push_tag(client: Any, ref: str, auth: dict[str, str] | None) -> str:
 
 
 def write_record(root: Path, which: str, entry: dict[str, Any]) -> Path:
-    """Merge this build into .mlspec/build.json atomically:
-    {"version": 1, "images": {"serve": {...}, "train": {...}}}."""
+    """Merge this build into .mlspec/build.json, atomically:
+    {"version": 1, "serve": {...}, "train": {...}} (one entry per image, the latest build)."""
     path = root / RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {"version": 1, "images": {}}
+    record: dict[str, Any] = {}
     if path.is_file():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(old, dict) and isinstance(old.get("images"), dict):
-                record["images"] = old["images"]
+            if isinstance(old, dict):
+                record = {k: v for k, v in old.items() if k in IMAGES}
         except ValueError:
             pass
-    record["images"][which] = entry
+    record["version"] = 1
+    record[which] = entry
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
