@@ -48,7 +48,7 @@ def mlspec_requirement(spec: Any) -> str:
     install = spec.ci.install
     if install:
         m = _PIP_INSTALL.match(install)
-        if m and not any(ch in m.group("args") for ch in ";&|`$<>\n"):
+        if m and not any(ch in m.group("args") for ch in ";&|`$\n"):
             return " ".join(shlex.quote(a) for a in shlex.split(m.group("args")))
     return shlex.quote(f"mlspec=={__version__}")
 
