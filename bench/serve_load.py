@@ -5,6 +5,7 @@ sends POST /predict with one iris row per request, and reports p50/p95/p99 laten
 requests/second. Exits 1 on any error or non-200 answer.
 
     .venv/bin/python bench/serve_load.py [--requests 2000] [--clients 8] [--batch 1]
+        [--estimator forest|tree]
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 
-def train(folder: Path) -> Path:
+def train(folder: Path, estimator: str) -> Path:
     from sklearn.datasets import load_iris
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
 
     iris = load_iris()
-    model = RandomForestClassifier(n_estimators=100, max_depth=5, random_state=42, n_jobs=1)
+    model: Any = (DecisionTreeClassifier(random_state=0) if estimator == "tree" else
+                  RandomForestClassifier(n_estimators=100, max_depth=5, random_state=42,
+                                         n_jobs=1))
     model.fit(iris.data, [str(iris.target_names[t]) for t in iris.target])
     path = folder / "model.pkl"
     path.write_bytes(pickle.dumps(model, protocol=5))
@@ -81,11 +86,14 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--batch", type=int, default=1, help="rows per request")
+    ap.add_argument("--estimator", choices=("forest", "tree"), default="forest",
+                    help="the example's random forest (100 trees), or one decision tree to "
+                    "show the server's own overhead")
     args = ap.parse_args()
     args.clients = max(1, min(args.clients, 64))  # bounded: this is a local benchmark
     exe = Path(sys.executable).parent / "mlspec"
     with tempfile.TemporaryDirectory() as tmp:
-        model = train(Path(tmp))
+        model = train(Path(tmp), args.estimator)
         port = free_port()
         proc = subprocess.Popen(
             [str(exe), "serve", str(model), "--port", str(port), "--host", "127.0.0.1"],
@@ -111,7 +119,8 @@ def main() -> int:
             proc.wait(timeout=30)
     lat = sorted(latencies)
     q = statistics.quantiles(lat, n=100)
-    print(f"mlspec serve: {len(lat)} requests, {args.clients} clients, batch {args.batch}: "
+    print(f"mlspec serve ({args.estimator}): {len(lat)} requests, {args.clients} clients, "
+          f"batch {args.batch}: "
           f"{len(lat) / wall:.0f} req/s, p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms, "
           f"p99 {q[98] * 1000:.1f} ms, errors {len(errors)}")
     for e in errors[:5]:

@@ -196,6 +196,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mlspec-serve"
     timeout = 30  # a stalled client cannot hold a thread for ever
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     served: Served  # set on the subclass made by make_server
 
     def do_GET(self) -> None:
