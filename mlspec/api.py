@@ -49,6 +49,10 @@ def usage_error(message: str, rule: str = "usage", hint: str | None = None,
 @_outcome
 def validate(spec_path: Path) -> Outcome:
     loaded = load(spec_path)
+    if any(s.estimator for s in loaded.graph.steps.values()):
+        from mlspec.sklearn_step import validate_builtin  # imports sklearn: only for these
+
+        validate_builtin(loaded)
     n = len(loaded.graph.order)
     return Outcome(text=f"{spec_path}: ok ({n} step{'s' if n != 1 else ''})")
 
@@ -134,10 +138,10 @@ def models(spec_path: Path) -> Outcome:
 
 
 @_outcome
-def lineage(spec_path: Path, ref: str) -> Outcome:
+def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
     from mlspec.gitops import lineage as gitops_lineage
 
-    return gitops_lineage(load(spec_path), ref)
+    return gitops_lineage(load(spec_path), ref, model_card=model_card)
 
 
 @_outcome

@@ -274,14 +274,16 @@ def lineage(
     ref: Annotated[str, typer.Argument(help="a tag or commit")] = "HEAD",
     spec: SpecOpt = DEFAULT_SPEC,
     as_json: JsonOpt = False,
+    model_card: Annotated[bool, typer.Option("--model-card", help="print the model card "
+                                             "(markdown) instead")] = False,
 ) -> None:
     """Where a model came from: commit, data hashes, params, metrics, image digest.
 
-    Example: mlspec lineage v1.2.0
+    Example: mlspec lineage v1.2.0 --model-card > MODEL_CARD.md
     """
     from mlspec import api
 
-    _finish(api.lineage(spec, ref), as_json)
+    _finish(api.lineage(spec, ref, model_card=model_card), as_json)
 
 
 @app.command()

@@ -1,0 +1,136 @@
+"""GitOps: baselines from git, metrics against the base, the PR report, release tags, lineage.
+
+The api calls the functions here; the work lives in small modules beside this one:
+gitrefs (base detection, the lock at a ref), metricsdiff (values, deltas, gate verdicts),
+report (the PR markdown), release (tags and the model list), lineage (where a model came from,
+and the model card).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlspec.errors import Diagnostic, MlspecError, Outcome
+from mlspec.gitrefs import LOCK_NAME, find_base_ref, lock_at
+
+if TYPE_CHECKING:
+    from mlspec.lock import Lock
+    from mlspec.metricsdiff import Comparison
+    from mlspec.spec.loader import LoadedSpec
+
+__all__ = ["find_base_ref", "lineage", "lock_at", "metrics_outcome", "models", "release",
+           "report_outcome"]
+
+
+def current_lock(loaded: LoadedSpec) -> Lock:
+    """The working tree's lock; a clear error when `mlspec run` has not written one."""
+    from mlspec.lock import read_lock
+
+    lock = read_lock(loaded.root)
+    if lock is None:
+        raise MlspecError([Diagnostic(LOCK_NAME, 0, 0, f"no {LOCK_NAME} beside {loaded.display}",
+                                      "lock.missing", "run `mlspec run` first, then commit "
+                                      f"{LOCK_NAME}")])
+    return lock
+
+
+def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True) -> Comparison:
+    """The working tree's metrics against the lock at `ref` (None or 'auto': found here).
+
+    strict=False turns a base that cannot be found into a note instead of an error.
+    """
+    from mlspec.gitrefs import open_repo, resolve
+    from mlspec.metricsdiff import compare
+
+    lock = current_lock(loaded)
+    try:
+        base = find_base_ref(loaded.root, ref, loaded.spec.ci.default_branch)
+    except MlspecError as err:
+        if strict:
+            raise
+        return compare(loaded, lock, None, note=err.diagnostics[0].message)
+    if base is None:
+        return compare(loaded, lock, None, note="no earlier commit to compare with")
+    repo = open_repo(loaded.root)
+    assert repo is not None
+    return compare(loaded, lock, lock_at(loaded.root, base), base, resolve(repo, base))
+
+
+def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
+    """`mlspec metrics [--diff REF] [--format table|markdown|json]`."""
+    from mlspec import metricsdiff
+
+    c = comparison(loaded, diff, strict=diff is not None)
+    data = c.to_data()
+    if fmt == "json":
+        return Outcome(data=data, text=json.dumps(data, indent=2, sort_keys=True))
+    if fmt == "markdown":
+        return Outcome(data=data, text=metricsdiff.markdown(c))
+    return Outcome(data=data, text=metricsdiff.table(c))
+
+
+def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:
+    """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
+    from mlspec.gitrefs import open_repo, resolve
+    from mlspec.lineage import lineage_worktree
+    from mlspec.metricsdiff import compare
+    from mlspec.report import render
+
+    lock = current_lock(loaded)
+    note = ""
+    try:
+        ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
+    except MlspecError as err:
+        if base is not None:
+            raise
+        ref, note = None, err.diagnostics[0].message
+    base_lock = commit = None
+    if ref is not None:
+        base_lock = lock_at(loaded.root, ref)
+        repo = open_repo(loaded.root)
+        assert repo is not None
+        commit = resolve(repo, ref)
+    elif not note:
+        note = "no earlier commit to compare with"
+    c = compare(loaded, lock, base_lock, ref, commit, note)
+    text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
+    if output is None:
+        return Outcome(text=text, data=c.to_data())
+    from mlspec.lock import write_atomic
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, text)
+    return Outcome(stderr=f"wrote {output}\n", data=c.to_data())
+
+
+def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
+    """`mlspec lineage REF [--json] [--model-card]`: where a tag's or commit's model came from."""
+    from mlspec.lineage import lineage_at
+    from mlspec.modelcard import lineage_text
+    from mlspec.modelcard import model_card as card
+
+    lin = lineage_at(loaded, ref)
+    if model_card:
+        version = None
+        if lin.tag and lin.tag["name"].startswith(loaded.spec.ci.tag_prefix):
+            version = lin.tag["name"][len(loaded.spec.ci.tag_prefix):]
+        notes = lin.tag.get("notes") if lin.tag else None
+        return Outcome(text=card(lin, version, notes), data=lin.to_data())
+    return Outcome(text=lineage_text(lin), data=lin.to_data())
+
+
+def release(loaded: LoadedSpec, version: str, message: str | None = None,
+            push: bool = False) -> Outcome:
+    """`mlspec release VERSION`: check, then tag the model's commit with its model card."""
+    from mlspec.release import release as do_release
+
+    return do_release(loaded, version, message=message, push=push)
+
+
+def models(loaded: LoadedSpec) -> Outcome:
+    """`mlspec models`: the promoted versions, newest first."""
+    from mlspec.release import models as list_models
+
+    return list_models(loaded)

@@ -1,0 +1,255 @@
+"""Git access for GitOps: find the base ref of a change, read the lock at any ref.
+
+GitPython is imported inside the functions (it is slow to import and `compile` never needs it).
+Every failure is a Diagnostic that says what to do (fetch the base, pass a ref), never a
+traceback: CI clones are shallow and often on a detached HEAD.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlspec.errors import Diagnostic, MlspecError
+
+if TYPE_CHECKING:
+    from git import Repo
+
+    from mlspec.lock import Lock
+
+LOCK_NAME = "mlspec.lock"
+
+
+def git_error(message: str, hint: str | None = None, rule: str = "git.base") -> MlspecError:
+    return MlspecError([Diagnostic("git", 0, 0, message, rule, hint)])
+
+
+def open_repo(root: Path, required: bool = True) -> Repo | None:
+    """The git repository that holds `root` (the spec's directory)."""
+    try:
+        import git
+    except ImportError as err:  # pragma: no cover - GitPython is a dependency
+        raise git_error(f"GitPython cannot be imported: {err}", rule="git.missing") from None
+    try:
+        return git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        if required:
+            raise git_error(f"{root} is not inside a git repository",
+                            "run `git init` and commit the spec; GitOps commands read git history",
+                            rule="git.no-repo") from None
+        return None
+    except git.GitCommandNotFound:
+        raise git_error("the git executable is not installed", rule="git.missing") from None
+
+
+def repo_relpath(repo: Repo, root: Path) -> str:
+    """`root` relative to the work tree, '' at the top ('examples/iris' in a monorepo)."""
+    top = Path(repo.working_tree_dir or ".").resolve()
+    rel = Path(root).resolve().relative_to(top).as_posix()
+    return "" if rel == "." else rel
+
+
+def resolve(repo: Repo, ref: str) -> str | None:
+    """The sha of the commit a ref names, or None when it does not exist here (a shallow clone
+    can name a parent it lacks: that is None too)."""
+    import git
+
+    if not ref or ref.startswith("-"):
+        return None
+    try:
+        out = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    except git.GitCommandError:
+        return None
+    sha = str(out).strip()
+    return sha or None  # peeling to ^{commit} read the object, so it is in the clone
+
+
+def _present(repo: Repo, sha: str) -> bool:
+    """Whether a commit object is in the clone (a shallow clone names parents it lacks)."""
+    import git
+
+    try:
+        repo.git.cat_file("-e", f"{sha}^{{commit}}")
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def is_shallow(repo: Repo) -> bool:
+    return (Path(repo.git_dir) / "shallow").exists()
+
+
+def _fetch_hint(ref: str) -> str:
+    if re.fullmatch(r"[0-9a-f]{7,40}", ref) or any(c in ref for c in "~^@:"):
+        return ("it may be outside a shallow clone: fetch more history, e.g. "
+                "`git fetch --deepen=50` or `git fetch --unshallow`")
+    return (f"fetch it first, e.g. `git fetch --depth=50 origin {ref}` (actions/checkout: "
+            f"fetch-depth: 0; GitLab: GIT_DEPTH: 0), or name the base with --diff/--base REF")
+
+
+def _default_branch(root: Path) -> str:
+    """spec.ci.default_branch of the spec at root, 'main' when it cannot be read."""
+    try:
+        from mlspec.spec.loader import load_spec
+
+        return str(load_spec(Path(root) / "mlspec.yaml").spec.ci.default_branch)
+    except Exception:
+        return "main"
+
+
+def _first_existing(repo: Repo, names: list[str]) -> str | None:
+    for name in names:
+        if resolve(repo, name) is not None:
+            return name
+    return None
+
+
+def _ci_branch() -> str:
+    """The branch a CI push pipeline runs for (GitLab or GitHub), '' when not one."""
+    ref = os.environ.get("GITHUB_REF", "")
+    if ref.startswith("refs/heads/"):
+        return ref.removeprefix("refs/heads/")
+    return os.environ.get("CI_COMMIT_BRANCH", "")
+
+
+def _on_branch(repo: Repo, branch: str) -> bool:
+    """Whether HEAD is the default branch: by name; detached (CI), by CI variables or commit."""
+    if not repo.head.is_detached:
+        return bool(repo.active_branch.name == branch)
+    env = os.environ
+    if env.get("GITHUB_BASE_REF") or env.get("CI_MERGE_REQUEST_IID"):
+        return False
+    ci_branch = _ci_branch()
+    if ci_branch:
+        return ci_branch == branch
+    head = resolve(repo, "HEAD")
+    return head is not None and head in (resolve(repo, f"origin/{branch}"), resolve(repo, branch))
+
+
+def _ci_base(repo: Repo) -> str | None:
+    """A pull/merge request's target from the CI environment, or None outside one."""
+    env = os.environ
+    for var in ("GITHUB_BASE_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"):
+        branch = env.get(var, "").strip()
+        if not branch:
+            continue
+        found = _first_existing(repo, [f"origin/{branch}", branch])
+        if found:
+            return found
+        sha = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip()
+        if var.startswith("CI_") and sha and resolve(repo, sha):
+            return sha
+        raise git_error(f"the request's target branch '{branch}' ({var}) is not in this clone",
+                        _fetch_hint(branch))
+    sha = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip()
+    if sha:
+        if resolve(repo, sha):
+            return sha
+        raise git_error(f"the merge request's base commit {sha[:12]} is not in this clone",
+                        "fetch more history, e.g. `git fetch --deepen=50` (GitLab: GIT_DEPTH: 0)")
+    return None
+
+
+def find_base_ref(root: Path, explicit: str | None, default_branch: str | None = None
+                  ) -> str | None:
+    """The git ref whose lock is the baseline, or None when there is none (a first commit).
+
+    Order: an explicit ref ('auto' means detect); a pull/merge request's target branch from the
+    CI environment; on the default branch itself, the previous commit; otherwise the merge-base
+    of HEAD with the default branch (origin/<b> first, then <b>).
+    """
+    repo = open_repo(root, required=explicit not in (None, "auto"))
+    if repo is None:
+        return None
+    if explicit and explicit != "auto":
+        if resolve(repo, explicit) is None:
+            raise git_error(f"unknown git ref '{explicit}'",
+                            _fetch_hint(explicit.removeprefix("origin/")))
+        return explicit
+    ci = _ci_base(repo)
+    if ci is not None:
+        return ci
+    if resolve(repo, "HEAD") is None:
+        return None  # no commit yet
+    branch = default_branch or _default_branch(root)
+    if _on_branch(repo, branch):
+        return _parent(repo)
+    target = _first_existing(repo, [f"origin/{branch}", branch])
+    if target is None:
+        raise git_error(f"the default branch '{branch}' is not in this clone "
+                        "(a single-branch or detached checkout, as in CI)", _fetch_hint(branch))
+    import git
+
+    try:
+        base = str(repo.git.merge_base("HEAD", target)).strip()
+    except git.GitCommandError:
+        if is_shallow(repo):
+            raise git_error(f"this is a shallow clone: HEAD and {target} share no fetched commit",
+                            f"fetch more history: `git fetch --deepen=100 origin {branch}` or "
+                            "`git fetch --unshallow`, or name the base with --diff/--base REF"
+                            ) from None
+        raise git_error(f"HEAD and {target} have no common commit",
+                        "name the base with --diff/--base REF") from None
+    if repo.head.is_detached and not _ci_branch() and base == resolve(repo, "HEAD"):
+        # A detached commit already on the default branch (a tag pipeline): its parent.
+        return _parent(repo)
+    return base
+
+
+def _parent(repo: Repo) -> str | None:
+    head = repo.commit("HEAD")
+    if head.parents and _present(repo, head.parents[0].hexsha):
+        return str(head.parents[0].hexsha)
+    if head.parents or is_shallow(repo):
+        raise git_error("this is a shallow clone: the commit before HEAD is not fetched",
+                        "fetch it: `git fetch --deepen=1` (actions/checkout: fetch-depth: 2),"
+                        " or name the base with --diff/--base REF")
+    return None  # the first commit has no baseline
+
+
+def read_at(repo: Repo, ref: str, relpath: str) -> str | None:
+    """The text of a file at a ref, or None when the file is not in that commit."""
+    sha = ref if re.fullmatch(r"[0-9a-f]{40}", ref) else resolve(repo, ref)
+    import git
+
+    try:
+        tree = repo.commit(sha).tree if sha else None
+    except (ValueError, git.BadName, git.BadObject, git.GitCommandError):
+        tree = None
+    if tree is None:
+        raise git_error(f"unknown git ref '{ref}'", _fetch_hint(ref.removeprefix("origin/")))
+    try:
+        blob = tree / relpath
+    except KeyError:
+        return None
+    if blob.type != "blob":
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8")
+
+
+def lock_at(root: Path, ref: str, repo: Repo | None = None) -> Lock | None:
+    """The lock (mlspec.lock beside the spec) as committed at `ref`; None when it has none."""
+    repo = repo or open_repo(root)
+    assert repo is not None
+    rel = repo_relpath(repo, root)
+    text = read_at(repo, ref, f"{rel}/{LOCK_NAME}" if rel else LOCK_NAME)
+    if text is None:
+        return None
+    try:
+        return _parse_lock(text)
+    except MlspecError:
+        from mlspec.lock import Lock
+
+        return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")  # raises, naming the ref
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_lock(text: str) -> Lock:
+    """Parsed once per content (tags often share one); callers only read it."""
+    from mlspec.lock import Lock
+
+    return Lock.parse(text)

@@ -1,0 +1,134 @@
+"""Content hashes of files and directories, cached by (size, mtime_ns, ctime_ns, inode).
+
+A file is read only when its stat signature changed since it was last hashed, so a no-op
+`mlspec run` or `mlspec status` over a large dataset stats files and reads no data. A
+directory hashes to the sha256 of its sorted manifest (`<hash>  <relative path>` lines).
+The cache lives in `.mlspec/hashes.json`; losing it costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat as stat_mod
+import time
+from pathlib import Path
+
+CACHE_DIR = ".mlspec"
+CACHE_FILE = "hashes.json"
+CACHE_VERSION = 1
+CHUNK = 1 << 20
+RACY_NS = 2_000_000_000
+
+Sig = tuple[int, int, int, int]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _sig(st: os.stat_result) -> Sig:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class Hasher:
+    """Hashes repository paths (relative, '/'-separated) with a persistent stat cache."""
+
+    def __init__(self, root: Path, use_cache: bool = True):
+        self.root = Path(root)
+        self.use_cache = use_cache
+        self.cache: dict[str, list[int | str]] = {}
+        self.dirty = False
+        self.reads = 0  # files actually read (for tests and benchmarks)
+        if use_cache:
+            self._load()
+
+    # -- cache file ------------------------------------------------------------------------
+    @property
+    def cache_path(self) -> Path:
+        return self.root / CACHE_DIR / CACHE_FILE
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.cache_path.read_bytes())
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
+            entries = data.get("files")
+            if isinstance(entries, dict):
+                self.cache = entries
+
+    def save(self) -> None:
+        if not (self.use_cache and self.dirty):
+            return
+        from mlspec.lock import write_atomic
+
+        self.cache_path.parent.mkdir(exist_ok=True)
+        write_atomic(self.cache_path, json.dumps(
+            {"version": CACHE_VERSION, "files": self.cache}, separators=(",", ":"),
+            sort_keys=True))
+        self.dirty = False
+
+    # -- hashing ---------------------------------------------------------------------------
+    def _file(self, rel: str, full: str, st: os.stat_result) -> str:
+        sig = _sig(st)
+        hit = self.cache.get(rel)
+        if hit is not None and tuple(hit[:4]) == sig:
+            return str(hit[4])
+        h = hashlib.sha256()
+        with open(full, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+        self.reads += 1
+        digest = "sha256:" + h.hexdigest()
+        # A file written within the last moments may change again without its stat
+        # signature changing (coarse kernel timestamps): like git's "racily clean" entries,
+        # such a hash is used now but not cached.
+        if self.use_cache and time.time_ns() - st.st_mtime_ns > RACY_NS:
+            self.cache[rel] = [*sig, digest]
+            self.dirty = True
+        return digest
+
+    def _walk(self, rel: str, full: str, out: list[tuple[str, str]]) -> None:
+        with os.scandir(full) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.name in (".git", CACHE_DIR, "__pycache__"):
+                continue
+            child_rel = f"{rel}/{e.name}"
+            try:
+                st = e.stat(follow_symlinks=True)
+            except OSError:  # a dangling symlink: not content
+                continue
+            if stat_mod.S_ISDIR(st.st_mode):
+                if e.is_symlink():  # never follow directory links (loops, escapes)
+                    out.append((child_rel + "/", "symlink:" + os.readlink(e.path)))
+                    continue
+                self._walk(child_rel, e.path, out)
+            elif stat_mod.S_ISREG(st.st_mode):
+                out.append((child_rel, self._file(child_rel, e.path, st)))
+
+    def hash_path(self, rel: str) -> str | None:
+        """The content hash of a file or directory, or None when it does not exist."""
+        rel = rel.rstrip("/")
+        full = os.path.join(self.root, rel)
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat_mod.S_ISDIR(st.st_mode):
+            files: list[tuple[str, str]] = []
+            self._walk(rel, full, files)
+            prefix = len(rel) + 1
+            manifest = "".join(f"{h}  {p[prefix:]}\n" for p, h in files)
+            return sha256_bytes(manifest.encode())
+        return self._file(rel, full, st)
+
+    def hash_many(self, rels: list[str]) -> dict[str, str | None]:
+        return {r: self.hash_path(r) for r in rels}
+
+
+def canonical(data: object) -> bytes:
+    """Stable bytes for hashing structured data."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()

@@ -1,0 +1,233 @@
+"""Release tags that promote models, and the list of promoted models.
+
+`mlspec release VERSION` refuses — exit 1, every reason listed — on a bad tag name's clash,
+a dirty project, a missing or stale lock, or a failing gate; otherwise it creates the annotated
+tag `<ci.tag_prefix><VERSION>` on HEAD whose message is the model card. It pushes only with
+--push. `mlspec models` reads the tags back.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+
+if TYPE_CHECKING:
+    from git import Repo
+
+    from mlspec.lock import Lock
+    from mlspec.spec.loader import LoadedSpec
+
+SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+                    r"(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def parse_version(loaded: LoadedSpec, version: str) -> tuple[str, str]:
+    """(version, tag name); `v1.2.0` is accepted for `1.2.0` when the prefix is `v`."""
+    prefix = loaded.spec.ci.tag_prefix
+    v = version.strip()
+    if prefix and v.startswith(prefix) and SEMVER.match(v[len(prefix):]):
+        v = v[len(prefix):]
+    if not SEMVER.match(v):
+        raise MlspecError([Diagnostic("mlspec", 0, 0, f"'{version}' is not a release version",
+                                      "release.version",
+                                      "give MAJOR.MINOR.PATCH, e.g. 1.2.0 or 1.2.0-rc.1")])
+    return v, f"{prefix}{v}"
+
+
+def version_key(v: str) -> tuple[Any, ...]:
+    """Semver precedence: 1.10.0 > 1.9.0, and 1.0.0 > 1.0.0-rc.1."""
+    m = SEMVER.match(v)
+    if not m:
+        return (-1,)
+    pre = m.group(4)
+    pre_key: tuple[Any, ...] = (1,) if pre is None else (0, *(
+        (0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3)), pre_key)
+
+
+def _dirty(repo: Repo, rel: str) -> list[str]:
+    out = repo.git.status("--porcelain", "--untracked-files=all", "--", rel or ".")
+    return sorted(line[3:] for line in str(out).splitlines() if line.strip())
+
+
+def stale_steps(loaded: LoadedSpec, lock: Lock) -> dict[str, list[str]]:
+    """Steps whose inputs no longer match the lock, with the reasons (the runner's status)."""
+    try:
+        from mlspec.runner import status
+    except ImportError:
+        return _stale_minimal(loaded, lock)
+    data = status(loaded).data or {}
+    steps = data.get("steps", {})
+    return {name: list(steps.get(name, {}).get("reasons", [])) for name in data.get("stale", [])}
+
+
+def _stale_minimal(loaded: LoadedSpec, lock: Lock) -> dict[str, list[str]]:
+    """Before mlspec.runner lands: steps, commands, params and source deps against the lock."""
+    import hashlib
+
+    out: dict[str, list[str]] = {}
+    produced = {p for _, s in loaded.spec.steps().values() for p in s.all_outs()}
+    for name, (_stage, step) in loaded.spec.steps().items():
+        entry = lock.steps.get(name)
+        if entry is None:
+            out[name] = ["never run (not in mlspec.lock)"]
+            continue
+        why = []
+        if step.command is not None and entry.command != step.command:
+            why.append("command changed")
+        if dict(entry.params) != dict(step.params) and not step.sweep:
+            why.append("params changed")
+        for dep in step.deps:
+            path = loaded.root / dep
+            if dep in produced or not path.is_file():
+                continue
+            h = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+            if entry.deps.get(dep) != h:
+                why.append(f"dep {dep} changed")
+        if why:
+            out[name] = why
+    return out
+
+
+def release(loaded: LoadedSpec, version: str, message: str | None = None,
+            push: bool = False) -> Outcome:
+    from mlspec.gitrefs import find_base_ref, lock_at, open_repo, repo_relpath, resolve
+    from mlspec.lineage import lineage_at
+    from mlspec.metricsdiff import evaluate_gates
+    from mlspec.modelcard import model_card
+
+    v, tag = parse_version(loaded, version)
+    repo = open_repo(loaded.root)
+    assert repo is not None
+    head = resolve(repo, "HEAD")
+    if head is None:
+        raise CheckFailed(f"cannot release {tag}: the repository has no commit yet")
+    reasons: list[str] = []
+    existing = resolve(repo, f"refs/tags/{tag}")
+    if existing is not None:
+        reasons.append(f"tag {tag} already exists (on {existing[:12]}): pick a new version")
+    rel = repo_relpath(repo, loaded.root)
+    dirty = _dirty(repo, rel)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        reasons.append(f"uncommitted changes: {shown} — commit or stash them; a release tags "
+                       "exactly what is committed")
+    lock = lock_at(loaded.root, "HEAD")
+    if lock is None:
+        reasons.append("mlspec.lock is not committed: run `mlspec run`, then commit mlspec.lock")
+    else:
+        for name, why in stale_steps(loaded, lock).items():
+            reasons.append(f"mlspec.lock is stale: step '{name}': {'; '.join(why)} — run "
+                           "`mlspec run` and commit mlspec.lock")
+        reasons += _gate_reasons(loaded, lock, find_base_ref, lock_at, evaluate_gates)
+    if reasons:
+        raise CheckFailed(f"cannot release {tag}:\n" + "".join(f"  - {r}\n" for r in reasons)
+                          .rstrip("\n"))
+    lin = lineage_at(loaded, "HEAD")
+    lin.ref = tag
+    lin.tag = {"name": tag, "tagger": "", "date": "", "annotated": "true"}
+    card = model_card(lin, v, message)
+    with tempfile.TemporaryDirectory() as tmp:
+        msg = Path(tmp) / "TAG_MSG"
+        msg.write_text(card, encoding="utf-8")
+        repo.git.tag("-a", "--cleanup=verbatim", "-F", str(msg), tag, head)
+    data = {"tag": tag, "version": v, "commit": head, "metrics": lin.metrics, "pushed": False}
+    text = f"tagged {tag} at {head[:12]}"
+    if lin.primary and lin.primary in lin.metrics:
+        text += f" ({lin.primary} {lin.metrics[lin.primary]:g})"
+    if push:
+        _push(repo, tag)
+        data["pushed"] = True
+        text += f"; pushed to {_remote(repo)}"
+    else:
+        text += f"\npush it to promote the model: git push {_remote(repo)} {tag}"
+    return Outcome(text=text, data=data)
+
+
+def _gate_reasons(loaded: LoadedSpec, lock: Lock, find_base_ref: Any, lock_at: Any,
+                  evaluate_gates: Any) -> list[str]:
+    from mlspec.metricsdiff import fmt_num, spec_gates
+
+    baseline = None
+    if any(g.relative for g in spec_gates(loaded)):
+        try:
+            base = find_base_ref(loaded.root, None, loaded.spec.ci.default_branch)
+        except MlspecError as err:
+            d = err.diagnostics[0]
+            return [f"gates need a baseline: {d.message}" + (f" — {d.hint}" if d.hint else "")]
+        base_lock = lock_at(loaded.root, base) if base else None
+        baseline = base_lock.metrics() if base_lock is not None else None
+    out = []
+    for g in evaluate_gates(loaded, lock.metrics(), baseline):
+        if g.passed is False:
+            bar = f" (threshold {fmt_num(g.threshold)})" if g.threshold is not None else ""
+            value = fmt_num(g.value) if g.value is not None else "missing"
+            out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}")
+    return out
+
+
+def _remote(repo: Repo) -> str:
+    names = [r.name for r in repo.remotes]
+    return "origin" if "origin" in names or not names else names[0]
+
+
+def _push(repo: Repo, tag: str) -> None:
+    import git
+
+    remote = _remote(repo)
+    try:
+        repo.git.push(remote, f"refs/tags/{tag}")
+    except git.GitCommandError as err:
+        detail = str(err.stderr or "").strip().replace("stderr: ", "")
+        raise CheckFailed(f"tagged {tag} locally, but pushing it to {remote} failed: {detail}\n"
+                          f"retry with: git push {remote} {tag}") from None
+
+
+def models(loaded: LoadedSpec) -> Outcome:
+    """The release tags, newest first: tag, date, commit, primary metric."""
+    from mlspec.gitrefs import open_repo
+    from mlspec.lineage import lineage_at
+    from mlspec.metricsdiff import fmt_num
+
+    repo = open_repo(loaded.root)
+    assert repo is not None
+    prefix = loaded.spec.ci.tag_prefix
+    rows: list[dict[str, Any]] = []
+    for t in repo.tags:
+        name = t.name
+        if not name.startswith(prefix) or not SEMVER.match(name[len(prefix):]):
+            continue
+        try:
+            lin = lineage_at(loaded, name)
+        except MlspecError:
+            lin = None
+        commit = str(t.commit.hexsha)
+        date = (lin.tag or {}).get("date") if lin else ""
+        date = date or (lin.date if lin else t.commit.committed_datetime.isoformat())
+        tag_obj = t.tag
+        stamp = tag_obj.tagged_date if tag_obj is not None else t.commit.committed_date
+        primary = lin.primary if lin else None
+        rows.append({"tag": name, "version": name[len(prefix):], "date": date, "commit": commit,
+                     "primary_metric": primary,
+                     "value": lin.metrics.get(primary) if lin and primary else None,
+                     "metrics": lin.metrics if lin else {},
+                     "image": lin.image if lin else None, "has_lock": lin is not None,
+                     "_when": stamp})
+    rows.sort(key=lambda r: (r["_when"], version_key(str(r["version"]))), reverse=True)
+    for r in rows:
+        del r["_when"]
+    if not rows:
+        return Outcome(text=f"no releases yet: `mlspec release 1.0.0` creates {prefix}1.0.0",
+                       data=[])
+    head = ["tag", "date", "commit", "primary metric"]
+    body = [[r["tag"], r["date"], r["commit"][:12],
+             (f"{r['primary_metric']} {fmt_num(r['value'])}" if r["value"] is not None
+              else "no mlspec.lock" if not r["has_lock"] else "—")] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+             for row in [head, *body]]
+    return Outcome(text="\n".join(lines), data=rows)

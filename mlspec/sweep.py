@@ -1,0 +1,174 @@
+"""Sweeps: run a step's param grid, record each variant's metrics, pick the best.
+
+`mlspec run --sweep` runs, for every grid point of each swept step, that step and its
+downstream (where the metrics come from), without touching the steps' lock entries; then the
+normal run restores the spec's params and records the `sweeps` section of the lock.
+
+Every run also leaves a variant record, `.mlspec/sweeps/<step>/<params>.json`, keyed by the
+variant's inputs. A variant whose record matches is not rerun. That is how CI fans out: each
+matrix job runs `mlspec run --no-gates --set n_estimators=50` and uploads `.mlspec/sweeps/`;
+the pick-best job downloads them all and runs `mlspec run --sweep`, which finds every variant
+recorded, reruns none, and picks the best by the design's primary metric.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from mlspec.hashing import canonical, sha256_bytes
+from mlspec.lock import Scalar, SweepLock, write_atomic, write_lock
+from mlspec.tables import num, table
+
+if TYPE_CHECKING:
+    from mlspec.session import Session
+
+SWEEPS = ".mlspec/sweeps"
+
+
+def grid(sweep: dict[str, list[Scalar]]) -> list[dict[str, Scalar]]:
+    names = sorted(sweep)
+    return [dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*(sweep[n] for n in names))]
+
+
+def _slug(params: dict[str, Scalar]) -> str:
+    text = ",".join(f"{k}={params[k]}" for k in sorted(params))
+    return re.sub(r"[^A-Za-z0-9_.,=-]", "_", text)[:150]
+
+
+def _chain(session: Session, name: str) -> list[str]:
+    """The swept step and everything downstream of it, in graph order."""
+    return session.loaded.graph.closure_down([name])
+
+
+def variant_key(session: Session, name: str) -> str:
+    """Hash of a variant's inputs: the swept step's key and its downstream's definitions."""
+    chain = _chain(session, name)
+    produced = {o.rstrip("/") for s in chain for o in session.loaded.graph.steps[s].all_outs()}
+    material: list[Any] = [session.state(name).key]
+    for s in chain[1:]:
+        step = session.loaded.graph.steps[s]
+        deps = {d: session.hasher.hash_path(d) for d in step.deps
+                if d.rstrip("/") not in produced}
+        material.append([s, step.command or step.estimator, session.params_for(s), deps])
+    return sha256_bytes(canonical(material))
+
+
+def _record_path(session: Session, name: str, params: dict[str, Scalar]) -> Any:
+    return session.root / SWEEPS / name / f"{_slug(params)}.json"
+
+
+def read_variant(session: Session, name: str, params: dict[str, Scalar], key: str
+                 ) -> dict[str, float] | None:
+    try:
+        data = json.loads(_record_path(session, name, params).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("metrics"),
+                                                                         dict):
+        return {k: v for k, v in data["metrics"].items() if isinstance(v, int | float)}
+    return None
+
+
+def write_variant(session: Session, name: str, params: dict[str, Scalar], key: str,
+                  metrics: dict[str, float]) -> None:
+    path = _record_path(session, name, params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps({"key": key, "metrics": metrics, "params": params},
+                                  indent=2, sort_keys=True) + "\n")
+
+
+def _chain_metrics(session: Session, name: str) -> dict[str, float] | None:
+    out: dict[str, float] = {}
+    for s in _chain(session, name):
+        res = session.results.get(s)
+        if res is None:
+            return None
+        out.update(res.metrics)
+    return out
+
+
+def record_variants(session: Session, selection: list[str]) -> None:
+    """After a normal run: record the variant each swept step just ran with (for CI fan-out)."""
+    for name in selection:
+        step = session.loaded.graph.steps[name]
+        if not step.sweep or not all(s in session.results for s in _chain(session, name)):
+            continue
+        params = {k: session.params_for(name).get(k) for k in step.sweep}
+        metrics = _chain_metrics(session, name)
+        if metrics:
+            write_variant(session, name, params, variant_key(session, name), metrics)
+
+
+def _metric(session: Session) -> tuple[str | None, str]:
+    design = session.loaded.spec.design
+    if design is None or design.primary is None:
+        return None, "maximize"
+    return design.primary, design.metrics[design.primary].goal
+
+
+def run_sweeps(session: Session, selection: list[str]) -> tuple[str, dict[str, Any]]:
+    swept = [s for s in selection if session.loaded.graph.steps[s].sweep]
+    if not swept:
+        return "no step in this run has a sweep\n", {}
+    metric, goal = _metric(session)
+    texts, data = [], {}
+    base_overrides = {k: dict(v) for k, v in session.overrides.items()}
+    for name in swept:
+        step = session.loaded.graph.steps[name]
+        session.run(session.loaded.graph.closure_up([name])[:-1])  # upstream, normally
+        variants: list[dict[str, Any]] = []
+        for point in grid(step.sweep or {}):
+            session.overrides = {**base_overrides, name: {**base_overrides.get(name, {}),
+                                                          **point}}
+            key = variant_key(session, name)
+            metrics = read_variant(session, name, point, key)
+            cached = metrics is not None
+            if metrics is None:
+                session.record, session.force = False, True
+                try:
+                    session.progress.say(f"sweep {name}: {_slug(point)}")
+                    session.run(_chain(session, name))
+                finally:
+                    session.record, session.force = True, False
+                metrics = _chain_metrics(session, name) or {}
+                write_variant(session, name, point, key, metrics)
+            variants.append({"params": point, "metrics": metrics, "cached": cached})
+        session.overrides = base_overrides
+        best = _best(variants, metric, goal)
+        session.lock.sweeps[name] = SweepLock(
+            metric=metric or "", best=dict(best["params"]) if best else {},
+            variants=[{"params": v["params"], "metrics": v["metrics"]} for v in variants])
+        write_lock(session.root, session.lock)
+        texts.append(_render(name, variants, metric, best))
+        data[name] = {"metric": metric, "best": best["params"] if best else None,
+                      "variants": variants}
+    return "".join(texts), data
+
+
+def _best(variants: list[dict[str, Any]], metric: str | None, goal: str
+          ) -> dict[str, Any] | None:
+    scored = [v for v in variants if metric and metric in v["metrics"]]
+    if not scored:
+        return None
+    sign = 1 if goal == "maximize" else -1
+    # ties go to the earliest grid point, so the pick is deterministic
+    return max(scored, key=lambda v: (sign * v["metrics"][str(metric)],
+                                      -variants.index(v)))
+
+
+def _render(name: str, variants: list[dict[str, Any]], metric: str | None,
+            best: dict[str, Any] | None) -> str:
+    rows = []
+    for v in variants:
+        mark = "best" if v is best else ""
+        rows.append([_slug(v["params"]), num(v["metrics"].get(metric)) if metric else "-",
+                     "cached" if v["cached"] else "ran", mark])
+    head = f"sweep {name} (by {metric or 'no primary metric'})\n"
+    text = head + table(["params", metric or "metric", "variant", ""], rows)
+    if best:
+        text += (f"best: {_slug(best['params'])}; set it in the step's params to adopt it\n")
+    return text
