@@ -11,6 +11,7 @@ one for a release tag, pushed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -102,11 +103,9 @@ def prepare_repo(dest: Path, wheels: Path, base: str) -> Path:
         fh.write("/docker/wheels/\n")
     res = mlspec("compile", "--target", "docker", cwd=repo)
     assert res.returncode == 0, res.stderr
-    # train and evaluate with the example's own scripts (what `mlspec run` runs)
-    (repo / "params.json").write_text('{"n_estimators": 100, "max_depth": 5, "random_state": 42}')
-    for cmd in (["src/prepare.py", "--out", "data/iris.csv"], ["src/train.py"],
-                ["src/evaluate.py"]):
-        subprocess.run([sys.executable, *cmd], cwd=repo, check=True, capture_output=True)
+    # train and evaluate: mlspec.lock (committed) records params, metrics and the model's hash
+    res = mlspec("run", cwd=repo)
+    assert res.returncode == 0, res.stdout + res.stderr
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "point the image at the local base and registry", cwd=repo)
     return repo
@@ -139,10 +138,11 @@ def test_labels_tags_and_record(built: tuple[Path, dict[str, Any]], client: Any)
     labels = client.api.inspect_image(record["id"])["Config"]["Labels"]
     assert labels["org.opencontainers.image.revision"] == commit
     assert labels["mlspec.spec-hash"] == spec_hash
-    assert labels["mlspec.lock-hash"] == "none"  # no mlspec.lock in this copy
+    lock = (repo / "mlspec.lock").read_bytes()
+    assert labels["mlspec.lock-hash"] == "sha256:" + hashlib.sha256(lock).hexdigest()
     assert labels["org.opencontainers.image.version"] == "unreleased"
     metrics = json.loads((repo / "metrics.json").read_text())
-    assert labels["mlspec.metric.f1_macro"] == str(metrics["f1_macro"])
+    assert labels["mlspec.metric.f1_macro"] == str(float(metrics["f1_macro"]))
     assert record["tags"] == [f"{IMAGE}:{commit}"]
     assert client.api.inspect_image(f"{IMAGE}:{commit}")["Id"] == record["id"]
     on_disk = json.loads((repo / ".mlspec" / "build.json").read_text())
@@ -173,6 +173,10 @@ def test_container_serves_as_non_root(built: tuple[Path, dict[str, Any]], client
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert json.loads(resp.read()) == {"predictions": [s for _, s in KNOWN]}
+        with urllib.request.urlopen(f"{url}/metadata", timeout=10) as resp:
+            lineage = json.loads(resp.read())["lineage"]  # from /app/mlspec.lock
+        assert lineage["step"] == "train" and lineage["matches_lock"] is True
+        assert lineage["params"]["n_estimators"] == 100 and "f1_macro" in lineage["metrics"]
         uid = container.exec_run(["python3", "-c", "import os; print(os.getuid())"])
         assert uid.exit_code == 0 and uid.output.decode().strip() == "10001"
         assert container.attrs["Config"]["User"] == "10001:10001"
