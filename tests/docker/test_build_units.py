@@ -103,6 +103,7 @@ def test_registry_credentials_from_the_named_variable(tmp_path: Path,
 
 def test_build_args_from_lock_and_metrics(tmp_path: Path) -> None:
     repo = copy_example("iris", tmp_path / "iris")
+    (repo / "mlspec.lock").unlink(missing_ok=True)
     loaded = load(repo / "mlspec.yaml")
     facts = git_facts(repo)
     args = build_args(loaded, facts, None)
