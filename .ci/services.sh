@@ -22,7 +22,7 @@ registry_up() {
     >/dev/null 2>&1
 }
 if ! registry_up; then
-  mkdir -p /var/log/mlspec /var/lib/mlspec-registry
+  mkdir -p /var/log/mlspec /var/lib/mlspec-registry /etc/docker/registry
   cat >/etc/docker/registry/mlspec-test.yml <<'YAML'
 version: 0.1
 log: {level: warn}
