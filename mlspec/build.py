@@ -194,7 +194,10 @@ def base_images(dockerfile: Path) -> list[str]:
 def docker_client(timeout: int = 3600) -> Any:
     try:
         import docker
-
+    except ImportError:
+        raise _err("the docker SDK is not installed", "build.sdk",
+                   "pip install 'docker>=7' (a dependency of mlspec)") from None
+    try:
         client = docker.from_env(timeout=timeout)
         client.ping()
         return client
