@@ -106,7 +106,6 @@ def _context(loaded: Any, which: str) -> dict[str, Any]:
         "requirements_name": req.rsplit("/", 1)[-1] if req else "",
         "require_hashes": require_hashes,
         "mlspec_install": mlspec_requirement(spec) if needs_mlspec else "",
-        "chown_app": which == "train",
         "metrics": metric_args(spec),
         "title": spec.project.name,
         "cmd": _exec_form(argv),

@@ -241,6 +241,31 @@ def test_push_and_pull_by_digest(built: tuple[Path, dict[str, Any]], client: Any
     assert saved["digest"] == digest and saved["revision"] == commit
 
 
+def test_train_image_shares_dependencies_and_trains(built: tuple[Path, dict[str, Any]],
+                                                    client: Any) -> None:
+    repo, serve = built
+    start = time.monotonic()
+    res = mlspec("build", "train", "--json", cwd=repo, timeout=1500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    sys.stderr.write(f"train image build (dependencies cached): {time.monotonic() - start:.1f}s\n")
+    train = json.loads(res.stdout)
+    assert train["image"] == f"{IMAGE}-train"
+    serve_layers = client.api.inspect_image(serve["id"])["RootFS"]["Layers"]
+    train_layers = client.api.inspect_image(train["id"])["RootFS"]["Layers"]
+    assert serve_layers[:4] == train_layers[:4]  # base, WORKDIR, dependency COPY and RUN
+    saved = json.loads((repo / ".mlspec" / "build.json").read_text())
+    assert saved["train"]["id"] == train["id"] and "serve" in saved
+    # the image reproduces the pipeline as its non-root user: `mlspec run` in /app
+    container = client.containers.run(train["id"], detach=True)
+    try:
+        status = container.wait(timeout=600)["StatusCode"]
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert status == 0, logs[-3000:]
+    assert "ran 3" in logs and "f1_macro" in logs
+
+
 def test_clear_errors(built: tuple[Path, dict[str, Any]], client: Any,
                       tmp_path: Path) -> None:
     repo, _ = built

@@ -9,16 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 
-# Runtime settings come first: they cost nothing here, while every instruction after the
-# dependency layer costs a snapshot of the whole image on some storage drivers.
-EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
-CMD ["mlspec", "serve", "model/model.pkl", "--port", "8080", "--host", "0.0.0.0"]
-
-# Dependency layer, built before the code so a code change rebuilds in seconds: it reruns only
-# when requirements.txt changes. Offline or mirrored builds: put wheels and a pip.conf (e.g.
-# no-index = true, find-links = /tmp/deps) in docker/wheels/, picked up by the glob below.
+# Dependency layer, before the code so a code change rebuilds in seconds: it reruns only when
+# requirements.txt changes, and train and serve images share it. Offline or mirrored builds: put
+# wheels and a pip.conf (e.g. no-index = true, find-links = /tmp/deps) in docker/wheels/,
+# picked up by the glob below.
 ARG PIP_CONFIG_FILE=/tmp/deps/pip.conf
 COPY requirements.txt docker/wheel[s] /tmp/deps/
 RUN python3 -m venv /opt/venv \
@@ -26,6 +20,11 @@ RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir mlspec==0.1.0 \
     && rm -rf /tmp/deps
 
+# Runtime settings, between the dependency layer and the code so a code change reuses them.
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+CMD ["mlspec", "serve", "model/model.pkl", "--port", "8080", "--host", "0.0.0.0"]
 USER 10001:10001
 
 # Code layer: the repository minus .dockerignore, owned by root, read-only to the server.

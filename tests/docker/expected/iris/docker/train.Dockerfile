@@ -9,25 +9,24 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 
-# Runtime settings come first: they cost nothing here, while every instruction after the
-# dependency layer costs a snapshot of the whole image on some storage drivers.
-CMD ["mlspec", "run"]
-
-# Dependency layer, built before the code so a code change rebuilds in seconds: it reruns only
-# when requirements.txt changes. Offline or mirrored builds: put wheels and a pip.conf (e.g.
-# no-index = true, find-links = /tmp/deps) in docker/wheels/, picked up by the glob below.
+# Dependency layer, before the code so a code change rebuilds in seconds: it reruns only when
+# requirements.txt changes, and train and serve images share it. Offline or mirrored builds: put
+# wheels and a pip.conf (e.g. no-index = true, find-links = /tmp/deps) in docker/wheels/,
+# picked up by the glob below.
 ARG PIP_CONFIG_FILE=/tmp/deps/pip.conf
 COPY requirements.txt docker/wheel[s] /tmp/deps/
 RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir -r /tmp/deps/requirements.txt \
     && pip install --no-cache-dir mlspec==0.1.0 \
-    && chown 10001:10001 /app \
     && rm -rf /tmp/deps
 
+# Runtime settings, between the dependency layer and the code so a code change reuses them.
+# The training user owns /app: the steps write their outs and mlspec.lock there.
+RUN chown 10001:10001 /app
+CMD ["mlspec", "run"]
 USER 10001:10001
 
-# Code layer: the repository minus .dockerignore, owned by the training user, which writes the
-# steps' outs and mlspec.lock in /app.
+# Code layer: the repository minus .dockerignore, owned by the training user.
 COPY --chown=10001:10001 . .
 
 # Lineage. Values that change with every build are build arguments, set by `mlspec build`, so
