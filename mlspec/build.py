@@ -366,6 +366,7 @@ def build_image(loaded: Any, which: str, push: bool = False,
                           f"reproducible from its commit {facts.commit[:12]}\n"
                           "  hint: commit or stash, then build again")
     args = build_args(loaded, facts, version)
+    auth = registry_auth(loaded, repo) if push else None  # fail before a long build
     client = docker_client()
     for base in base_images(root / dockerfile):
         ensure_base(client, loaded, base)
@@ -384,7 +385,6 @@ def build_image(loaded: Any, which: str, push: bool = False,
     }
     lines = [f"built {ref} ({image_id[:19]})" for ref in all_tags]
     if push:
-        auth = registry_auth(loaded, repo)
         for ref in all_tags:
             digest = push_tag(client, ref, auth)
             entry["pushed"].append({"ref": ref, "digest": digest})
