@@ -5,8 +5,9 @@
     GET  /metadata  the model file's hash, class, feature count, classes, and its lineage from
                     the mlspec.lock found beside it (params, metrics, out hashes)
 
-Bad requests (malformed JSON, wrong shape, wrong feature count, a body over 10 MB) get a 4xx
-JSON error `{"error": ..., "status": ...}` and the server keeps serving.
+Predictions run on one worker thread that batches concurrent requests into one `predict` call
+(see Batcher). Bad requests (malformed JSON, wrong shape, wrong feature count, a body over
+10 MB) get a 4xx JSON error `{"error": ..., "status": ...}` and the server keeps serving.
 
 The model file is trusted: it is the repository's own artifact, produced by its own training
 step and recorded in its lock. Unpickling runs code, so never point this at a file from
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import queue
 import signal
 import sys
 import threading
@@ -192,6 +194,74 @@ def parse_instances(body: bytes, n_features: int | None) -> list[list[float]]:
     return rows
 
 
+class _Pending:
+    __slots__ = ("done", "error", "result", "rows")
+
+    def __init__(self, rows: list[list[float]]):
+        self.rows = rows
+        self.done = threading.Event()
+        self.result: list[Any] = []
+        self.error: BaseException | None = None
+
+
+class Batcher:
+    """Runs every prediction on one worker thread, batching the requests that queue up while
+    it is busy into one `predict` call (no added wait: a lone request runs at once). Under
+    concurrency this amortises scikit-learn's per-call overhead; models need not be
+    thread-safe. A failing batch is retried request by request, so one bad request fails
+    alone."""
+
+    def __init__(self, model: Any, max_rows: int = 4096):
+        self.model = model
+        self.max_rows = max_rows
+        self.queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="mlspec-predict", daemon=True)
+        self.thread.start()
+
+    def predict(self, rows: list[list[float]], timeout: float = 120) -> list[Any]:
+        item = _Pending(rows)
+        self.queue.put(item)
+        if not item.done.wait(timeout):
+            raise TimeoutError("prediction timed out")
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def close(self) -> None:
+        self.queue.put(None)
+
+    def _loop(self) -> None:
+        while (first := self.queue.get()) is not None:
+            batch, n = [first], len(first.rows)
+            while n < self.max_rows:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)
+                    break
+                batch.append(item)
+                n += len(item.rows)
+            self._run(batch)
+
+    def _run(self, batch: list[_Pending]) -> None:
+        try:
+            out = _jsonable(self.model.predict([r for item in batch for r in item.rows]))
+            start = 0
+            for item in batch:
+                item.result = out[start:start + len(item.rows)]
+                start += len(item.rows)
+        except Exception as err:
+            if len(batch) > 1:
+                for item in batch:
+                    self._run([item])
+                return
+            batch[0].error = err
+        for item in batch:
+            item.done.set()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mlspec-serve"
@@ -225,7 +295,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(bad.status, bad.message)
             return
         try:
-            predictions = self.served.model.predict(rows)
+            predictions = self.server.batcher.predict(rows)  # type: ignore[attr-defined]
         except ValueError as err:  # scikit-learn's input validation
             self._error(422, f"the model rejected the input: {err}")
             return
@@ -233,7 +303,7 @@ class Handler(BaseHTTPRequestHandler):
             self.log_error("predict failed: %s: %s", type(err).__name__, err)
             self._error(500, f"prediction failed: {type(err).__name__}")
             return
-        self._json(200, {"predictions": _jsonable(predictions)})
+        self._json(200, {"predictions": predictions})
 
     def do_PUT(self) -> None:
         self._error(405, "use POST /predict or GET /healthz, /metadata", allow="GET, POST")
@@ -285,12 +355,19 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     quiet = False
+    batcher: Batcher | None = None  # set once the socket is bound
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.batcher is not None:
+            self.batcher.close()
 
 
 def make_server(served: Served, host: str, port: int, quiet: bool = False) -> Server:
     handler = type("BoundHandler", (Handler,), {"served": served})
     server = Server((host, port), handler)
     server.quiet = quiet
+    server.batcher = Batcher(served.model)
     return server
 
 

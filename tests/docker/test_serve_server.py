@@ -233,3 +233,51 @@ def test_console_script_serves_joblib_and_stops_on_sigterm(tmp_path: Path) -> No
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopped" in err
+
+
+class Echo:
+    """A stand-in estimator that shows which rows reached predict, and how many at once."""
+
+    n_features_in_ = 2
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, rows: list[list[float]]) -> list[float]:
+        self.calls.append(len(rows))
+        time.sleep(0.005)  # slow enough that concurrent requests queue up behind it
+        if any(r[0] < 0 for r in rows):
+            raise ValueError("negative input")
+        return [r[0] * 1000 + r[1] for r in rows]
+
+
+def test_concurrent_requests_are_batched_without_mixing_answers(tmp_path: Path) -> None:
+    from mlspec.serve import Served
+
+    echo = Echo()
+    srv = make_server(Served(echo, tmp_path / "m.pkl", "0" * 64, 2), "127.0.0.1", 0, quiet=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    addr = ("127.0.0.1", srv.server_port)
+    failures: list[str] = []
+
+    def client(k: int) -> None:
+        for i in range(20):
+            rows = [[k, i], [k, i + 100]]
+            if k == 0 and i % 5 == 0:  # a request the model rejects, amid good ones
+                status, data = predict(addr, {"instances": [[-1, i]]})
+                if status != 422 or "negative input" not in data["error"]:
+                    failures.append(f"bad request got {status} {data}")
+                continue
+            status, data = predict(addr, {"instances": rows})
+            if (status, data) != (200, {"predictions": [k * 1000 + i, k * 1000 + i + 100]}):
+                failures.append(f"client {k} request {i}: {status} {data}")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    srv.shutdown()
+    srv.server_close()
+    assert failures == []
+    assert max(echo.calls) > 2  # several requests shared one predict call
