@@ -36,65 +36,80 @@ def current_lock(loaded: LoadedSpec) -> Lock:
     return lock
 
 
-def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True) -> Comparison:
-    """The working tree's metrics against the lock at `ref` (None or 'auto': found here).
+def unadopted_records(loaded: LoadedSpec, lock: Lock) -> list[str]:
+    """Steps whose latest run (`.mlspec/steps/<step>.lock`, left by every `mlspec run` and
+    passed between CI jobs) is not in mlspec.lock: metrics read now would be an older run's.
+    `mlspec run` adopts such records into the lock (skipping the steps)."""
+    from mlspec.lock import Lock
+
+    out = []
+    for name in loaded.graph.order:
+        path = loaded.root / ".mlspec" / "steps" / f"{name}.lock"
+        try:
+            rec = Lock.parse(path.read_text(encoding="utf-8")).steps.get(name)
+        except (OSError, MlspecError):
+            continue
+        entry = lock.steps.get(name)
+        if rec is not None and (entry is None or entry.key != rec.key):
+            out.append(name)
+    return out
+
+
+def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
+               ) -> tuple[Lock, Comparison, Lock | None]:
+    """The working tree's lock, its comparison with the lock at `ref` (None or 'auto': the
+    base found here), and that base lock.
 
     strict=False turns a base that cannot be found into a note instead of an error.
     """
-    from mlspec.gitrefs import open_repo, resolve
+    lock = current_lock(loaded)
+    pending = unadopted_records(loaded, lock)
+    lock, c, base_lock = _compare(loaded, lock, ref, strict)
+    c.pending = pending
+    return lock, c, base_lock
+
+
+def _compare(loaded: LoadedSpec, lock: Lock, ref: str | None, strict: bool
+             ) -> tuple[Lock, Comparison, Lock | None]:
+    from mlspec.gitrefs import find_base, open_repo, resolve
     from mlspec.metricsdiff import compare
 
-    lock = current_lock(loaded)
     try:
-        base = find_base_ref(loaded.root, ref, loaded.spec.ci.default_branch)
+        base = find_base(loaded.root, ref, loaded.spec.ci.default_branch)
     except MlspecError as err:
         if strict:
             raise
-        return compare(loaded, lock, None, note=err.diagnostics[0].message)
+        return lock, compare(loaded, lock, None, note=err.diagnostics[0].message), None
     if base is None:
-        return compare(loaded, lock, None, note="no earlier commit to compare with")
+        return lock, compare(loaded, lock, None, note="no earlier commit to compare with"), None
     repo = open_repo(loaded.root)
     assert repo is not None
-    return compare(loaded, lock, lock_at(loaded.root, base), base, resolve(repo, base))
+    base_lock = lock_at(loaded.root, base.ref, repo)
+    c = compare(loaded, lock, base_lock, base.ref, resolve(repo, base.ref))
+    c.how = base.how
+    return lock, c, base_lock
 
 
 def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
     """`mlspec metrics [--diff REF] [--format table|markdown|json]`."""
     from mlspec import metricsdiff
 
-    c = comparison(loaded, diff, strict=diff is not None)
+    _, c, _ = comparison(loaded, diff, strict=diff is not None)
     data = c.to_data()
+    warn = f"warning: {metricsdiff.pending_text(c)}\n" if c.pending else ""
     if fmt == "json":
-        return Outcome(data=data, text=json.dumps(data, indent=2, sort_keys=True))
+        return Outcome(data=data, text=json.dumps(data, indent=2, sort_keys=True), stderr=warn)
     if fmt == "markdown":
-        return Outcome(data=data, text=metricsdiff.markdown(c))
-    return Outcome(data=data, text=metricsdiff.table(c))
+        return Outcome(data=data, text=metricsdiff.markdown(c), stderr=warn)
+    return Outcome(data=data, text=metricsdiff.table(c), stderr=warn)
 
 
 def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:
     """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
-    from mlspec.gitrefs import open_repo, resolve
     from mlspec.lineage import lineage_worktree
-    from mlspec.metricsdiff import compare
     from mlspec.report import render
 
-    lock = current_lock(loaded)
-    note = ""
-    try:
-        ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
-    except MlspecError as err:
-        if base is not None:
-            raise
-        ref, note = None, err.diagnostics[0].message
-    base_lock = commit = None
-    if ref is not None:
-        base_lock = lock_at(loaded.root, ref)
-        repo = open_repo(loaded.root)
-        assert repo is not None
-        commit = resolve(repo, ref)
-    elif not note:
-        note = "no earlier commit to compare with"
-    c = compare(loaded, lock, base_lock, ref, commit, note)
+    lock, c, base_lock = comparison(loaded, base, strict=base is not None)
     text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
     if output is None:
         return Outcome(text=text, data=c.to_data())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,25 +130,34 @@ def _on_branch(repo: Repo, branch: str) -> bool:
     return head is not None and head in (resolve(repo, f"origin/{branch}"), resolve(repo, branch))
 
 
-def _ci_base(repo: Repo) -> str | None:
+@dataclass(frozen=True)
+class Base:
+    """A base ref and how it was chosen (shown beside the comparison)."""
+
+    ref: str
+    how: str
+
+
+def _ci_base(repo: Repo) -> Base | None:
     """A pull/merge request's target from the CI environment, or None outside one."""
     env = os.environ
     for var in ("GITHUB_BASE_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"):
         branch = env.get(var, "").strip()
         if not branch:
             continue
+        what = "pull request" if var.startswith("GITHUB") else "merge request"
         found = _first_existing(repo, [f"origin/{branch}", branch])
         if found:
-            return found
+            return Base(found, f"the {what}'s target branch")
         sha = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip()
         if var.startswith("CI_") and sha and resolve(repo, sha):
-            return sha
+            return Base(sha, "the merge request's diff base")
         raise git_error(f"the request's target branch '{branch}' ({var}) is not in this clone",
                         _fetch_hint(branch))
     sha = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip()
     if sha:
         if resolve(repo, sha):
-            return sha
+            return Base(sha, "the merge request's diff base")
         raise git_error(f"the merge request's base commit {sha[:12]} is not in this clone",
                         "fetch more history, e.g. `git fetch --deepen=50` (GitLab: GIT_DEPTH: 0)")
     return None
@@ -161,6 +171,13 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
     CI environment; on the default branch itself, the previous commit; otherwise the merge-base
     of HEAD with the default branch (origin/<b> first, then <b>).
     """
+    base = find_base(root, explicit, default_branch)
+    return base.ref if base else None
+
+
+def find_base(root: Path, explicit: str | None, default_branch: str | None = None
+              ) -> Base | None:
+    """find_base_ref, with how the base was chosen."""
     repo = open_repo(root, required=explicit not in (None, "auto"))
     if repo is None:
         return None
@@ -168,7 +185,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
         if resolve(repo, explicit) is None:
             raise git_error(f"unknown git ref '{explicit}'",
                             _fetch_hint(explicit.removeprefix("origin/")))
-        return explicit
+        return Base(explicit, "given")
     ci = _ci_base(repo)
     if ci is not None:
         return ci
@@ -176,7 +193,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
         return None  # no commit yet
     branch = default_branch or _default_branch(root)
     if _on_branch(repo, branch):
-        return _parent(repo)
+        return _parent(repo, f"the previous commit on {branch}")
     target = _first_existing(repo, [f"origin/{branch}", branch])
     if target is None:
         raise git_error(f"the default branch '{branch}' is not in this clone "
@@ -184,7 +201,7 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
     import git
 
     try:
-        base = str(repo.git.merge_base("HEAD", target)).strip()
+        sha = str(repo.git.merge_base("HEAD", target)).strip()
     except git.GitCommandError:
         if is_shallow(repo):
             raise git_error(f"this is a shallow clone: HEAD and {target} share no fetched commit",
@@ -193,16 +210,16 @@ def find_base_ref(root: Path, explicit: str | None, default_branch: str | None =
                             ) from None
         raise git_error(f"HEAD and {target} have no common commit",
                         "name the base with --diff/--base REF") from None
-    if repo.head.is_detached and not _ci_branch() and base == resolve(repo, "HEAD"):
+    if repo.head.is_detached and not _ci_branch() and sha == resolve(repo, "HEAD"):
         # A detached commit already on the default branch (a tag pipeline): its parent.
-        return _parent(repo)
-    return base
+        return _parent(repo, "the previous commit")
+    return Base(sha, f"where HEAD branched from {target}")
 
 
-def _parent(repo: Repo) -> str | None:
+def _parent(repo: Repo, how: str) -> Base | None:
     head = repo.commit("HEAD")
     if head.parents and _present(repo, head.parents[0].hexsha):
-        return str(head.parents[0].hexsha)
+        return Base(str(head.parents[0].hexsha), how)
     if head.parents or is_shallow(repo):
         raise git_error("this is a shallow clone: the commit before HEAD is not fetched",
                         "fetch it: `git fetch --deepen=1` (actions/checkout: fetch-depth: 2),"

@@ -56,6 +56,7 @@ class Lineage:
     tag: dict[str, str] | None = None  # name, tagger, date for an annotated tag
     image: dict[str, str] | None = None  # name, digest, ... when a build recorded one
     goals: dict[str, str] = field(default_factory=dict)
+    path: str = ""  # the project's directory in the repository ('' at the top)
 
     def to_data(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,7 +88,10 @@ class Lineage:
 
 
 def _is_code(path: str) -> bool:
-    return path.endswith((".py", ".sh", ".r", ".R", ".ipynb", ".toml", ".cfg", ".txt"))
+    """Scripts and their configuration: inputs of a step, but not data."""
+    name = path.rsplit("/", 1)[-1]
+    return (path.endswith((".py", ".sh", ".r", ".R", ".ipynb", ".toml", ".cfg", ".ini"))
+            or (name.startswith("requirements") and name.endswith(".txt")))
 
 
 # -- the spec at a ref ----------------------------------------------------------------------
@@ -103,10 +107,16 @@ class SpecFacts:
 
 @functools.lru_cache(maxsize=256)
 def _yaml(data: bytes) -> Any:
-    """Parsed YAML, cached by content: many tags share a spec (callers only read it)."""
-    from ruamel.yaml import YAML
+    """Parsed with the spec's hardened reader (no aliases, tags or bombs from another
+    branch), cached by content: many tags share a spec (callers only read it). {} when the
+    file is not a spec this can read."""
+    from mlspec.errors import MlspecError
+    from mlspec.spec.yamlsafe import parse_yaml
 
-    return YAML(typ="safe", pure=True).load(data)
+    try:
+        return parse_yaml(data.decode("utf-8"), "spec").data
+    except (MlspecError, UnicodeDecodeError):
+        return {}
 
 
 def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
@@ -144,10 +154,7 @@ def spec_files_at(repo: Repo, ref: str, rel_root: str, root_name: str) -> dict[s
     if top is None:
         return {}
     files = {root_name: top}
-    try:
-        data = _yaml(top) or {}
-    except Exception:
-        return files
+    data = _yaml(top) or {}
     for k in STAGES:
         v = data.get(k) if isinstance(data, dict) else None
         if isinstance(v, str):
@@ -209,16 +216,32 @@ def image_record(repo: Repo, root: Path, commit: str | None) -> dict[str, str] |
             return {str(k): str(v) for k, v in data.items() if isinstance(v, str | int)}
     except (git.GitCommandError, ValueError):
         pass
-    path = root / BUILD_RECORD
+    return build_record(root, commit)
+
+
+def build_record(root: Path, commit: str) -> dict[str, str] | None:
+    """The pushed image `mlspec build --push` recorded in .mlspec/build.json for this commit.
+
+    Format (mlspec.build): {"version": 1, "images": {"serve": {"image", "revision", "digest",
+    "repo_digest", "dirty", ...}, "train": {...}}}; the serving image is preferred. An image
+    built from a dirty tree or never pushed (no digest) is not lineage.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((root / BUILD_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict):
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, dict):
         return None
-    for rec in (data.get("serve"), data) if "serve" in data else (data,):
-        if isinstance(rec, dict) and rec.get("digest") and rec.get("revision") == commit:
-            return {str(k): str(v) for k, v in rec.items() if isinstance(v, str | int)}
+    for which in ("serve", "train"):
+        rec = images.get(which)
+        if (isinstance(rec, dict) and rec.get("digest") and rec.get("revision") == commit
+                and not rec.get("dirty")):
+            out = {"which": which, "image": str(rec.get("image", "")),
+                   "digest": str(rec["digest"])}
+            if rec.get("repo_digest"):
+                out["repo_digest"] = str(rec["repo_digest"])
+            return out
     return None
 
 
@@ -251,7 +274,7 @@ def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     return Lineage(facts.project or loaded.spec.project.name, ref, sha, False, author, date,
                    subject, facts.spec_hash, facts.hypothesis, facts.primary, dict(lock.env),
                    _steps(lock, facts.stages), lock.metrics(), _tag_facts(repo, ref),
-                   image_record(repo, loaded.root, sha), facts.goals)
+                   image_record(repo, loaded.root, sha), facts.goals, rel)
 
 
 def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
@@ -266,6 +289,7 @@ def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
     dirty = False
     repo = open_repo(loaded.root, required=False)
     image = None
+    rel = ""
     if repo is not None and resolve(repo, "HEAD"):
         sha, author, date, subject = _commit_facts(repo, "HEAD")
         rel = repo_relpath(repo, loaded.root)
@@ -274,4 +298,4 @@ def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
     return Lineage(spec.project.name, "HEAD", sha or None, dirty, author, date, subject,
                    "sha256:" + loaded.spec_hash, design.hypothesis if design else "",
                    design.primary if design else None, dict(lock.env), _steps(lock, stages),
-                   lock.metrics(), None, image, goals)
+                   lock.metrics(), None, image, goals, rel)

@@ -93,6 +93,8 @@ class Comparison:
     base_commit: str | None = None
     base_has_lock: bool = False
     note: str = ""  # why there is no base, when there is none
+    how: str = ""  # how the base was chosen ("the pull request's target branch", ...)
+    pending: list[str] = field(default_factory=list)  # steps whose last run is not in the lock
 
     @property
     def passed(self) -> bool:
@@ -105,14 +107,22 @@ class Comparison:
     def to_data(self) -> dict[str, Any]:
         return {
             "base": {"ref": self.base_ref, "commit": self.base_commit,
-                     "has_lock": self.base_has_lock, "note": self.note},
+                     "has_lock": self.base_has_lock, "note": self.note, "how": self.how},
             "metrics": [{"name": r.name, "value": r.value, "base": r.base, "delta": r.delta,
                          "goal": r.goal, "primary": r.primary, "change": r.change,
                          "verdict": r.verdict or None} for r in self.rows],
             "gates": [{**asdict(g), "verdict": g.verdict} for g in self.gates],
             "params": [asdict(p) for p in self.params],
             "passed": self.passed,
+            "pending": list(self.pending),
         }
+
+
+def pending_text(c: Comparison) -> str:
+    steps = ", ".join(c.pending)
+    return (f"mlspec.lock does not hold the latest run of {steps}: these metrics are from an "
+            "earlier run. Run `mlspec run --no-gates` first (it adopts the recorded results "
+            "without rerunning), then commit mlspec.lock")
 
 
 def _clean(x: float) -> float:
@@ -257,6 +267,8 @@ TERM_CHANGE = {"better": "better", "worse": "WORSE", "same": "same", "new": "new
 
 def table(c: Comparison) -> str:
     """A plain terminal table, columns aligned."""
+    if not c.rows:
+        return f"{_base_line(c)}\n\nno metrics in mlspec.lock (no step declares a metrics file)\n"
     head = ["metric", "value", "base", "delta", "change", "goal", "gate"]
     body = []
     for r in c.rows:
@@ -289,10 +301,12 @@ def _base_line(c: Comparison) -> str:
     if c.base_ref is None:
         return f"base: none{f' ({c.note})' if c.note else ''}"
     if c.base_commit and c.base_ref == c.base_commit:
-        return f"base: {c.base_commit[:7]}{'' if c.base_has_lock else ' — no mlspec.lock there'}"
-    short = f" ({c.base_commit[:7]})" if c.base_commit else ""
-    lock = "" if c.base_has_lock else " — no mlspec.lock there"
-    return f"base: {c.base_ref}{short}{lock}"
+        text = f"base: {c.base_commit[:7]}"
+    else:
+        text = f"base: {c.base_ref}" + (f" ({c.base_commit[:7]})" if c.base_commit else "")
+    if c.how and c.how != "given":
+        text += f", {c.how}"
+    return text + ("" if c.base_has_lock else " — no mlspec.lock there")
 
 
 MD_CHANGE = {"better": "🟢", "worse": "🔴", "up": "", "down": "", "same": "",
@@ -312,6 +326,8 @@ def md_code(text: str) -> str:
 
 
 def markdown_metrics(c: Comparison) -> str:
+    if not c.rows:
+        return "No metrics in mlspec.lock: no step declares a `metrics` file.\n"
     lines = ["| metric | value | base | Δ | goal | gate |", "|---|---:|---:|---|---|---|"]
     for r in c.rows:
         name = f"**{md_escape(r.name)}** (primary)" if r.primary else md_escape(r.name)

@@ -1,6 +1,6 @@
 """Release tags that promote models, and the list of promoted models.
 
-`mlspec release VERSION` refuses — exit 1, every reason listed — on a bad tag name's clash,
+`mlspec release VERSION` refuses — exit 1, every reason listed — on an existing tag,
 a dirty project, a missing or stale lock, or a failing gate; otherwise it creates the annotated
 tag `<ci.tag_prefix><VERSION>` on HEAD whose message is the model card. It pushes only with
 --push. `mlspec models` reads the tags back.
@@ -50,54 +50,27 @@ def version_key(v: str) -> tuple[Any, ...]:
 
 
 def _dirty(repo: Repo, rel: str) -> list[str]:
+    """Changed or untracked paths of the project; mlspec's own cache (.mlspec/) is not one."""
     out = repo.git.status("--porcelain", "--untracked-files=all", "--", rel or ".")
-    return sorted(line[3:] for line in str(out).splitlines() if line.strip())
+    cache = f"{rel}/.mlspec/" if rel else ".mlspec/"
+    paths = (line[3:] for line in str(out).splitlines() if line.strip())
+    return sorted(p for p in paths if not p.strip('"').startswith(cache))
 
 
-def stale_steps(loaded: LoadedSpec, lock: Lock) -> dict[str, list[str]]:
-    """Steps whose inputs no longer match the lock, with the reasons (the runner's status)."""
-    try:
-        from mlspec.runner import status
-    except ImportError:
-        return _stale_minimal(loaded, lock)
+def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
+    """Steps whose inputs or outputs no longer match the lock, with the reasons: the runner's
+    own status check (keys, params, deps, environment, outs on disk)."""
+    from mlspec.runner import status
+
     data = status(loaded).data or {}
     steps = data.get("steps", {})
     return {name: list(steps.get(name, {}).get("reasons", [])) for name in data.get("stale", [])}
 
 
-def _stale_minimal(loaded: LoadedSpec, lock: Lock) -> dict[str, list[str]]:
-    """Before mlspec.runner lands: steps, commands, params and source deps against the lock."""
-    import hashlib
-
-    out: dict[str, list[str]] = {}
-    produced = {p for _, s in loaded.spec.steps().values() for p in s.all_outs()}
-    for name, (_stage, step) in loaded.spec.steps().items():
-        entry = lock.steps.get(name)
-        if entry is None:
-            out[name] = ["never run (not in mlspec.lock)"]
-            continue
-        why = []
-        if step.command is not None and entry.command != step.command:
-            why.append("command changed")
-        if dict(entry.params) != dict(step.params) and not step.sweep:
-            why.append("params changed")
-        for dep in step.deps:
-            path = loaded.root / dep
-            if dep in produced or not path.is_file():
-                continue
-            h = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-            if entry.deps.get(dep) != h:
-                why.append(f"dep {dep} changed")
-        if why:
-            out[name] = why
-    return out
-
-
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
             push: bool = False) -> Outcome:
-    from mlspec.gitrefs import find_base_ref, lock_at, open_repo, repo_relpath, resolve
+    from mlspec.gitrefs import lock_at, open_repo, repo_relpath, resolve
     from mlspec.lineage import lineage_at
-    from mlspec.metricsdiff import evaluate_gates
     from mlspec.modelcard import model_card
 
     v, tag = parse_version(loaded, version)
@@ -120,10 +93,10 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     if lock is None:
         reasons.append("mlspec.lock is not committed: run `mlspec run`, then commit mlspec.lock")
     else:
-        for name, why in stale_steps(loaded, lock).items():
+        for name, why in stale_steps(loaded).items():
             reasons.append(f"mlspec.lock is stale: step '{name}': {'; '.join(why)} — run "
                            "`mlspec run` and commit mlspec.lock")
-        reasons += _gate_reasons(loaded, lock, find_base_ref, lock_at, evaluate_gates)
+        reasons += _gate_reasons(loaded, lock)
     if reasons:
         raise CheckFailed(f"cannot release {tag}:\n" + "".join(f"  - {r}\n" for r in reasons)
                           .rstrip("\n"))
@@ -131,14 +104,25 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     lin.ref = tag
     lin.tag = {"name": tag, "tagger": "", "date": "", "annotated": "true"}
     card = model_card(lin, v, message)
+    import git
+
     with tempfile.TemporaryDirectory() as tmp:
         msg = Path(tmp) / "TAG_MSG"
         msg.write_text(card, encoding="utf-8")
-        repo.git.tag("-a", "--cleanup=verbatim", "-F", str(msg), tag, head)
+        try:
+            repo.git.tag("-a", "--cleanup=verbatim", "-F", str(msg), tag, head)
+        except git.GitCommandError as err:
+            detail = str(err.stderr or "").strip().removeprefix("stderr:").strip(" '")
+            hint = ("\n  hint: tell git who tags: git config user.name \"…\" && "
+                    "git config user.email \"…\"") if "ident" in detail else ""
+            raise CheckFailed(f"git could not create tag {tag}: {detail}{hint}") from None
     data = {"tag": tag, "version": v, "commit": head, "metrics": lin.metrics, "pushed": False}
     text = f"tagged {tag} at {head[:12]}"
     if lin.primary and lin.primary in lin.metrics:
         text += f" ({lin.primary} {lin.metrics[lin.primary]:g})"
+    unmerged = _unmerged_note(repo, loaded.spec.ci.default_branch)
+    if unmerged:
+        text += f"\nnote: {unmerged}"
     if push:
         _push(repo, tag)
         data["pushed"] = True
@@ -148,9 +132,11 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     return Outcome(text=text, data=data)
 
 
-def _gate_reasons(loaded: LoadedSpec, lock: Lock, find_base_ref: Any, lock_at: Any,
-                  evaluate_gates: Any) -> list[str]:
-    from mlspec.metricsdiff import fmt_num, spec_gates
+def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
+    """Every failing gate, judged against the base (on the default branch: the previous
+    commit) the same way `mlspec run` judges it."""
+    from mlspec.gitrefs import find_base_ref, lock_at
+    from mlspec.metricsdiff import evaluate_gates, fmt_num, spec_gates
 
     baseline = None
     if any(g.relative for g in spec_gates(loaded)):
@@ -168,6 +154,23 @@ def _gate_reasons(loaded: LoadedSpec, lock: Lock, find_base_ref: Any, lock_at: A
             value = fmt_num(g.value) if g.value is not None else "missing"
             out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}")
     return out
+
+
+def _unmerged_note(repo: Repo, branch: str) -> str:
+    """A note when the tagged commit is not on the remote default branch (yet)."""
+    import git
+
+    from mlspec.gitrefs import resolve
+
+    target = f"origin/{branch}"
+    if resolve(repo, target) is None:
+        return ""
+    try:
+        repo.git.merge_base("--is-ancestor", "HEAD", target)
+    except git.GitCommandError:
+        return (f"this commit is not on {target}: the release promotes a model that has not "
+                "been merged")
+    return ""
 
 
 def _remote(repo: Repo) -> str:

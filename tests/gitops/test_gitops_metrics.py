@@ -129,3 +129,27 @@ def test_corrupt_lock_at_the_base_is_a_clear_error(repo: Path) -> None:
     assert r.returncode == 2
     assert "broken:mlspec.lock" in r.stderr and "corrupt lock" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_gate_verdicts_agree_with_the_runner(repo: Path) -> None:
+    """`mlspec metrics` and `mlspec run` (mlspec.gates) judge every gate the same way."""
+    from mlspec.gates import evaluate
+    from mlspec.lock import read_lock
+    from mlspec.spec.loader import load_spec
+
+    loaded = load_spec(repo / "mlspec.yaml")
+    lock = read_lock(repo)
+    assert lock is not None
+    runner, _ = evaluate(loaded, lock.metrics(), "main")
+    ours = metrics_json(repo, "--diff", "main")["gates"]
+    assert [(g.gate, g.verdict.lower(), g.threshold) for g in runner] == \
+        [(g["gate"], g["verdict"], g["threshold"]) for g in ours]
+
+
+def test_says_how_the_base_was_chosen(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert metrics_json(repo)["base"]["how"] == "where HEAD branched from main"
+    assert mlspec("metrics", cwd=repo).stdout.startswith(
+        f"base: {git('rev-parse', '--short=7', 'main', cwd=repo)}, where HEAD branched from main")
+    assert metrics_json(repo, "--diff", "main")["base"]["how"] == "given"
+    git("checkout", "-q", "main", cwd=repo)
+    assert metrics_json(repo)["base"]["how"] == "the previous commit on main"

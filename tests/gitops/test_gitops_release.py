@@ -117,6 +117,11 @@ def test_push_only_when_asked(repo: Path, tmp_path: Path) -> None:
     code, out, err = release(repo, "1.0.1", "--push")
     assert code == 0, err
     assert "pushed to origin" in out
+    assert "note:" not in out  # no origin/main fetched: nothing to say
+    git("push", "-q", "origin", "main~1:refs/heads/main", cwd=repo)  # the remote is behind
+    git("fetch", "-q", "origin", cwd=repo)
+    code, out, _ = release(repo, "1.0.3")
+    assert code == 0 and "note: this commit is not on origin/main" in out
     assert "refs/tags/v1.0.1" in git("ls-remote", "--tags", "origin", cwd=repo)
     # a push that fails is reported, and the tag stays for a retry
     git("remote", "set-url", "origin", str(tmp_path / "gone.git"), cwd=repo)
@@ -205,3 +210,97 @@ def test_lineage_shows_the_image_a_build_recorded(repo: Path) -> None:
     assert lin["image"] == {"image": "ghcr.io/acme/toy", "digest": digest}
     md = mlspec("lineage", "v1.0.0", "--model-card", cwd=repo).stdout
     assert f"| image | `ghcr.io/acme/toy@{digest}` |" in md
+
+
+def test_model_card_matches_golden(repo: Path, update_golden: bool) -> None:
+    assert release(repo, "1.0.0", "-m", "The first promoted model.")[0] == 0
+    r = mlspec("lineage", "v1.0.0", "--model-card", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    golden = Path(__file__).parent / "expected" / "model-card.md"
+    if update_golden:
+        golden.write_text(r.stdout)
+    assert r.stdout == golden.read_text()
+
+
+def test_lineage_reads_the_build_record_of_mlspec_build(repo: Path) -> None:
+    """The record `mlspec build --push` writes (.mlspec/build.json, mlspec.build's format)."""
+    assert release(repo, "1.0.0")[0] == 0
+    head = git("rev-parse", "HEAD", cwd=repo)
+    digest = "sha256:" + "cd" * 32
+    entry = {"image": "ghcr.io/acme/toy", "id": "sha256:" + "01" * 32, "revision": head,
+             "dirty": False, "version": "1.0.0", "tags": ["ghcr.io/acme/toy:1.0.0"],
+             "pushed": [{"ref": "ghcr.io/acme/toy:1.0.0", "digest": digest}], "digest": digest,
+             "repo_digest": f"ghcr.io/acme/toy@{digest}"}
+    record = repo / ".mlspec" / "build.json"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text(json.dumps({"version": 1, "images": {"serve": entry}}))
+    lin = json.loads(mlspec("lineage", "v1.0.0", "--json", cwd=repo).stdout)
+    assert lin["image"] == {"which": "serve", "image": "ghcr.io/acme/toy", "digest": digest,
+                            "repo_digest": f"ghcr.io/acme/toy@{digest}"}
+    # a build of another commit, or one never pushed, is not this model's image
+    record.write_text(json.dumps({"version": 1, "images": {"serve": {**entry, "digest": None}}}))
+    assert json.loads(mlspec("lineage", "v1.0.0", "--json", cwd=repo).stdout)["image"] is None
+    record.write_text(json.dumps({"version": 1, "images": {"serve": {**entry,
+                                                                     "revision": "0" * 40}}}))
+    assert "no image built" in mlspec("lineage", "v1.0.0", cwd=repo).stdout
+
+
+def test_git_without_an_identity_is_a_clear_failure(repo: Path, tmp_path: Path) -> None:
+    git("config", "--unset", "user.email", cwd=repo)
+    git("config", "--unset", "user.name", cwd=repo)
+    home = tmp_path / "home"
+    home.mkdir()
+    r = mlspec("release", "1.0.0", cwd=repo,
+               env={**env(), "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
+                    "EMAIL": "", "GIT_COMMITTER_NAME": "", "GIT_COMMITTER_EMAIL": ""})
+    assert r.returncode == 1, r.stdout
+    assert "git could not create tag v1.0.0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_models_lists_hand_made_tags_too(repo: Path) -> None:
+    git("tag", "v0.0.1", "main~1", cwd=repo)  # lightweight, on the commit before any lock
+    git("tag", "not-a-release", "main", cwd=repo)
+    rows = json.loads(mlspec("models", "--json", cwd=repo).stdout)
+    assert [(r["tag"], r["has_lock"], r["value"]) for r in rows] == [("v0.0.1", False, None)]
+    assert rows[0]["date"] == "2026-01-01T10:00:00+00:00"  # the commit's date
+    assert "no mlspec.lock" in mlspec("models", cwd=repo).stdout
+
+
+def test_data_hashes_include_raw_inputs_but_not_code() -> None:
+    from mlspec.lineage import Lineage, StepLineage
+
+    step = StepLineage("train", "model", "python src/train.py", "k",
+                       {"src/train.py": "h1", "data/raw.txt": "h2", "requirements.txt": "h3",
+                        "data/clean.csv": "h4"}, {"model.pkl": "h5"}, {}, {})
+    prep = StepLineage("clean", "data", "python src/clean.py", "k", {}, {"data/clean.csv": "h4"},
+                       {}, {})
+    lin = Lineage("p", "HEAD", None, False, "", "", "", "", "", None, {}, [prep, step], {})
+    assert lin.data_hashes() == {"data/clean.csv": "h4", "data/raw.txt": "h2"}
+    assert lin.artifacts() == {"model.pkl": "h5"}
+
+
+def test_release_and_lineage_in_a_monorepo_subdirectory(repo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    top = tmp_path / "mono"
+    shutil.copytree(repo, top / "ml" / "toy", ignore=shutil.ignore_patterns(".git"))
+    from conftest import init_repo
+
+    init_repo(top)
+    (top / "README.md").write_text("other projects live here\n")
+    git("add", "-A", cwd=top)
+    git("commit", "-q", "-m", "monorepo", cwd=top)
+    proj = top / "ml" / "toy"
+    (top / "scratch.txt").write_text("outside the project: not its business\n")
+    code, _, err = release(proj, "1.0.0")
+    assert code == 0, err
+    lin = json.loads(mlspec("lineage", "v1.0.0", "--json", cwd=proj).stdout)
+    from mlspec.spec.loader import load_spec
+
+    assert lin["spec_hash"] == "sha256:" + load_spec(proj / "mlspec.yaml").spec_hash
+    assert lin["metrics"]["f1_macro"] == 0.9665 and lin["path"] == "ml/toy"
+    card = mlspec("lineage", "v1.0.0", "--model-card", cwd=proj).stdout
+    assert f"git checkout {lin['commit']}\ncd ml/toy\nmlspec run --verify" in card
+    (proj / "src" / "train.py").write_text("# edited\n")
+    code, _, err = release(proj, "1.0.1")
+    assert code == 1 and "uncommitted changes: ml/toy/src/train.py" in err

@@ -95,3 +95,32 @@ def test_report_shows_sweep_variants(repo: Path) -> None:
     text = report(repo, "--base", "main")
     assert "**train**, ranked by `f1_macro`:" in text
     assert "| ★ | `7` | 0.9801 |" in text and "|  | `3` | 0.9331 |" in text
+
+
+def test_warns_when_the_lock_misses_the_latest_run(repo: Path) -> None:
+    """As in a CI job that restored the step jobs' records but not their lock."""
+    git("checkout", "main", "--", "mlspec.lock", cwd=repo)  # records of the deeper run remain
+    text = report(repo, "--base", "main")
+    assert "> [!WARNING]\n> mlspec.lock does not hold the latest run of train, evaluate" in text
+    r = mlspec("metrics", "--diff", "main", cwd=repo)
+    assert r.returncode == 0 and "warning: mlspec.lock does not hold" in r.stderr
+    from gitops_helpers import env
+
+    assert mlspec("run", "--no-gates", cwd=repo, env=env()).returncode == 0  # adopts them
+    assert "[!WARNING]" not in report(repo, "--base", "main")
+    assert "does not hold" not in mlspec("metrics", cwd=repo).stderr
+
+
+def test_a_report_too_long_for_a_comment_drops_the_hash_lists(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlspec.report
+    from mlspec.gitops import report_outcome
+    from mlspec.spec.loader import load_spec
+
+    loaded = load_spec(repo / "mlspec.yaml")
+    full = report_outcome(loaded, "main", None).text
+    monkeypatch.setattr(mlspec.report, "MAX_CHARS", len(full) - 1)
+    short = report_outcome(loaded, "main", None).text
+    assert "Data and artifact hashes" in full and "Data and artifact hashes" not in short
+    assert "1 data files and 2 artifacts: too many to list here" in short
+    assert short.startswith("<!-- mlspec-report -->") and "### Metrics" in short
