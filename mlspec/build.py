@@ -305,7 +305,7 @@ def push_tag(client: Any, ref: str, auth: dict[str, str] | None) -> str:
             if "error" in event:
                 message = event["error"].strip()
                 hint = "check the registry credentials (ci.secrets.registry_password)" \
-                    if re.search(r"unauthori|denied|authenticat", message, re.I) else \
+                    if re.search(r"unauthori|denied|authenticat|credential", message, re.I) else \
                     "check that the registry in inference.image.name is reachable"
                 raise CheckFailed(f"push of {ref} failed: {message}\n  hint: {hint}")
             if isinstance(event.get("aux"), dict) and event["aux"].get("Digest"):

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,3 +300,78 @@ def test_clear_errors(built: tuple[Path, dict[str, Any]], client: Any,
     assert mlspec("compile", "--target", "docker", cwd=other).returncode == 0
     res = mlspec("build", "serve", "--push", cwd=other)
     assert res.returncode == 1 and "uncommitted changes" in res.stderr
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """A registry of our own that demands a password (htpasswd, bcrypt), on a free port."""
+    registry = tool("docker-registry")
+    try:
+        import crypt  # deprecated, but Debian 12's Python 3.11 has it (libxcrypt's bcrypt)
+
+        hashed = crypt.crypt("test-only-password", crypt.mksalt(crypt.METHOD_BLOWFISH))
+    except (ImportError, AttributeError, OSError):
+        hashed = None
+    need(bool(hashed and hashed.startswith("$2")), "no bcrypt for the registry's htpasswd")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "htpasswd").write_text(f"mlspec:{hashed}\n")
+    (tmp_path / "config.yml").write_text(
+        "version: 0.1\nlog: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'data'}}}}}\n"
+        f"http: {{addr: \"127.0.0.1:{port}\"}}\n"
+        f"auth: {{htpasswd: {{realm: mlspec-test, path: {tmp_path / 'htpasswd'}}}}}\n")
+    proc = subprocess.Popen([registry, "serve", str(tmp_path / "config.yml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)
+            except urllib.error.HTTPError as err:
+                if err.code == 401:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "registry did not start"
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}", "mlspec", "test-only-password"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_push_with_credentials_from_the_named_env_var(
+        built: tuple[Path, dict[str, Any]], auth_registry: tuple[str, str, str],
+        client: Any) -> None:
+    """ci.secrets.registry_password names the variable (REGISTRY_TOKEN) holding the password;
+    inference.image.username the user. Without the variable the registry refuses the push."""
+    repo, _ = built
+    address, user, password = auth_registry
+    spec = repo / "mlspec.yaml"
+    spec.write_text(spec.read_text().replace(f"name: {IMAGE}",
+                                             f"name: {address}/acme/iris, username: {user}"))
+    git("commit", "-q", "-am", "push to the authenticated registry", cwd=repo)
+    env = {"REGISTRY_TOKEN": "", "GITHUB_ACTOR": "", "CI_REGISTRY_USER": ""}
+    res = mlspec("build", "serve", "--push", cwd=repo, env=env, timeout=1500)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "push of" in res.stderr and "hint: check the registry credentials" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = mlspec("build", "serve", "--push", "--json", cwd=repo,
+                 env={**env, "REGISTRY_TOKEN": password}, timeout=1500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = json.loads(res.stdout)
+    digest = record["digest"]
+    manifest = urllib.request.Request(
+        f"http://{address}/v2/acme/iris/manifests/{digest}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    import base64
+
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    manifest.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(manifest, timeout=10) as resp:
+        assert resp.status == 200
+    assert password not in res.stdout + res.stderr
