@@ -307,7 +307,11 @@ def auth_registry(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     """A registry of our own that demands a password (htpasswd, bcrypt), on a free port."""
     registry = tool("docker-registry")
     try:
-        import crypt  # deprecated, but Debian 12's Python 3.11 has it (libxcrypt's bcrypt)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt  # deprecated, but Debian 12's Python 3.11 has it (libxcrypt's bcrypt)
 
         hashed = crypt.crypt("test-only-password", crypt.mksalt(crypt.METHOD_BLOWFISH))
     except (ImportError, AttributeError, OSError):
