@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlspec.errors import Diagnostic
@@ -46,10 +47,46 @@ class Graph:
         return [n for n in self.order if n in want]
 
 
+def _outside(path: Path, root: Path) -> bool:
+    """Does path (existing or not) lead out of root through a symlink? Loops do not raise."""
+    return not Path(os.path.realpath(path)).is_relative_to(root)
+
+
 def _covers(out: str, dep: str) -> bool:
     """Does producing `out` provide (part of) `dep`? Directories end with '/' or contain paths."""
     o, d = out.rstrip("/"), dep.rstrip("/")
     return o == d or d.startswith(o + "/") or o.startswith(d + "/")
+
+
+Suffix = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class StepIO:
+    """What the graph needs of a step: its deps and everything it writes, with their keys.
+
+    Built from a validated Step, or (when the spec failed validation) from the raw mapping,
+    so graph errors are still reported alongside schema errors.
+    """
+
+    deps: tuple[tuple[Suffix, str], ...]
+    outs: tuple[tuple[Suffix, str], ...]  # outs, then the metrics file
+
+    @classmethod
+    def of(cls, step: Step) -> StepIO:
+        outs: list[tuple[Suffix, str]] = [(("outs", i), o) for i, o in enumerate(step.outs)]
+        if step.metrics and step.metrics not in step.outs:
+            outs.append((("metrics",), step.metrics))
+        return cls(deps=tuple((("deps", i), d) for i, d in enumerate(step.deps)),
+                   outs=tuple(outs))
+
+
+@dataclass
+class Analysis:
+    upstream: dict[str, list[str]]
+    producers: dict[str, str]
+    order: list[str]
+    diagnostics: list[Diagnostic]
 
 
 def build_graph(loaded: LoadedSpec) -> Graph:
@@ -57,37 +94,53 @@ def build_graph(loaded: LoadedSpec) -> Graph:
     steps_info = spec.steps()
     steps = {n: s for n, (_, s) in steps_info.items()}
     stage = {n: st for n, (st, _) in steps_info.items()}
-    index = {n: i for i, n in enumerate(steps)}
+    ios = {n: StepIO.of(s) for n, s in steps.items()}
+    a = analyse(loaded, ios, stage, check_missing=not ({"data", "model"} & loaded.broken))
+    downs: dict[str, list[str]] = {n: [] for n in steps}
+    for n, us in a.upstream.items():
+        for u in us:
+            downs[u].append(n)
+    return Graph(steps=steps, stage=stage, upstream=a.upstream, downstream=downs,
+                 producers=a.producers, order=a.order, diagnostics=a.diagnostics)
+
+
+def analyse(loaded: LoadedSpec, ios: dict[str, StepIO], stage: dict[str, str],
+            check_missing: bool = True) -> Analysis:
+    """Edges, order and graph errors of steps given by their IO (in declaration order).
+
+    check_missing=False skips 'no step produces it' when some producers are unknown (a stage
+    file that failed to load).
+    """
+    index = {n: i for i, n in enumerate(ios)}
     diags: list[Diagnostic] = []
 
-    def key(name: str, *rest: str | int) -> tuple[str | int, ...]:
-        return (stage[name], "steps", name, *rest)
+    def key(name: str, suffix: Suffix) -> tuple[str | int, ...]:
+        return (stage[name], "steps", name, *suffix)
 
     producers: dict[str, str] = {}
-    for name, step in steps.items():
-        for i, out in enumerate(step.all_outs()):
+    for name, io in ios.items():
+        for suffix, out in io.outs:
             norm = out.rstrip("/")
             if norm in producers and producers[norm] != name:
-                where = ("outs", i) if i < len(step.outs) else ("metrics",)
-                diags.append(loaded.diag(key(name, *where),
+                diags.append(loaded.diag(key(name, suffix),
                                          f"'{out}' is produced by both '{producers[norm]}' and "
                                          f"'{name}'", "graph.duplicate-out",
                                          "each path has exactly one producing step"))
                 continue
             for other, prod in producers.items():
                 if prod != name and _covers(other, norm):
-                    diags.append(loaded.diag(key(name, "outs", min(i, len(step.outs) - 1)),
+                    diags.append(loaded.diag(key(name, suffix),
                                              f"'{out}' overlaps '{other}' produced by '{prod}'",
                                              "graph.duplicate-out",
                                              "outs of different steps must not nest"))
             producers[norm] = name
 
-    upstream: dict[str, set[str]] = {n: set() for n in steps}
-    for name, step in steps.items():
-        for i, dep in enumerate(step.deps):
+    upstream: dict[str, set[str]] = {n: set() for n in ios}
+    for name, io in ios.items():
+        for suffix, dep in io.deps:
             found = [p for o, p in producers.items() if _covers(o, dep)]
             if name in found:
-                diags.append(loaded.diag(key(name, "deps", i),
+                diags.append(loaded.diag(key(name, suffix),
                                          f"step '{name}' depends on its own output '{dep}'",
                                          "graph.self-dependency",
                                          "a step cannot read what it writes; split it in two"))
@@ -96,24 +149,31 @@ def build_graph(loaded: LoadedSpec) -> Graph:
                 upstream[name].update(found)
                 continue
             path = loaded.root / dep
-            if not os.path.lexists(path):
-                diags.append(loaded.diag(key(name, "deps", i),
-                                         f"dep '{dep}' of step '{name}' does not exist and no "
-                                         "step produces it", "graph.missing-dep",
-                                         "add the file, or the step that writes it, to outs"))
-            elif not path.resolve().is_relative_to(loaded.root):
-                diags.append(loaded.diag(key(name, "deps", i),
+            if os.path.lexists(path) and not os.path.exists(path):
+                diags.append(loaded.diag(key(name, suffix),
+                                         f"dep '{dep}' is a dangling or looping symlink",
+                                         "graph.missing-dep", "point it at a file in the "
+                                         "repository, or remove it"))
+            elif not os.path.lexists(path):
+                if check_missing:
+                    diags.append(loaded.diag(key(name, suffix),
+                                             f"dep '{dep}' of step '{name}' does not exist and "
+                                             "no step produces it", "graph.missing-dep",
+                                             "add the file, or the step that writes it, to outs"))
+            elif _outside(path, loaded.root):
+                diags.append(loaded.diag(key(name, suffix),
                                          f"dep '{dep}' is a symlink out of the repository",
                                          "spec.unsafe-path", "deps must live in the repository"))
-        for i, out in enumerate(step.outs):
+        for suffix, out in io.outs:
             path = loaded.root / out.rstrip("/")
-            if os.path.islink(path) and not path.resolve().is_relative_to(loaded.root):
-                diags.append(loaded.diag(key(name, "outs", i),
-                                         f"out '{out}' is a symlink out of the repository",
+            if _outside(path, loaded.root):  # the out, or a directory on its way, links out
+                diags.append(loaded.diag(key(name, suffix),
+                                         f"out '{out}' leads out of the repository through a "
+                                         "symlink",
                                          "spec.unsafe-path", "outs must live in the repository"))
 
     ups = {n: sorted(u, key=index.__getitem__) for n, u in upstream.items()}
-    downs: dict[str, list[str]] = {n: [] for n in steps}
+    downs: dict[str, list[str]] = {n: [] for n in ios}
     for n, us in ups.items():
         for u in us:
             downs[u].append(n)
@@ -122,7 +182,7 @@ def build_graph(loaded: LoadedSpec) -> Graph:
     indeg = {n: len(u) for n, u in ups.items()}
     ready = [index[n] for n, d in indeg.items() if d == 0]
     heapq.heapify(ready)
-    names = list(steps)
+    names = list(ios)
     order: list[str] = []
     while ready:
         n = names[heapq.heappop(ready)]
@@ -131,14 +191,13 @@ def build_graph(loaded: LoadedSpec) -> Graph:
             indeg[d] -= 1
             if indeg[d] == 0:
                 heapq.heappush(ready, index[d])
-    if len(order) < len(steps):
-        diags.extend(_cycles(loaded, names, ups, set(order)))
-    return Graph(steps=steps, stage=stage, upstream=ups, downstream=downs, producers=producers,
-                 order=order, diagnostics=diags)
+    if len(order) < len(ios):
+        diags.extend(_cycles(loaded, names, ups, set(order), stage))
+    return Analysis(upstream=ups, producers=producers, order=order, diagnostics=diags)
 
 
-def _cycles(loaded: LoadedSpec, names: list[str], ups: dict[str, list[str]], done: set[str]
-            ) -> list[Diagnostic]:
+def _cycles(loaded: LoadedSpec, names: list[str], ups: dict[str, list[str]], done: set[str],
+            stage_of: dict[str, str]) -> list[Diagnostic]:
     """Report each cycle once, as `a -> b -> a`, starting from its earliest-declared step."""
     diags = []
     reported: set[frozenset[str]] = set()
@@ -164,8 +223,7 @@ def _cycles(loaded: LoadedSpec, names: list[str], ups: dict[str, list[str]], don
                     stack.append((nxt, [*path, nxt]))
         if cycle and frozenset(cycle) not in reported:
             reported.add(frozenset(cycle))
-            stage = loaded.spec.steps()[start][0]
-            diags.append(loaded.diag((stage, "steps", start),
+            diags.append(loaded.diag((stage_of[start], "steps", start),
                                      "dependency cycle: " + " -> ".join(cycle), "graph.cycle",
                                      "a step's deps must not (indirectly) need its own outs",
                                      at_key=True))

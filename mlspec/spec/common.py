@@ -15,7 +15,9 @@ from mlspec.spec.cron import cron_problem
 class Strict(BaseModel):
     """Base for every spec model: unknown fields are errors, types are not coerced."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: only Spec (and Step on the partial-validation path) ever validate, so
+    # building a validator for every nested model at import would be wasted start-up time
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 def fail(rule: str, message: str, hint: str | None = None) -> PydanticCustomError:

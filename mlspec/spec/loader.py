@@ -43,6 +43,7 @@ class LoadedSpec:
     files: dict[str, Path] = field(default_factory=dict)  # repo-relative path -> absolute path
     spec_hash: str = ""
     graph: Any = None  # mlspec.graph.Graph, built by validation
+    broken: set[str] = field(default_factory=set)  # stages whose file failed to load
 
     def loc(self, key: Key) -> Loc:
         """The position of a node, or of its nearest ancestor that has one."""
@@ -122,19 +123,24 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
         except Exception as exc:  # PydanticCustomError
             diags.append(loaded.diag(key, f"stage file: {exc}", "spec.unsafe-path"))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         target = loaded.root / rel
-        resolved = target.resolve()
+        resolved = Path(os.path.realpath(target))  # never raises, even on a symlink loop
         if not resolved.is_relative_to(loaded.root):
             diags.append(loaded.diag(key, f"stage file '{ref}' resolves outside the repository",
                                      "spec.unsafe-path", "do not link spec files out of the repo"))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
-        if not target.is_file():
-            diags.append(loaded.diag(key, f"stage file '{ref}' does not exist",
+        if not os.path.isfile(target):  # never raises (ENAMETOOLONG, loops, NUL)
+            what = ("is not a file (or is a dangling or looping symlink)"
+                    if os.path.lexists(target) else "does not exist")
+            diags.append(loaded.diag(key, f"stage file '{ref}' {what}",
                                      "spec.missing-file",
                                      f"create {rel}, or write the '{stage}' section inline"))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         shown = display_path(target, loaded.display, loaded.root)
         try:
@@ -142,6 +148,7 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
         except MlspecError as err:
             diags.extend(err.diagnostics)
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         if not isinstance(sub.data, dict):
             loc = sub.locs.get(())
@@ -149,6 +156,7 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
                                     f"stage file must hold a mapping for '{stage}'",
                                     "spec.stage-file", None))
             data[stage] = None
+            loaded.broken.add(stage)
             continue
         loaded.files[rel] = target
         data[stage] = sub.data
@@ -162,9 +170,9 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     """Load, graft and validate a spec. Raises MlspecError with every problem found."""
     path = Path(path)
     display = display or str(path)
-    root = path.resolve().parent if path.exists() else path.absolute().parent
+    root = Path(os.path.realpath(path)).parent
     loaded = LoadedSpec(spec=None, path=path.absolute(), root=root, display=display)
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise MlspecError([Diagnostic(display, 1, 1, f"no spec at {display}", "spec.missing-file",
                                       "run `mlspec init` to create one")])
     doc = read_yaml(path, display)
@@ -182,13 +190,17 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     _graft_stage_files(doc, loaded, diags)
     diags.extend(content_checks(doc.data, loaded))
 
-    from mlspec.spec.validate import check_semantics, validate_model
+    from mlspec.spec.semantics import check_semantics
+    from mlspec.spec.validate import validate_model
 
     spec, schema_diags = validate_model(doc.data, loaded, doc)
-    diags.extend(schema_diags)
-    if spec is not None:
-        loaded.spec = spec
-        diags.extend(check_semantics(loaded))
+    # a secret's value where its name belongs is reported once, as the leak it is
+    leaks = {(d.file, d.line, d.col) for d in diags if d.rule == "spec.secret-literal"}
+    diags.extend(d for d in schema_diags
+                 if not (d.rule == "spec.secret-name" and (d.file, d.line, d.col) in leaks))
+    loaded.spec = spec
+    # cross-field checks run on whatever is valid, so every error is reported in one go
+    diags.extend(check_semantics(loaded, doc.data))
     if diags:
         raise MlspecError(diags)
     h = hashlib.sha256()

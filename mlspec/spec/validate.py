@@ -1,4 +1,6 @@
-"""Schema validation (pydantic errors → located diagnostics) and cross-field checks."""
+"""Schema validation: pydantic errors → located diagnostics with "did you mean" hints.
+
+Cross-field checks (gates, duplicate steps, the graph) live in mlspec.spec.semantics."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 _TYPE_WORDS = {
     "string_type": "a string", "int_type": "an integer", "float_type": "a number",
-    "bool_type": "true or false", "dict_type": "a mapping", "list_type": "a list",
+    "bool_type": "a boolean (true/false)", "dict_type": "a mapping", "list_type": "a list",
     "model_type": "a mapping", "model_attributes_type": "a mapping", "int_from_float": "an integer",
     "literal_error": None, "none_required": "empty",
 }
@@ -78,13 +80,30 @@ def _model_at(root: type[BaseModel], key: Key) -> type[BaseModel] | None:
     return None
 
 
+def _dotted(key: Key) -> str:
+    """a.b[0].c: list indexes in brackets, as people write them."""
+    out = ""
+    for k in key:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out
+
+
 def _where(key: Key) -> str:
     if len(key) >= 3 and key[0] in ("data", "model") and key[1] == "steps":
-        rest = ".".join(str(k) for k in key[3:])
+        rest = _dotted(key[3:])
         return f"step '{key[2]}'" + (f" ({rest})" if rest else "")
     if not key:
         return "the spec"
-    return "'" + ".".join(str(k) for k in key) + "'"
+    return f"'{_dotted(key)}'"
+
+
+def _alternatives(words: list[str]) -> str:
+    """'a string', 'a number or true/false' … in a stable, readable order."""
+    order = ["a mapping", "a list", "a string", "a number", "an integer", "a boolean (true/false)"]
+    if "a number" in words and "an integer" in words:
+        words = [w for w in words if w != "an integer"]
+    words = sorted(words, key=lambda w: (order.index(w) if w in order else len(order), w))
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _trim(loc: tuple[Any, ...], data: Any) -> Key:
@@ -165,7 +184,10 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
                 msg = f"'version' must be 1, not {value!r}"
                 hint = "this is version 1 of the mlspec format: write 'version: 1'"
             else:
-                msg = f"{_where(key)} must be {' or '.join(wanted)}, not {_kind(value)}"
+                got = _kind(value)
+                if "literal_error" in types_ and isinstance(value, str | int | float):
+                    got = repr(value)
+                msg = f"{_where(key)} must be {_alternatives(wanted)}, not {got}"
                 raw = doc.raw.get(key)
                 hint = f"quote it: \"{raw}\"" if raw is not None and "a string" in wanted else None
             diags.append(loaded.diag(key, msg, "spec.type", hint))
@@ -175,51 +197,3 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
             msg = msg.removeprefix("value error, ").replace("input should", "should")
             diags.append(loaded.diag(key, f"{_where(key)}: {msg}", "spec.value"))
     return None, diags
-
-
-def check_semantics(loaded: LoadedSpec) -> list[Diagnostic]:
-    """Checks that span fields: step namespaces, gate metrics, the graph, files on disk."""
-    from mlspec.graph import build_graph
-    from mlspec.spec.gates import parse_gate
-
-    spec: Spec = loaded.spec
-    diags: list[Diagnostic] = []
-    metrics = set(spec.design.metrics) if spec.design else set()
-
-    if spec.data and spec.model:
-        for name in spec.model.steps:
-            if name in spec.data.steps:
-                diags.append(loaded.diag(("model", "steps", name),
-                                         f"step '{name}' is already defined in data.steps",
-                                         "spec.duplicate-step", "step names are unique across "
-                                         "stages", at_key=True))
-    if spec.model:
-        for i, text in enumerate(spec.model.gates):
-            gate = parse_gate(text)
-            if not isinstance(gate, str) and gate.metric not in metrics:
-                close = difflib.get_close_matches(gate.metric, sorted(metrics), n=1)
-                diags.append(loaded.diag(
-                    ("model", "gates", i), f"gate on undefined metric '{gate.metric}'",
-                    "spec.gate-metric",
-                    f"did you mean '{close[0]}'?" if close else
-                    "declare it under design.metrics"))
-    if spec.project.requirements and not (loaded.root / spec.project.requirements).is_file():
-        diags.append(loaded.diag(("project", "requirements"),
-                                 f"requirements file '{spec.project.requirements}' does not exist",
-                                 "spec.missing-file", None))
-    diags.extend(_check_secrets(loaded))
-    loaded.graph = build_graph(loaded)
-    diags.extend(loaded.graph.diagnostics)
-    return diags
-
-
-def _check_secrets(loaded: LoadedSpec) -> list[Diagnostic]:
-    spec: Spec = loaded.spec
-    diags: list[Diagnostic] = []
-    if (spec.inference and spec.inference.image.username is not None
-            and "registry_password" not in spec.ci.secrets):
-        diags.append(loaded.diag(("inference", "image", "username"),
-                                 "a registry username needs ci.secrets.registry_password",
-                                 "spec.secret-missing",
-                                 "add `registry_password: <SECRET_NAME>` under ci.secrets"))
-    return diags

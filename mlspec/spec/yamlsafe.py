@@ -30,6 +30,8 @@ _INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+# control characters other than tab/newline/CR, and lone surrogates (not encodable as UTF-8)
+_BAD_VALUE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,26 @@ def _decode(raw: bytes, file: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class _Mark:
+    line: int  # 0-based, like ruamel's marks
+    column: int
+
+
+def _directive(text: str, name: str, fallback: Any) -> Any:
+    """Where a directive line is (ruamel marks the document start after it)."""
+    m = re.search(rf"^{re.escape(name)}\b", text, re.M)
+    if m is None:
+        return fallback
+    return _Mark(text.count("\n", 0, m.start()), 0)
+
+
+def _short_tag(tag: str) -> str:
+    """Show a tag as it was written: tag:yaml.org,2002:python/... -> !!python/..."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+
+
 def read_yaml(path: Path, file: str) -> Document:
     """Read and parse one spec file; raise MlspecError with located diagnostics."""
     try:
@@ -106,12 +128,22 @@ def read_yaml(path: Path, file: str) -> Document:
         raise MlspecError([Diagnostic(
             file, 1, 1, f"spec file is {size:,} bytes; the limit is {MAX_BYTES:,}",
             "yaml.too-large", "a spec describes a pipeline; keep data out of it")])
-    with path.open("rb") as fh:
-        raw = fh.read(MAX_BYTES + 1)
-    return parse_yaml(_decode(raw, file), file)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:  # permissions, a directory, an I/O error
+        raise MlspecError([Diagnostic(file, 1, 1, f"cannot read {file}: {exc.strerror}",
+                                      "spec.missing-file", None)]) from None
+    if len(raw) > MAX_BYTES:  # grew since stat(), or a special file
+        raise MlspecError([Diagnostic(file, 1, 1, f"spec file is over {MAX_BYTES:,} bytes",
+                                      "yaml.too-large", None)])
+    return parse_yaml(_decode(raw, file), file, plain_text=True)
 
 
-def parse_yaml(text: str, file: str) -> Document:
+def parse_yaml(text: str, file: str, plain_text: bool = False) -> Document:
+    """Parse YAML text into a Document. plain_text=True (specs) also rejects control
+    characters and lone surrogates written as escapes ("\\0", "\\ud800") inside values; other
+    callers (the lock) may round-trip such values."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.events import (
@@ -149,9 +181,8 @@ def parse_yaml(text: str, file: str) -> Document:
         if top[3]:  # mapping
             if top[2] is None:  # this node is a key
                 if not isinstance(value, str):
-                    kind = type(value).__name__ if value is not None else "null"
-                    if isinstance(value, dict | list):
-                        kind = "mapping" if isinstance(value, dict) else "sequence"
+                    kind = {bool: "a boolean", int: "an integer", float: "a number",
+                            type(None): "null"}.get(type(value), type(value).__name__)
                     raise fail(ev.start_mark, f"mapping key must be a string, not {kind}",
                                "yaml.key-type",
                                f"quote it: \"{is_plain_text}\"" if is_plain_text else None)
@@ -194,11 +225,13 @@ def parse_yaml(text: str, file: str) -> Document:
                                "everything after it, or split into stage files")
                 version = getattr(ev, "version", None)
                 if version is not None and tuple(version) != (1, 2):
-                    raise fail(ev.start_mark, f"%YAML {'.'.join(map(str, version))} directive: "
+                    raise fail(_directive(text, "%YAML", ev.start_mark),
+                               f"%YAML {'.'.join(map(str, version))} directive: "
                                "mlspec reads YAML 1.2 only", "yaml.version",
                                "remove the %YAML line")
                 if getattr(ev, "tags", None):
-                    raise fail(ev.start_mark, "%TAG directives are not allowed", "yaml.tag",
+                    raise fail(_directive(text, "%TAG", ev.start_mark),
+                               "%TAG directives are not allowed", "yaml.tag",
                                "remove the %TAG line")
                 continue
             if isinstance(ev, AliasEvent):
@@ -214,12 +247,23 @@ def parse_yaml(text: str, file: str) -> Document:
                                "yaml.anchor",
                                "write the value out; specs do not use anchors or aliases")
                 if ev.tag is not None:
-                    raise fail(ev.start_mark, f"tag '{ev.tag}' is not allowed", "yaml.tag",
+                    raise fail(ev.start_mark, f"tag '{_short_tag(ev.tag)}' is not allowed",
+                               "yaml.tag",
                                "remove the tag; specs hold plain strings, numbers, lists and "
                                "mappings")
             if isinstance(ev, ScalarEvent):
+                bad = _BAD_VALUE_CHARS.search(ev.value) if plain_text else None
+                if bad:  # only escapes ("\0", "\ud800") get here: raw ones fail in _decode
+                    char = bad.group()
+                    what = "lone surrogate" if char >= "\ud800" else "control character"
+                    raise fail(ev.start_mark, f"escaped {what} {char!r} in a value",
+                               "yaml.control-char", "remove it; spec values are plain text")
                 plain = ev.style is None
-                value = resolve_plain(ev.value) if plain else ev.value
+                try:
+                    value = resolve_plain(ev.value) if plain else ev.value
+                except ValueError:  # an integer beyond Python's digit limit
+                    raise fail(ev.start_mark, f"number with {len(ev.value):,} digits",
+                               "yaml.number", "quote it if it is text") from None
                 attach(value, ev, ev.value if plain else None)
             elif isinstance(ev, MappingStartEvent | SequenceStartEvent):
                 if len(stack) >= MAX_DEPTH:
@@ -242,7 +286,12 @@ def parse_yaml(text: str, file: str) -> Document:
         problem = exc.problem or exc.context or "invalid YAML"
         hint = None
         if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
-            hint = f"{exc.context} at line {exc.context_mark.line + 1}"
+            cm = exc.context_mark
+            hint = f"{exc.context} at line {cm.line + 1}"
+            for kind, opener in (("flow mapping", "{"), ("flow sequence", "[")):
+                if kind in exc.context:
+                    hint = (f"the {kind} '{opener}' opened at line {cm.line + 1}, column "
+                            f"{cm.column + 1} is not closed, or lacks a ','")
         if "'\\t'" in problem or "\t" in problem:
             problem = "tab character used for indentation"
             hint = "YAML indents with spaces only"

@@ -1,0 +1,169 @@
+"""Cross-field checks: gate metrics, duplicate step names, requirements file, the step graph.
+
+They run on a valid spec and also, as far as the raw data allows, on one that failed the
+schema, so that `mlspec validate` reports every error in one go.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from mlspec.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from mlspec.graph import StepIO
+    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.root import Spec
+
+
+def _raw_metrics(data: dict[str, Any], loaded: LoadedSpec) -> set[str] | None:
+    """Metric names declared in the raw data; None when the design section is unreadable."""
+    if "design" in loaded.broken:
+        return None
+    design = data.get("design")
+    if design is None:
+        return set()
+    if not isinstance(design, dict):
+        return None
+    metrics = design.get("metrics", {})
+    if not isinstance(metrics, dict):
+        return None
+    return {k for k in metrics if isinstance(k, str)}
+
+
+def _raw_io(raw: Any) -> StepIO:
+    """The deps and outs of a step that failed validation: its entries that are valid paths."""
+    from mlspec.graph import StepIO
+    from mlspec.spec.common import normalise_path
+
+    def paths(field: str) -> list[tuple[tuple[str | int, ...], str]]:
+        items = raw.get(field) if isinstance(raw, dict) else None
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            try:
+                out.append(((field, i), normalise_path(item)))
+            except Exception:  # not a string, or not a safe path: reported by the schema
+                continue
+        return out
+
+    outs = paths("outs")
+    metrics = raw.get("metrics") if isinstance(raw, dict) else None
+    if isinstance(metrics, str):
+        try:
+            norm = normalise_path(metrics)
+            if norm not in {o for _, o in outs}:
+                outs.append((("metrics",), norm))
+        except Exception:
+            pass
+    return StepIO(deps=tuple(paths("deps")), outs=tuple(outs))
+
+
+def _steps(loaded: LoadedSpec, data: dict[str, Any]
+           ) -> tuple[dict[str, StepIO], dict[str, str], list[Diagnostic]]:
+    """Every step across stages, valid or not, as graph IO; plus duplicate-name errors."""
+    from mlspec.graph import StepIO
+    from mlspec.spec.step import Step
+
+    ios: dict[str, StepIO] = {}
+    stage_of: dict[str, str] = {}
+    diags: list[Diagnostic] = []
+    spec: Spec | None = loaded.spec
+    for stage in ("data", "model"):
+        if spec is not None:
+            section = getattr(spec, stage)
+            items: dict[str, Any] = dict(section.steps) if section is not None else {}
+        else:
+            raw = data.get(stage)
+            steps = raw.get("steps") if isinstance(raw, dict) else None
+            items = dict(steps) if isinstance(steps, dict) else {}
+        for name, step in items.items():
+            if not isinstance(name, str):
+                continue
+            if name in ios:
+                diags.append(loaded.diag((stage, "steps", name),
+                                         f"step '{name}' is already defined in "
+                                         f"{stage_of[name]}.steps", "spec.duplicate-step",
+                                         "step names are unique across stages", at_key=True))
+                continue
+            stage_of[name] = stage
+            if isinstance(step, Step):
+                ios[name] = StepIO.of(step)
+            else:
+                try:
+                    ios[name] = StepIO.of(Step.model_validate(step))
+                except ValidationError:
+                    ios[name] = _raw_io(step)
+    return ios, stage_of, diags
+
+
+def check_semantics(loaded: LoadedSpec, data: dict[str, Any]) -> list[Diagnostic]:
+    """Checks that span fields; `data` is the raw mapping, loaded.spec the model or None."""
+    from mlspec.graph import analyse, build_graph
+    from mlspec.spec.gates import parse_gate
+
+    spec: Spec | None = loaded.spec
+    diags: list[Diagnostic] = []
+    ios, stage_of, dup_diags = _steps(loaded, data)
+    diags.extend(dup_diags)
+
+    if spec is not None:
+        metrics: set[str] | None = (set(spec.design.metrics) if spec.design else set())
+        if "design" in loaded.broken:
+            metrics = None
+        gates = list(spec.model.gates) if spec.model else []
+    else:
+        metrics = _raw_metrics(data, loaded)
+        model = data.get("model")
+        raw_gates = model.get("gates") if isinstance(model, dict) else None
+        gates = raw_gates if isinstance(raw_gates, list) else []
+    if metrics is not None:
+        for i, text in enumerate(gates):
+            gate = parse_gate(text) if isinstance(text, str) else None
+            if gate is not None and not isinstance(gate, str) and gate.metric not in metrics:
+                close = difflib.get_close_matches(gate.metric, sorted(metrics), n=1)
+                diags.append(loaded.diag(
+                    ("model", "gates", i), f"gate on undefined metric '{gate.metric}'",
+                    "spec.gate-metric",
+                    f"did you mean '{close[0]}'?" if close else
+                    "declare it under design.metrics"))
+
+    project = spec.project if spec is not None else None
+    requirements = project.requirements if project is not None else None
+    if spec is None:
+        raw_project = data.get("project")
+        raw_req = raw_project.get("requirements") if isinstance(raw_project, dict) else None
+        if isinstance(raw_req, str):
+            from mlspec.spec.common import normalise_path
+
+            try:
+                requirements = normalise_path(raw_req)
+            except Exception:
+                requirements = None
+    if requirements and not os.path.isfile(loaded.root / requirements):
+        diags.append(loaded.diag(("project", "requirements"),
+                                 f"requirements file '{requirements}' does not exist",
+                                 "spec.missing-file", None))
+    check_missing = not ({"data", "model"} & loaded.broken)
+    if spec is not None:
+        diags.extend(_check_secrets(loaded))
+        loaded.graph = build_graph(loaded)
+        diags.extend(loaded.graph.diagnostics)
+    else:
+        diags.extend(analyse(loaded, ios, stage_of, check_missing=check_missing).diagnostics)
+    return diags
+
+
+def _check_secrets(loaded: LoadedSpec) -> list[Diagnostic]:
+    spec: Spec = loaded.spec
+    diags: list[Diagnostic] = []
+    if (spec.inference and spec.inference.image.username is not None
+            and "registry_password" not in spec.ci.secrets):
+        diags.append(loaded.diag(("inference", "image", "username"),
+                                 "a registry username needs ci.secrets.registry_password",
+                                 "spec.secret-missing",
+                                 "add `registry_password: <SECRET_NAME>` under ci.secrets"))
+    return diags
