@@ -323,8 +323,9 @@ def push_tag(client: Any, ref: str, auth: dict[str, str] | None) -> str:
 def write_record(root: Path, which: str, entry: dict[str, Any]) -> Path:
     """Merge this build into .mlspec/build.json, atomically:
     {"version": 1, "serve": {...}, "train": {...}} (one entry per image, the latest build)."""
+    from mlspec.fsutil import write_atomic
+
     path = root / RECORD
-    path.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -335,12 +336,7 @@ def write_record(root: Path, which: str, entry: dict[str, Any]) -> Path:
             pass
     record["version"] = 1
     record[which] = entry
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
 
 

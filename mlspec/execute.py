@@ -87,7 +87,7 @@ def params_env(params: dict[str, Any]) -> dict[str, str]:
 
 
 def write_params(root: Path, params: dict[str, Any]) -> None:
-    from mlspec.lock import write_atomic
+    from mlspec.fsutil import write_atomic
 
     write_atomic(root / PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
 

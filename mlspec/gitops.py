@@ -113,7 +113,7 @@ def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) ->
     text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
     if output is None:
         return Outcome(text=text, data=c.to_data())
-    from mlspec.lock import write_atomic
+    from mlspec.fsutil import write_atomic
 
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, text)

@@ -62,7 +62,7 @@ class Hasher:
     def save(self) -> None:
         if not (self.use_cache and self.dirty):
             return
-        from mlspec.lock import write_atomic
+        from mlspec.fsutil import write_atomic
 
         self.cache_path.parent.mkdir(exist_ok=True)
         write_atomic(self.cache_path, json.dumps(

@@ -31,16 +31,14 @@ from someone else's branch).
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.fsutil import write_atomic
 
 LOCK_NAME = "mlspec.lock"
 LOCK_VERSION = 1
@@ -292,31 +290,6 @@ def read_lock(root: Path) -> Lock | None:
         raise MlspecError([Diagnostic(LOCK_NAME, 1, 1, f"cannot read the lock: {exc}",
                                       "lock.corrupt", None)]) from None
     return Lock.parse(text)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so readers see the old or the new content, never a torn one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def write_lock(root: Path, lock: Lock) -> None:

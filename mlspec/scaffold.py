@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from importlib.resources import files
 from pathlib import Path
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
+from mlspec.fsutil import write_atomic
 
 # target path in the repository -> template under templates/init/
 FILES = {
@@ -57,20 +57,6 @@ def render(name: str) -> dict[str, str]:
             text = env.from_string(text).render(name=name, python=python)
         out[target] = text
     return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _keep_note(path: Path, shown: str, ours: str) -> str:
@@ -118,7 +104,7 @@ def scaffold(directory: Path, name: str | None) -> Outcome:
     try:
         for target, text in rendered.items():
             path = directory / target
-            _write_atomic(path, text)
+            write_atomic(path, text)
             written.append(path)
     except OSError as exc:
         for path in written:  # leave the directory as it was

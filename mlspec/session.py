@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec import checks as data_checks
 from mlspec.execute import builtin_argv, run_process
+from mlspec.fsutil import write_atomic
 from mlspec.hashing import Hasher
-from mlspec.lock import Lock, Scalar, StepLock, write_atomic, write_lock
+from mlspec.lock import Lock, Scalar, StepLock, write_lock
 from mlspec.progress import Progress
 from mlspec.stepkey import StepState, missing_deps, outs_match, stale_reasons, step_state
 

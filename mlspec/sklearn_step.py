@@ -132,7 +132,7 @@ def validate_builtin_cached(loaded: LoadedSpec) -> None:
     except OSError:
         pass
     validate_builtin(loaded)
-    from mlspec.lock import write_atomic
+    from mlspec.fsutil import write_atomic
 
     path.parent.mkdir(exist_ok=True)
     write_atomic(path, stamp)

@@ -18,8 +18,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from mlspec.fsutil import write_atomic
 from mlspec.hashing import canonical, sha256_bytes
-from mlspec.lock import Scalar, SweepLock, write_atomic, write_lock
+from mlspec.lock import Scalar, SweepLock, write_lock
 from mlspec.tables import num, table
 
 if TYPE_CHECKING:

@@ -13,9 +13,7 @@ import difflib
 import gc
 import hashlib
 import importlib
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
+from mlspec.fsutil import write_atomic
 
 if TYPE_CHECKING:
     from mlspec.compile.plan import Plan
@@ -181,22 +180,6 @@ def _unsafe_parent(root: Path, rel: str) -> bool:
     return False
 
 
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def compile_spec(loaded: LoadedSpec, targets: str | None, *, check: bool = False,
                  force: bool = False) -> Outcome:
     root = loaded.root
@@ -250,7 +233,7 @@ def compile_spec(loaded: LoadedSpec, targets: str | None, *, check: bool = False
         if _unsafe_parent(root, rel):  # only reached with --force
             raise MlspecError([Diagnostic(rel, 0, 0, "a directory on the path is a symlink",
                                           "compile.symlink", "replace it with a directory")])
-        atomic_write(root / rel, files[rel])
+        write_atomic(root / rel, files[rel])
     for rel in removes:
         (root / rel).unlink()
     lines = [*(f"wrote {r}" for r in writes), *(f"removed {r}" for r in removes)]
