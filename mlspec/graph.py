@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 from dataclasses import dataclass, field
@@ -38,26 +39,30 @@ class Graph:
         above = [h for h in hits if len(h) < len(norm)]
         return index.owner[(above or hits)[0]] if hits else None
 
+    @functools.cached_property
+    def position(self) -> dict[str, int]:
+        """Each step's index in the topological order."""
+        return {n: i for i, n in enumerate(self.order)}
+
     def closure_up(self, names: list[str]) -> list[str]:
         """The named steps and everything upstream of them, in graph order."""
-        want: set[str] = set()
-        todo = list(names)
-        while todo:
-            n = todo.pop()
-            if n not in want:
-                want.add(n)
-                todo.extend(self.upstream.get(n, []))
-        return [n for n in self.order if n in want]
+        return self._closure(self.upstream, names)
 
     def closure_down(self, names: list[str]) -> list[str]:
-        want: set[str] = set()
+        """The named steps and everything downstream of them, in graph order."""
+        return self._closure(self.downstream, names)
+
+    def _closure(self, edges: dict[str, list[str]], names: list[str]) -> list[str]:
+        # O(size of the result), not O(steps): compile asks once per job
+        seen: set[str] = set()
         todo = list(names)
         while todo:
             n = todo.pop()
-            if n not in want:
-                want.add(n)
-                todo.extend(self.downstream.get(n, []))
-        return [n for n in self.order if n in want]
+            if n not in seen:
+                seen.add(n)
+                todo.extend(edges.get(n, []))
+        position = self.position
+        return sorted((n for n in seen if n in position), key=position.__getitem__)
 
 
 def _outside(path: Path, root: Path) -> bool:

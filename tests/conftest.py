@@ -27,6 +27,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="rewrite golden files under tests/**/expected/ from the current output")
 
 
+# CI variables that steer base-ref detection and reports. Tests set the ones they need; none
+# may leak in from the CI that runs this suite (a pull request sets GITHUB_BASE_REF).
+CI_VARS = ("GITHUB_BASE_REF", "GITHUB_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+           "CI_MERGE_REQUEST_DIFF_BASE_SHA", "CI_MERGE_REQUEST_IID", "CI_COMMIT_BRANCH")
+
+
+@pytest.fixture(autouse=True)
+def _no_ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in CI_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))

@@ -54,31 +54,16 @@ def check_job() -> Job:
         permissions=(READ,), timeout_minutes=10)
 
 
-def closure(edges: dict[str, list[str]], names: list[str], position: dict[str, int]
-            ) -> list[str]:
-    """`names` and everything reachable through `edges`, in graph order; O(size of the result)
-    (Graph.closure_up scans the whole order, which makes a plan quadratic)."""
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(edges.get(n, []))
-    return sorted(seen, key=position.__getitem__)
-
-
 def sweep_groups(ctx: PlanContext) -> list[list[str]]:
     """Steps that fan out together: a sweep step and everything downstream of it (where its
     metrics come from; mlspec.sweep keys a variant by that chain). Disjoint, graph order."""
     g = ctx.loaded.graph
-    position = {n: i for i, n in enumerate(g.order)}
     grouped: set[str] = set()
     groups: list[list[str]] = []
     for name in g.order:
         if name in grouped or not g.steps[name].sweep:
             continue
-        members = [n for n in closure(g.downstream, [name], position) if n not in grouped]
+        members = [n for n in g.closure_down([name]) if n not in grouped]
         grouped.update(members)
         groups.append(members)
     return groups
@@ -86,7 +71,6 @@ def sweep_groups(ctx: PlanContext) -> list[list[str]]:
 
 def experiment_flow(ctx: PlanContext) -> Flow:
     g = ctx.loaded.graph
-    position = {n: i for i, n in enumerate(g.order)}
     groups = sweep_groups(ctx)
     group_of = {m: grp for grp in groups for m in grp}
     provider: dict[str, str] = {}  # step -> job whose artifact `mlspec-step-<step>` holds outs
@@ -99,11 +83,8 @@ def experiment_flow(ctx: PlanContext) -> Flow:
             continue
         members = group_of.get(name, [name])
         done.update(members)
-        upstream = [u for u in closure(g.upstream, members, position) if u not in members]
-        needs = [CHECK_JOB]
-        for u in upstream:
-            if provider[u] not in needs:
-                needs.append(provider[u])
+        upstream = [u for u in g.closure_up(members) if u not in members]
+        needs = list(dict.fromkeys([CHECK_JOB, *(provider[u] for u in upstream)]))
         downloads = tuple(step_artifact(u, ctx.step(u).all_outs()) for u in upstream)
         step = ctx.step(name)
         if name not in group_of:

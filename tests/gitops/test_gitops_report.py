@@ -9,14 +9,6 @@ from conftest import git, mlspec
 from gitops_helpers import copy_history, template
 
 EXPECTED = Path(__file__).parent / "expected"
-CI_VARS = ("GITHUB_BASE_REF", "GITHUB_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
-           "CI_MERGE_REQUEST_DIFF_BASE_SHA", "CI_MERGE_REQUEST_IID", "CI_COMMIT_BRANCH")
-
-
-@pytest.fixture(autouse=True)
-def _no_ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in CI_VARS:
-        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture
