@@ -27,6 +27,7 @@ def fail(rule: str, message: str, hint: str | None = None) -> PydanticCustomErro
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 IDENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")  # scikit-learn has `C`, `alpha`, `l1_ratio`
 ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
 
 
@@ -41,6 +42,14 @@ def _check_ident(v: str) -> str:
     if not IDENT_RE.match(v):
         raise fail("spec.name", f"name '{v}' is not allowed",
                    "use a lowercase letter, then lowercase letters, digits and '_'")
+    return v
+
+
+def _check_param(v: str) -> str:
+    if not PARAM_RE.match(v):
+        raise fail("spec.name", f"param name '{v}' is not allowed",
+                   "use letters, digits and '_', starting with a letter or '_' (it becomes "
+                   "MLSPEC_PARAM_<NAME>)")
     return v
 
 
@@ -95,6 +104,7 @@ def _no_float_version(v: Any) -> Any:
 
 Name = Annotated[str, AfterValidator(_check_name)]
 Ident = Annotated[str, AfterValidator(_check_ident)]
+ParamName = Annotated[str, AfterValidator(_check_param)]
 EnvName = Annotated[str, AfterValidator(_check_env)]
 RelPath = Annotated[str, AfterValidator(normalise_path)]
 Cron = Annotated[str, AfterValidator(_check_cron)]

@@ -5,11 +5,11 @@ Data and model steps share this model; together they form one DAG (see mlspec.gr
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from mlspec.spec.common import Ident, RelPath, Scalar, Strict, fail
+from mlspec.spec.common import ParamName, RelPath, Scalar, Strict, fail
 
 
 class Checks(Strict):
@@ -51,18 +51,30 @@ class Split(Strict):
 class Step(Strict):
     command: str | None = Field(None, description="shell command, run from the repository root")
     deps: list[RelPath] = Field(default_factory=list)
-    params: dict[Ident, Scalar] = Field(
+    params: dict[ParamName, Scalar] = Field(
         default_factory=dict, description="written to params.json and exported as MLSPEC_PARAM_*")
     outs: list[RelPath] = Field(default_factory=list)
     metrics: RelPath | None = Field(None, description="JSON file of metrics the step writes")
     checks: Checks | None = None
-    sweep: dict[Ident, list[Scalar]] | None = Field(
+    sweep: dict[ParamName, list[Scalar]] | None = Field(
         None, description="param grid; CI fans it out as a matrix, best by the primary metric")
     resources: Resources = Field(default_factory=Resources)
     estimator: str | None = Field(
         None, description="dotted scikit-learn class, trained by mlspec itself (no command)")
     dataset: Dataset | None = None
     split: Split | None = None
+
+    @field_validator("params", "sweep")
+    @classmethod
+    def _case_clash(cls, names: dict[str, Any] | None) -> dict[str, Any] | None:
+        upper: dict[str, str] = {}
+        for name in names or {}:
+            if name.upper() in upper:
+                raise fail("spec.param-clash", f"params '{upper[name.upper()]}' and '{name}' both "
+                           f"become MLSPEC_PARAM_{name.upper()}",
+                           "param names must differ by more than letter case")
+            upper[name.upper()] = name
+        return names
 
     @model_validator(mode="after")
     def _shape(self) -> Step:

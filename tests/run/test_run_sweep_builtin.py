@@ -165,3 +165,45 @@ def test_noop_hashing_reads_no_data(tmp_path: Path) -> None:
     h4 = Hasher(tmp_path)
     h4.hash_path("data")
     assert h4.reads == 1
+
+
+def test_builtin_estimator_takes_scikit_learn_param_names(tmp_path: Path) -> None:
+    """scikit-learn spells some params in capitals (`C`); they reach the estimator as written."""
+    spec = """
+        version: 1
+        project: {name: builtin}
+        design:
+          hypothesis: a regularised linear model is enough
+          metrics:
+            accuracy: {goal: maximize, threshold: 0.8, primary: true}
+        model:
+          steps:
+            train:
+              estimator: sklearn.linear_model.LogisticRegression
+              dataset: {sklearn: iris}
+              params: {C: 0.5, max_iter: 500}
+              outs: [model.joblib]
+              metrics: metrics.json
+    """
+    repo = make_repo(tmp_path / "r", spec)
+    r = mlspec("run", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    lock = Lock.parse((repo / "mlspec.lock").read_text())
+    assert lock.steps["train"].params == {"C": 0.5, "max_iter": 500}
+
+
+def test_params_differing_only_in_case_are_rejected(tmp_path: Path) -> None:
+    spec = """
+        version: 1
+        project: {name: clash}
+        model:
+          steps:
+            train:
+              command: python -c pass
+              params: {c: 1, C: 2}
+    """
+    repo = make_repo(tmp_path / "r", spec)
+    r = mlspec("validate", cwd=repo)
+    assert r.returncode == 2
+    assert r.stderr.startswith(
+        "mlspec.yaml:7:15: params 'c' and 'C' both become MLSPEC_PARAM_C [spec.param-clash]")
