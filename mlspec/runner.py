@@ -87,6 +87,7 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
     progress = Progress(len(selection))
     with interrupt_on_sigterm(), run_lock(loaded.root, progress.say):
         lock = read_lock(loaded.root) or Lock()
+        before = lock.dump()
         hasher = Hasher(loaded.root)
         session = Session(loaded, lock, hasher, environment(loaded, hasher), progress,
                           overrides=overrides, force=verify or (force and not steps),
@@ -110,7 +111,8 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
         finally:
             progress.close()
             hasher.save()
-    return _finish(loaded, session, selection, verify, gates, base, sweep_text, sweep_data)
+    return _finish(loaded, session, selection, verify, gates, base, sweep_text, sweep_data,
+                   lock_before=before)
 
 
 def _prune(session: Session, loaded: LoadedSpec) -> None:
@@ -141,7 +143,8 @@ def _failed(session: Session, err: Any) -> Outcome:
 
 
 def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: bool,
-            gates: bool, base: str | None, sweep_text: str, sweep_data: Any) -> Outcome:
+            gates: bool, base: str | None, sweep_text: str, sweep_data: Any,
+            lock_before: str) -> Outcome:
     code = 0
     parts = [sweep_text] if sweep_text else []
     summary = f"ran {len(session.ran)}, skipped {len(session.skipped)} (up to date)"
@@ -159,7 +162,12 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
             parts.append(f"verify: {len(session.ran)} step(s) rerun; outs and metrics match "
                          "mlspec.lock\n")
     else:
-        parts.append(summary + ("; mlspec.lock updated\n" if session.ran else "\n"))
+        if not session.ran:
+            parts.append(summary + "\n")
+        elif session.lock.dump() != lock_before:
+            parts.append(summary + "; mlspec.lock updated\n")
+        else:
+            parts.append(summary + "; mlspec.lock unchanged (the rerun reproduced it)\n")
     if gates and _has_metrics(loaded, selection):
         from mlspec.gates import evaluate, render
 

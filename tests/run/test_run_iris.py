@@ -20,7 +20,8 @@ def test_iris_run_skip_rerun_status_verify(tmp_path: Path) -> None:
 
     first = mlspec("run", "--no-gates", cwd=repo)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "ran 3, skipped 0" in first.stdout
+    assert "ran 3, skipped 0 (up to date); mlspec.lock unchanged (the rerun reproduced it)" in (
+        first.stdout)
     for step in ("prepare", "train", "evaluate"):
         assert f"▶ {step}:" in first.stderr
     assert "prepare | wrote 150 rows" in first.stderr  # step output, prefixed
