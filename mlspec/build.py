@@ -13,7 +13,6 @@ registry digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -97,7 +96,9 @@ def image_repository(loaded: Any, which: str) -> str:
 
 def lock_hash(root: Path) -> str:
     lock = root / "mlspec.lock"
-    return "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "none"
+    from mlspec.hashing import sha256_bytes
+
+    return sha256_bytes(lock.read_bytes()) if lock.is_file() else "none"
 
 
 def metric_values(loaded: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ and from the working tree for the PR report. Rendered as JSON, text, or the mode
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import posixpath
 from dataclasses import asdict, dataclass, field
@@ -121,12 +120,11 @@ def _yaml(data: bytes) -> Any:
 
 def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
     """Facts from raw spec files ({relpath: bytes}); the hash is the loader's spec_hash."""
+    from mlspec.spec.loader import hash_spec_files
+
     root = _yaml(files[root_name]) or {}
     if not isinstance(root, dict):
         root = {}
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        h.update(rel.encode() + b"\0" + files[rel] + b"\0")
     section = {k: root.get(k) for k in STAGES}
     for k, v in list(section.items()):
         if isinstance(v, str) and posixpath.normpath(v) in files:
@@ -138,7 +136,8 @@ def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
                    next(iter(goals), None))
     stages = {str(n): stage for stage in ("data", "model")
               for n in ((section.get(stage) or {}).get("steps") or {})}
-    return SpecFacts("sha256:" + h.hexdigest(), str((root.get("project") or {}).get("name", "")),
+    project = str((root.get("project") or {}).get("name", ""))
+    return SpecFacts("sha256:" + hash_spec_files(files), project,
                      str(design.get("hypothesis", "")), primary, goals, stages)
 
 

@@ -203,8 +203,13 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     diags.extend(check_semantics(loaded, doc.data))
     if diags:
         raise MlspecError(diags)
-    h = hashlib.sha256()
-    for rel in sorted(loaded.files):
-        h.update(rel.encode() + b"\0" + loaded.files[rel].read_bytes() + b"\0")
-    loaded.spec_hash = h.hexdigest()
+    loaded.spec_hash = hash_spec_files({rel: p.read_bytes() for rel, p in loaded.files.items()})
     return loaded
+
+
+def hash_spec_files(files: dict[str, bytes]) -> str:
+    """The spec hash (hex): the spec and its stage files, by repository path, in path order."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return h.hexdigest()
