@@ -38,12 +38,14 @@ class GitFacts:
 
 def git_facts(root: Path, tag_prefix: str = "v") -> GitFacts | None:
     """Commit, dirtiness, release version and source URL (GitPython, imported here)."""
-    try:
-        import git
+    from mlspec.gitrefs import open_repo
 
-        repo = git.Repo(root, search_parent_directories=True)
+    try:
+        repo = open_repo(root, required=False)
+        if repo is None:
+            return None
         commit = repo.head.commit.hexsha
-    except Exception:  # not a repository, or no commit yet
+    except (MlspecError, ValueError):  # no git executable, or no commit yet
         return None
     dirty = repo.is_dirty(index=True, working_tree=True, untracked_files=False)
     tags = repo.git.tag("--points-at", "HEAD").split()
