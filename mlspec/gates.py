@@ -64,6 +64,18 @@ def base_metrics(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict
     return ref, (lock.metrics() if lock is not None else {})
 
 
+def judge(gate: Gate, value: float | None, base_value: float | None
+          ) -> tuple[float | None, bool | None]:
+    """(threshold, passed) for one gate. passed is None when a relative gate has no baseline
+    (skipped, never passed), and False when the metric is missing or NaN."""
+    bar = gate.threshold(base_value)
+    if value is None:
+        return bar, False  # a gate on a metric nobody produced must not pass silently
+    if bar is None:
+        return None, None
+    return bar, bool(gate.passes(value, base_value))
+
+
 def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
              ) -> tuple[list[GateResult], str | None]:
     gates = spec_gates(loaded)
@@ -80,13 +92,8 @@ def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
     for g in gates:
         value = metrics.get(g.metric)
         base_value = baseline.get(g.metric) if g.relative else None
-        bar = g.threshold(base_value)
-        if value is None:
-            verdict = "FAIL"  # a gate on a metric nobody produced must not pass silently
-        elif bar is None:
-            verdict = "skipped"
-        else:
-            verdict = "pass" if g.passes(value, base_value) else "FAIL"
+        bar, passed = judge(g, value, base_value)
+        verdict = "skipped" if passed is None else "pass" if passed else "FAIL"
         results.append(GateResult(g.text, g.metric, value, bar, base_value, verdict))
     return results, ref
 

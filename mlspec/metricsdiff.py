@@ -131,54 +131,28 @@ def _clean(x: float) -> float:
 
 
 # -- gates ----------------------------------------------------------------------------------
-def spec_gates(loaded: LoadedSpec) -> list[Any]:
-    """The gates to check: the runner's list (design thresholds, then model.gates)."""
-    try:
-        from mlspec.gates import spec_gates as runner_gates
-    except ImportError:  # before the runner's module lands: the same list, built here
-        return _spec_gates(loaded)
-    return list(runner_gates(loaded))
-
-
-def _spec_gates(loaded: LoadedSpec) -> list[Any]:
-    from mlspec.spec.gates import Gate, parse_gate
-
-    spec = loaded.spec
-    gates: list[Gate] = []
-    if spec.design:
-        for name, m in spec.design.metrics.items():
-            if m.threshold is not None:
-                op = ">=" if m.goal == "maximize" else "<="
-                gates.append(Gate(text=f"{name} {op} {m.threshold:g}", metric=name, op=op,
-                                  number=float(m.threshold)))
-    for text in (spec.model.gates if spec.model else []):
-        g = parse_gate(text)
-        if isinstance(g, Gate):
-            gates.append(g)
-    return gates
-
-
 def evaluate_gates(loaded: LoadedSpec, metrics: dict[str, float],
                    baseline: dict[str, float] | None) -> list[GateResult]:
     """Check every gate against the metrics and (for `baseline` gates) the base's metrics."""
+    from mlspec.gates import judge, spec_gates
+
     out: list[GateResult] = []
     base = baseline or {}
     for g in spec_gates(loaded):
         value = metrics.get(g.metric)
         b = base.get(g.metric)
-        bar = g.threshold(b)
+        bar, passed = judge(g, value, b)
         if value is None:
             out.append(GateResult(g.text, g.metric, None, b, bar, False,
                                   f"no metric '{g.metric}' in the lock"))
-        elif bar is None:
+        elif passed is None or bar is None:
             why = "no base lock" if baseline is None else f"the base has no '{g.metric}'"
             out.append(GateResult(g.text, g.metric, value, None, None, None,
                                   f"{why}: a relative gate is skipped until a baseline exists"))
         elif isinstance(value, float) and math.isnan(value):
             out.append(GateResult(g.text, g.metric, value, b, _clean(bar), False, "NaN"))
         else:
-            out.append(GateResult(g.text, g.metric, value, b, _clean(bar),
-                                  bool(g.passes(value, b))))
+            out.append(GateResult(g.text, g.metric, value, b, _clean(bar), passed))
     return out
 
 

@@ -135,8 +135,9 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
 def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
     """Every failing gate, judged against the base (on the default branch: the previous
     commit) the same way `mlspec run` judges it."""
+    from mlspec.gates import spec_gates
     from mlspec.gitrefs import find_base_ref, lock_at
-    from mlspec.metricsdiff import evaluate_gates, fmt_num, spec_gates
+    from mlspec.metricsdiff import evaluate_gates, fmt_num
 
     baseline = None
     if any(g.relative for g in spec_gates(loaded)):
