@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec
 
-from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+from mlspec.errors import CheckFailed, MlspecError, Outcome
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
@@ -39,11 +39,6 @@ def load(spec_path: Path) -> LoadedSpec:
     from mlspec.spec.loader import load_spec
 
     return load_spec(spec_path, display=str(spec_path))
-
-
-def usage_error(message: str, rule: str = "usage", hint: str | None = None,
-                file: str = "mlspec") -> MlspecError:
-    return MlspecError([Diagnostic(file, 0, 0, message, rule, hint)])
 
 
 @_outcome

@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from mlspec.compile.plan import Plan
 
 PIPELINE = ".gitlab-ci.yml"
-NOTE_SCRIPT = ".gitlab/mlspec/note.py"
-RELEASE_SCRIPT = ".gitlab/mlspec/release.py"
 FIXED_STAGES_BEFORE = ("check",)
 FIXED_STAGES_AFTER = ("verify", "report", "notify", "deploy", "release", "refresh", "monitor")
 

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from mlspec.spec.step import Step
 
 FlowName = Literal["experiment", "release", "schedule"]
-FLOWS: tuple[FlowName, ...] = ("experiment", "release", "schedule")
 LOCK = "mlspec.lock"
 RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock: that step's entry
 SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.sweep)
@@ -230,7 +229,6 @@ class Plan:
     default_branch: str
     remote: str | None  # normalised https URL of origin (github.com/gitlab.com), else None
     tag_prefix: str  # release tags: <prefix><version>
-    tag_patterns: tuple[str, ...]  # tag globs that trigger the release flow
     flows: dict[FlowName, Flow]
     actions: dict[str, tuple[str, str]]  # GitHub action -> (version, sha)
     has_inference: bool
@@ -315,7 +313,7 @@ def build_plan(loaded: LoadedSpec) -> Plan:
         loaded=loaded, source=loaded.path.name, spec_hash=loaded.spec_hash,
         project=spec.project.name, python=spec.project.python, version=__version__,
         install=tuple(install), default_branch=ci.default_branch,
-        remote=read_remote(loaded.root), tag_prefix=ci.tag_prefix, tag_patterns=tuple(tags),
+        remote=read_remote(loaded.root), tag_prefix=ci.tag_prefix,
         flows=flows,  # type: ignore[arg-type]
         actions=actions, has_inference=inf is not None,
         image=inf.image.name if inf is not None else None, targets=tuple(ci.targets),
