@@ -5,7 +5,7 @@
 
 Wall time is the real console script in a subprocess (interpreter start included), best of
 --repeat runs, compiling into a fresh copy each time. For the generated specs the time is
-also split, in process, into loading + validating the spec (mlspec.spec, mlspec.graph) and
+also split, in process, into loading + validating the spec (mlspec.spec, mlspec.spec.graph) and
 the compile pipeline proper (plan + render). The generated specs are N/5 independent
 5-step pipelines (fetch -> clean -> features -> train -> evaluate, evaluate also reading the
 features), the shape of a repository holding many models; every job downloads the outs of its

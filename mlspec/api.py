@@ -45,7 +45,7 @@ def load(spec_path: Path) -> LoadedSpec:
 def validate(spec_path: Path) -> Outcome:
     loaded = load(spec_path)
     if any(s.estimator for s in loaded.graph.steps.values()):
-        from mlspec.sklearn_step import validate_builtin  # imports sklearn: only for these
+        from mlspec.run.sklearn_step import validate_builtin  # imports sklearn: only for these
 
         validate_builtin(loaded)
     n = len(loaded.graph.order)
@@ -54,7 +54,7 @@ def validate(spec_path: Path) -> Outcome:
 
 @_outcome
 def graph(spec_path: Path, fmt: str) -> Outcome:
-    from mlspec.graph import render_graph
+    from mlspec.spec.graph import render_graph
 
     loaded = load(spec_path)
     return Outcome(text=render_graph(loaded.graph, fmt))
@@ -84,7 +84,7 @@ def compile(spec_path: Path, targets: str | None, check: bool, force: bool) -> O
 @_outcome
 def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify: bool,
         sweep: bool, base: str | None, gates: bool) -> Outcome:
-    from mlspec.runner import run_steps
+    from mlspec.run.runner import run_steps
 
     return run_steps(load(spec_path), steps, force=force, sets=sets, verify=verify, sweep=sweep,
                      base=base, gates=gates)
@@ -92,55 +92,55 @@ def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify:
 
 @_outcome
 def status(spec_path: Path) -> Outcome:
-    from mlspec.runner import status as runner_status
+    from mlspec.run.runner import status as runner_status
 
     return runner_status(load(spec_path))
 
 
 @_outcome
 def metrics(spec_path: Path, diff: str | None, fmt: str) -> Outcome:
-    from mlspec.gitops import metrics_outcome
+    from mlspec.gitops.commands import metrics_outcome
 
     return metrics_outcome(load(spec_path), diff, fmt)
 
 
 @_outcome
 def report(spec_path: Path, base: str | None, output: Path | None) -> Outcome:
-    from mlspec.gitops import report_outcome
+    from mlspec.gitops.commands import report_outcome
 
     return report_outcome(load(spec_path), base, output)
 
 
 @_outcome
 def build(spec_path: Path, which: str, push: bool, tags: list[str]) -> Outcome:
-    from mlspec.build import build_image
+    from mlspec.image.build import build_image
 
     return build_image(load(spec_path), which, push=push, tags=tags)
 
 
 @_outcome
 def release(spec_path: Path, version: str, message: str | None, push: bool) -> Outcome:
-    from mlspec.gitops import release as gitops_release
+    from mlspec.gitops.commands import release as gitops_release
 
     return gitops_release(load(spec_path), version, message=message, push=push)
 
 
 @_outcome
 def models(spec_path: Path) -> Outcome:
-    from mlspec.gitops import models as gitops_models
+    from mlspec.gitops.commands import models as gitops_models
 
     return gitops_models(load(spec_path))
 
 
 @_outcome
 def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
-    from mlspec.gitops import lineage as gitops_lineage
+    from mlspec.gitops.commands import lineage as gitops_lineage
 
     return gitops_lineage(load(spec_path), ref, model_card=model_card)
 
 
 @_outcome
 def serve(model: Path, host: str, port: int) -> Outcome:
-    from mlspec.serve import serve_model
+    from mlspec.image.serve import serve_model
 
     return serve_model(model, host=host, port=port)

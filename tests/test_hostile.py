@@ -141,8 +141,8 @@ def test_hostile_spec(case: str, tmp_path: Path, update_golden: bool) -> None:
 
 # Commands that load the spec first must also stop with exit 2 and write nothing. compile and
 # run live in modules other areas own; once they exist they are tested here as well.
-WRITERS = [("graph", None), ("compile", "mlspec.compile.write"), ("run", "mlspec.runner"),
-           ("status", "mlspec.runner")]
+WRITERS = [("graph", None), ("compile", "mlspec.compile.write"), ("run", "mlspec.run.runner"),
+           ("status", "mlspec.run.runner")]
 
 
 @pytest.mark.parametrize("command,module", WRITERS, ids=[w[0] for w in WRITERS])

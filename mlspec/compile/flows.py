@@ -56,7 +56,7 @@ def check_job() -> Job:
 
 def sweep_groups(ctx: PlanContext) -> list[list[str]]:
     """Steps that fan out together: a sweep step and everything downstream of it (where its
-    metrics come from; mlspec.sweep keys a variant by that chain). Disjoint, graph order."""
+    metrics come from; mlspec.run.sweep keys a variant by that chain). Disjoint, graph order."""
     g = ctx.loaded.graph
     grouped: set[str] = set()
     groups: list[list[str]] = []
@@ -133,7 +133,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
 
 def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
                 downloads: tuple[Artifact, ...]) -> list[Job]:
-    """A matrix job per grid point, then one job that picks the best (mlspec.sweep's CI
+    """A matrix job per grid point, then one job that picks the best (mlspec.run.sweep's CI
     fan-out): each variant run leaves a record under .mlspec/sweeps/; `mlspec run --sweep`
     with every record present reruns no variant, ranks them by the primary metric, records
     the `sweeps` section of the lock and runs the steps with the spec's params."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mlspec.compile.plan import Flow, Job, Plan
 
 KEYS_ENV = "mlspec-keys.env"
-RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock (mlspec.session)
+RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock (mlspec.run.session)
 
 
 def env_key(name: str) -> str:

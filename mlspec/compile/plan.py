@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 FlowName = Literal["experiment", "release", "schedule"]
 LOCK = "mlspec.lock"
 RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock: that step's entry
-SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.sweep)
+SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.run.sweep)
 REPORT = "report.md"
 
 

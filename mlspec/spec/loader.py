@@ -42,7 +42,7 @@ class LoadedSpec:
     key_locs: dict[Key, Loc] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)  # repo-relative path -> absolute path
     spec_hash: str = ""
-    graph: Any = None  # mlspec.graph.Graph, built by validation
+    graph: Any = None  # mlspec.spec.graph.Graph, built by validation
     broken: set[str] = field(default_factory=set)  # stages whose file failed to load
 
     def loc(self, key: Key) -> Loc:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from mlspec.errors import Diagnostic
 
 if TYPE_CHECKING:
-    from mlspec.graph import StepIO
+    from mlspec.spec.graph import StepIO
     from mlspec.spec.loader import LoadedSpec
     from mlspec.spec.root import Spec
 
@@ -37,8 +37,8 @@ def _raw_metrics(data: dict[str, Any], loaded: LoadedSpec) -> set[str] | None:
 
 def _raw_io(raw: Any) -> StepIO:
     """The deps and outs of a step that failed validation: its entries that are valid paths."""
-    from mlspec.graph import StepIO
     from mlspec.spec.common import normalise_path
+    from mlspec.spec.graph import StepIO
 
     def paths(field: str) -> list[tuple[tuple[str | int, ...], str]]:
         items = raw.get(field) if isinstance(raw, dict) else None
@@ -65,7 +65,7 @@ def _raw_io(raw: Any) -> StepIO:
 def _steps(loaded: LoadedSpec, data: dict[str, Any]
            ) -> tuple[dict[str, StepIO], dict[str, str], list[Diagnostic]]:
     """Every step across stages, valid or not, as graph IO; plus duplicate-name errors."""
-    from mlspec.graph import StepIO
+    from mlspec.spec.graph import StepIO
     from mlspec.spec.step import Step
 
     ios: dict[str, StepIO] = {}
@@ -102,8 +102,8 @@ def _steps(loaded: LoadedSpec, data: dict[str, Any]
 
 def check_semantics(loaded: LoadedSpec, data: dict[str, Any]) -> list[Diagnostic]:
     """Checks that span fields; `data` is the raw mapping, loaded.spec the model or None."""
-    from mlspec.graph import analyse, build_graph
     from mlspec.spec.gates import parse_gate
+    from mlspec.spec.graph import analyse, build_graph
 
     spec: Spec | None = loaded.spec
     diags: list[Diagnostic] = []

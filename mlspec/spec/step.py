@@ -1,6 +1,6 @@
 """A step: one command (or a built-in scikit-learn estimator) with deps, params and outs.
 
-Data and model steps share this model; together they form one DAG (see mlspec.graph).
+Data and model steps share this model; together they form one DAG (see mlspec.spec.graph).
 """
 
 from __future__ import annotations

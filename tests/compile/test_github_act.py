@@ -125,7 +125,7 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     assert variants == ["mlspec-sweep-train.100", "mlspec-sweep-train.200",
                         "mlspec-sweep-train.50"]
     scores = {}
-    for v in variants:  # each matrix job left its variant record (mlspec.sweep)
+    for v in variants:  # each matrix job left its variant record (mlspec.run.sweep)
         (record,) = (arts / v / "train").glob("*.json")
         data = json.loads(record.read_text())
         scores[data["params"]["n_estimators"]] = data["metrics"]["f1_macro"]

@@ -12,7 +12,8 @@ import pytest
 from conftest import copy_example, git
 
 from mlspec.api import load
-from mlspec.build import (
+from mlspec.errors import MlspecError
+from mlspec.image.build import (
     base_images,
     build_args,
     git_facts,
@@ -22,7 +23,6 @@ from mlspec.build import (
     web_url,
     write_record,
 )
-from mlspec.errors import MlspecError
 
 
 def test_git_facts_commit_dirty_version_and_source(tmp_path: Path,
@@ -65,7 +65,7 @@ def test_web_url(url: str, web: str | None) -> None:
 
 
 def test_tags_and_registries() -> None:
-    from mlspec.build import GitFacts
+    from mlspec.image.build import GitFacts
 
     facts = GitFacts("a" * 40, False, "1.2.0", None)
     assert image_tags("ghcr.io/acme/iris", facts, "1.2.0", ["rc", "other.io/x/y:z"]) == [
@@ -137,7 +137,8 @@ def test_build_record_keeps_the_other_image(tmp_path: Path) -> None:
 
 
 def test_compile_and_cli_do_not_import_docker_git_or_sklearn() -> None:
-    code = ("import sys, mlspec.cli, mlspec.compile.docker, mlspec.build, mlspec.serve\n"
+    code = ("import sys, mlspec.cli, mlspec.compile.docker, mlspec.image.build\n"
+            "import mlspec.image.serve\n"
             "bad = [m for m in ('docker', 'git', 'sklearn', 'jinja2') if m in sys.modules]\n"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -21,7 +21,7 @@ import pytest
 from conftest import BIN
 
 from mlspec.errors import MlspecError
-from mlspec.serve import MAX_BODY, load_model, make_server
+from mlspec.image.serve import MAX_BODY, load_model, make_server
 
 # Known iris rows (sepal length, sepal width, petal length, petal width) and their species.
 KNOWN = [([5.1, 3.5, 1.4, 0.2], "setosa"), ([7.0, 3.2, 4.7, 1.4], "versicolor"),
@@ -252,7 +252,7 @@ class Echo:
 
 
 def test_concurrent_requests_are_batched_without_mixing_answers(tmp_path: Path) -> None:
-    from mlspec.serve import Served
+    from mlspec.image.serve import Served
 
     echo = Echo()
     srv = make_server(Served(echo, tmp_path / "m.pkl", "0" * 64, 2), "127.0.0.1", 0, quiet=True)

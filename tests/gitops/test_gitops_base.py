@@ -10,7 +10,7 @@ from conftest import git
 from gitops_helpers import copy_history, template
 
 from mlspec.errors import MlspecError
-from mlspec.gitops import find_base_ref, lock_at
+from mlspec.gitops.commands import find_base_ref, lock_at
 
 
 @pytest.fixture

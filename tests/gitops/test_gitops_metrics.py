@@ -123,9 +123,9 @@ def test_corrupt_lock_at_the_base_is_a_clear_error(repo: Path) -> None:
 
 
 def test_gate_verdicts_agree_with_the_runner(repo: Path) -> None:
-    """`mlspec metrics` and `mlspec run` (mlspec.gates) judge every gate the same way."""
-    from mlspec.gates import evaluate
-    from mlspec.lock import read_lock
+    """`mlspec metrics` and `mlspec run` (mlspec.gitops.gates) judge every gate the same way."""
+    from mlspec.gitops.gates import evaluate
+    from mlspec.run.lock import read_lock
     from mlspec.spec.loader import load_spec
 
     loaded = load_spec(repo / "mlspec.yaml")

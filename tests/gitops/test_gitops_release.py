@@ -214,7 +214,7 @@ def test_model_card_matches_golden(repo: Path, update_golden: bool) -> None:
 
 
 def test_lineage_reads_the_build_record_of_mlspec_build(repo: Path) -> None:
-    """The record `mlspec build --push` writes (.mlspec/build.json, mlspec.build's format)."""
+    """The record `mlspec build --push` writes (.mlspec/build.json, mlspec.image.build's format)."""
     assert release(repo, "1.0.0")[0] == 0
     head = git("rev-parse", "HEAD", cwd=repo)
     digest = "sha256:" + "cd" * 32
@@ -258,7 +258,7 @@ def test_models_lists_hand_made_tags_too(repo: Path) -> None:
 
 
 def test_data_hashes_include_raw_inputs_but_not_code() -> None:
-    from mlspec.lineage import Lineage, StepLineage
+    from mlspec.gitops.lineage import Lineage, StepLineage
 
     step = StepLineage("train", "model", "python src/train.py", "k",
                        {"src/train.py": "h1", "data/raw.txt": "h2", "requirements.txt": "h3",

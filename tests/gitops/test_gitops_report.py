@@ -105,13 +105,13 @@ def test_warns_when_the_lock_misses_the_latest_run(repo: Path) -> None:
 
 def test_a_report_too_long_for_a_comment_drops_the_hash_lists(
         repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mlspec.report
-    from mlspec.gitops import report_outcome
+    import mlspec.gitops.report
+    from mlspec.gitops.commands import report_outcome
     from mlspec.spec.loader import load_spec
 
     loaded = load_spec(repo / "mlspec.yaml")
     full = report_outcome(loaded, "main", None).text
-    monkeypatch.setattr(mlspec.report, "MAX_CHARS", len(full) - 1)
+    monkeypatch.setattr(mlspec.gitops.report, "MAX_CHARS", len(full) - 1)
     short = report_outcome(loaded, "main", None).text
     assert "Data and artifact hashes" in full and "Data and artifact hashes" not in short
     assert "1 data files and 2 artifacts: too many to list here" in short

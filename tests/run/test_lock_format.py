@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlspec.errors import MlspecError
-from mlspec.lock import HEADER, Lock, StepLock, SweepLock, read_lock, write_lock
+from mlspec.run.lock import HEADER, Lock, StepLock, SweepLock, read_lock, write_lock
 
 keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
                max_size=12)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import EXAMPLES, copy_example, mlspec
 
-from mlspec.lock import Lock
+from mlspec.run.lock import Lock
 
 
 def _lock(repo: Path) -> Lock:

@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import mlspec
 from run_helpers import TOY_FILES, TOY_SPEC, make_repo
 
-from mlspec.hashing import Hasher
-from mlspec.lock import Lock
+from mlspec.run.hashing import Hasher
+from mlspec.run.lock import Lock
 
 SWEPT = TOY_SPEC.replace("params: {factor: 2}",
                          "params: {factor: 2}\n      sweep: {factor: [1, 3, 2]}")
@@ -97,7 +97,7 @@ def test_builtin_estimator_trains_and_evaluates(tmp_path: Path) -> None:
     assert noop.stdout.startswith("ran 0, skipped 1")
     imported = {line.rsplit("|", 1)[-1].strip() for line in noop.stderr.splitlines()}
     assert "sklearn" not in imported  # validated once per spec: a no-op stays lean
-    assert "mlspec.sklearn_step" in imported  # (the check that it is the real import list)
+    assert "mlspec.run.sklearn_step" in imported  # (the check that it is the real import list)
     assert mlspec("run", "--verify", cwd=repo).returncode == 0
 
     bad = spec.replace("LogisticRegression", "LogisticRegresion")

@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import BIN, git, mlspec
 from run_helpers import TOY_FILES, TOY_SPEC, make_repo
 
-from mlspec.lock import Lock
+from mlspec.run.lock import Lock
 
 
 def _lock(repo: Path) -> Lock:

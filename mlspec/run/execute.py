@@ -138,4 +138,4 @@ def run_process(name: str, argv: list[str] | str, root: Path, params: dict[str, 
 
 def builtin_argv(config: dict[str, Any]) -> list[str]:
     """The process of a built-in scikit-learn step: this interpreter, module sklearn_step."""
-    return [sys.executable, "-m", "mlspec.sklearn_step", json.dumps(config, sort_keys=True)]
+    return [sys.executable, "-m", "mlspec.run.sklearn_step", json.dumps(config, sort_keys=True)]

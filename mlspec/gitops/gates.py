@@ -1,7 +1,7 @@
 """Quality gates, evaluated after a run: design-metric thresholds and `model.gates` expressions.
 
 Expressions are parsed by mlspec.spec.gates. `baseline` is the metric in mlspec.lock at the
-base git ref (mlspec.gitops); with no baseline a relative gate is *skipped*, never passed.
+base git ref (mlspec.gitops.commands); with no baseline a relative gate is *skipped*, never passed.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def spec_gates(loaded: LoadedSpec) -> list[Gate]:
 
 def base_metrics(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict[str, float]]:
     """The base ref and the metrics in its lock (empty when it has no lock or no base)."""
-    from mlspec.gitops import find_base_ref, lock_at
+    from mlspec.gitops.commands import find_base_ref, lock_at
 
     ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
     if ref is None:

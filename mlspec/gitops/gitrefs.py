@@ -19,7 +19,7 @@ from mlspec.errors import Diagnostic, MlspecError
 if TYPE_CHECKING:
     from git import Repo
 
-    from mlspec.lock import Lock
+    from mlspec.run.lock import Lock
 
 LOCK_NAME = "mlspec.lock"
 
@@ -259,7 +259,7 @@ def lock_at(root: Path, ref: str, repo: Repo | None = None) -> Lock | None:
     try:
         return _parse_lock(text)
     except MlspecError:
-        from mlspec.lock import Lock
+        from mlspec.run.lock import Lock
 
         return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")  # raises, naming the ref
 
@@ -267,6 +267,6 @@ def lock_at(root: Path, ref: str, repo: Repo | None = None) -> Lock | None:
 @functools.lru_cache(maxsize=64)
 def _parse_lock(text: str) -> Lock:
     """Parsed once per content (tags often share one); callers only read it."""
-    from mlspec.lock import Lock
+    from mlspec.run.lock import Lock
 
     return Lock.parse(text)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
-from mlspec.gitrefs import LOCK_NAME, find_base_ref, lock_at
+from mlspec.gitops.gitrefs import LOCK_NAME, find_base_ref, lock_at
 
 if TYPE_CHECKING:
-    from mlspec.lock import Lock
-    from mlspec.metricsdiff import Comparison
+    from mlspec.gitops.metricsdiff import Comparison
+    from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
 __all__ = ["find_base_ref", "lineage", "lock_at", "metrics_outcome", "models", "release",
@@ -26,7 +26,7 @@ __all__ = ["find_base_ref", "lineage", "lock_at", "metrics_outcome", "models", "
 
 def current_lock(loaded: LoadedSpec) -> Lock:
     """The working tree's lock; a clear error when `mlspec run` has not written one."""
-    from mlspec.lock import read_lock
+    from mlspec.run.lock import read_lock
 
     lock = read_lock(loaded.root)
     if lock is None:
@@ -40,7 +40,7 @@ def unadopted_records(loaded: LoadedSpec, lock: Lock) -> list[str]:
     """Steps whose latest run (`.mlspec/steps/<step>.lock`, left by every `mlspec run` and
     passed between CI jobs) is not in mlspec.lock: metrics read now would be an older run's.
     `mlspec run` adopts such records into the lock (skipping the steps)."""
-    from mlspec.lock import Lock
+    from mlspec.run.lock import Lock
 
     out = []
     for name in loaded.graph.order:
@@ -71,8 +71,8 @@ def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
 
 def _compare(loaded: LoadedSpec, lock: Lock, ref: str | None, strict: bool
              ) -> tuple[Lock, Comparison, Lock | None]:
-    from mlspec.gitrefs import find_base, open_repo, resolve
-    from mlspec.metricsdiff import compare
+    from mlspec.gitops.gitrefs import find_base, open_repo, resolve
+    from mlspec.gitops.metricsdiff import compare
 
     try:
         base = find_base(loaded.root, ref, loaded.spec.ci.default_branch)
@@ -92,7 +92,7 @@ def _compare(loaded: LoadedSpec, lock: Lock, ref: str | None, strict: bool
 
 def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
     """`mlspec metrics [--diff REF] [--format table|markdown|json]`."""
-    from mlspec import metricsdiff
+    from mlspec.gitops import metricsdiff
 
     _, c, _ = comparison(loaded, diff, strict=diff is not None)
     data = c.to_data()
@@ -106,8 +106,8 @@ def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
 
 def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:
     """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
-    from mlspec.lineage import lineage_worktree
-    from mlspec.report import render
+    from mlspec.gitops.lineage import lineage_worktree
+    from mlspec.gitops.report import render
 
     lock, c, base_lock = comparison(loaded, base, strict=base is not None)
     text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
@@ -122,9 +122,9 @@ def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) ->
 
 def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
     """`mlspec lineage REF [--json] [--model-card]`: where a tag's or commit's model came from."""
-    from mlspec.lineage import lineage_at
-    from mlspec.modelcard import lineage_text
-    from mlspec.modelcard import model_card as card
+    from mlspec.gitops.lineage import lineage_at
+    from mlspec.gitops.modelcard import lineage_text
+    from mlspec.gitops.modelcard import model_card as card
 
     lin = lineage_at(loaded, ref)
     if model_card:
@@ -139,13 +139,13 @@ def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
             push: bool = False) -> Outcome:
     """`mlspec release VERSION`: check, then tag the model's commit with its model card."""
-    from mlspec.release import release as do_release
+    from mlspec.gitops.release import release as do_release
 
     return do_release(loaded, version, message=message, push=push)
 
 
 def models(loaded: LoadedSpec) -> Outcome:
     """`mlspec models`: the promoted versions, newest first."""
-    from mlspec.release import models as list_models
+    from mlspec.gitops.release import models as list_models
 
     return list_models(loaded)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mlspec.metricsdiff import fmt_num, fmt_value, md_code, md_escape
+from mlspec.gitops.metricsdiff import fmt_num, fmt_value, md_code, md_escape
 
 if TYPE_CHECKING:
-    from mlspec.lineage import Lineage
+    from mlspec.gitops.lineage import Lineage
 
 
 NOTES_START, NOTES_END = "<!-- release-notes -->", "<!-- /release-notes -->"

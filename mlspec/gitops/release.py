@@ -18,7 +18,7 @@ from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
 if TYPE_CHECKING:
     from git import Repo
 
-    from mlspec.lock import Lock
+    from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
 SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
@@ -60,7 +60,7 @@ def _dirty(repo: Repo, rel: str) -> list[str]:
 def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
     """Steps whose inputs or outputs no longer match the lock, with the reasons: the runner's
     own status check (keys, params, deps, environment, outs on disk)."""
-    from mlspec.runner import status
+    from mlspec.run.runner import status
 
     data = status(loaded).data or {}
     steps = data.get("steps", {})
@@ -69,9 +69,9 @@ def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
 
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
             push: bool = False) -> Outcome:
-    from mlspec.gitrefs import lock_at, open_repo, repo_relpath, resolve
-    from mlspec.lineage import lineage_at
-    from mlspec.modelcard import model_card
+    from mlspec.gitops.gitrefs import lock_at, open_repo, repo_relpath, resolve
+    from mlspec.gitops.lineage import lineage_at
+    from mlspec.gitops.modelcard import model_card
 
     v, tag = parse_version(loaded, version)
     repo = open_repo(loaded.root)
@@ -135,9 +135,9 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
 def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
     """Every failing gate, judged against the base (on the default branch: the previous
     commit) the same way `mlspec run` judges it."""
-    from mlspec.gates import spec_gates
-    from mlspec.gitrefs import find_base_ref, lock_at
-    from mlspec.metricsdiff import evaluate_gates, fmt_num
+    from mlspec.gitops.gates import spec_gates
+    from mlspec.gitops.gitrefs import find_base_ref, lock_at
+    from mlspec.gitops.metricsdiff import evaluate_gates, fmt_num
 
     baseline = None
     if any(g.relative for g in spec_gates(loaded)):
@@ -161,7 +161,7 @@ def _unmerged_note(repo: Repo, branch: str) -> str:
     """A note when the tagged commit is not on the remote default branch (yet)."""
     import git
 
-    from mlspec.gitrefs import resolve
+    from mlspec.gitops.gitrefs import resolve
 
     target = f"origin/{branch}"
     if resolve(repo, target) is None:
@@ -193,9 +193,9 @@ def _push(repo: Repo, tag: str) -> None:
 
 def models(loaded: LoadedSpec) -> Outcome:
     """The release tags, newest first: tag, date, commit, primary metric."""
-    from mlspec.gitrefs import open_repo
-    from mlspec.lineage import lineage_at
-    from mlspec.metricsdiff import fmt_num
+    from mlspec.gitops.gitrefs import open_repo
+    from mlspec.gitops.lineage import lineage_at
+    from mlspec.gitops.metricsdiff import fmt_num
 
     repo = open_repo(loaded.root)
     assert repo is not None

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError
-from mlspec.hashing import Hasher, canonical, sha256_bytes
-from mlspec.lock import Lock, Scalar, StepLock
+from mlspec.run.hashing import Hasher, canonical, sha256_bytes
+from mlspec.run.lock import Lock, Scalar, StepLock
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec

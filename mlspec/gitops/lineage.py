@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from git import Repo
 
-    from mlspec.lock import Lock
+    from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
 STAGES = ("design", "data", "model", "inference", "ci")
@@ -143,7 +143,7 @@ def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
 
 def spec_files_at(repo: Repo, ref: str, rel_root: str, root_name: str) -> dict[str, bytes]:
     """The spec and its stage files as committed at ref ({} when there is no spec)."""
-    from mlspec.gitrefs import read_at
+    from mlspec.gitops.gitrefs import read_at
 
     def at(rel: str) -> bytes | None:
         text = read_at(repo, ref, f"{rel_root}/{rel}" if rel_root else rel)
@@ -190,7 +190,7 @@ def _tag_facts(repo: Repo, ref: str) -> dict[str, str] | None:
     from datetime import datetime, timedelta, timezone
 
     tz = timezone(timedelta(seconds=-tag.tagger_tz_offset))
-    from mlspec.modelcard import release_notes
+    from mlspec.gitops.modelcard import release_notes
 
     facts = {"name": ref, "tagger": f"{tag.tagger.name} <{tag.tagger.email}>",
              "date": datetime.fromtimestamp(tag.tagged_date, tz).isoformat(), "annotated": "true"}
@@ -221,7 +221,7 @@ def image_record(repo: Repo, root: Path, commit: str | None) -> dict[str, str] |
 def build_record(root: Path, commit: str) -> dict[str, str] | None:
     """The pushed image `mlspec build --push` recorded in .mlspec/build.json for this commit.
 
-    Format (mlspec.build): {"version": 1, "images": {"serve": {"image", "revision", "digest",
+    Format (mlspec.image.build): {"version": 1, "images": {"serve": {"image", "revision", "digest",
     "repo_digest", "dirty", ...}, "train": {...}}}; the serving image is preferred. An image
     built from a dirty tree or never pushed (no digest) is not lineage.
     """
@@ -253,7 +253,7 @@ def _packed(repo: Repo) -> str:
 
 def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     """The lineage of a tag or commit, read from git."""
-    from mlspec.gitrefs import git_error, lock_at, open_repo, repo_relpath, resolve
+    from mlspec.gitops.gitrefs import git_error, lock_at, open_repo, repo_relpath, resolve
 
     repo = open_repo(loaded.root)
     assert repo is not None
@@ -278,7 +278,7 @@ def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
 
 def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
     """The lineage of the working tree: HEAD, plus whether the project has uncommitted edits."""
-    from mlspec.gitrefs import open_repo, repo_relpath, resolve
+    from mlspec.gitops.gitrefs import open_repo, repo_relpath, resolve
 
     spec = loaded.spec
     design = spec.design

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlspec.lock import Lock
+    from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
 Value = str | int | float | bool | None
@@ -134,7 +134,7 @@ def _clean(x: float) -> float:
 def evaluate_gates(loaded: LoadedSpec, metrics: dict[str, float],
                    baseline: dict[str, float] | None) -> list[GateResult]:
     """Check every gate against the metrics and (for `baseline` gates) the base's metrics."""
-    from mlspec.gates import judge, spec_gates
+    from mlspec.gitops.gates import judge, spec_gates
 
     out: list[GateResult] = []
     base = baseline or {}

@@ -3,7 +3,7 @@
 run: steps in graph order (a named step brings its stale upstream), each skipped when its key
 and outs match the lock, under a repository-wide run lock; then the gates. `--verify` reruns
 everything and compares with the lock without rewriting it. `--sweep` runs each sweep grid
-first (mlspec.sweep). Heavy modules (sklearn, git) are imported only when a step needs them.
+first (mlspec.run.sweep). Heavy modules (sklearn, git) are imported only when a step needs them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import difflib
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
-from mlspec.lock import Lock, Scalar, read_lock
+from mlspec.run.lock import Lock, Scalar, read_lock
 from mlspec.tables import table
 
 if TYPE_CHECKING:
-    from mlspec.session import Session
+    from mlspec.run.session import Session
     from mlspec.spec.loader import LoadedSpec
 
 
@@ -72,16 +72,16 @@ def _has_metrics(loaded: LoadedSpec, selection: list[str]) -> bool:
 def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
               sets: list[str] | None = None, verify: bool = False, sweep: bool = False,
               base: str | None = None, gates: bool = True) -> Outcome:
-    from mlspec.execute import interrupt_on_sigterm, run_lock
-    from mlspec.hashing import Hasher
-    from mlspec.progress import Progress
-    from mlspec.session import Session, StepFailed
-    from mlspec.stepkey import environment
+    from mlspec.run.execute import interrupt_on_sigterm, run_lock
+    from mlspec.run.hashing import Hasher
+    from mlspec.run.progress import Progress
+    from mlspec.run.session import Session, StepFailed
+    from mlspec.run.stepkey import environment
 
     selection = select(loaded, steps)
     overrides = parse_sets(loaded, sets or [], selection)
     if any(loaded.graph.steps[s].estimator for s in loaded.graph.steps):
-        from mlspec.sklearn_step import validate_builtin_cached
+        from mlspec.run.sklearn_step import validate_builtin_cached
 
         validate_builtin_cached(loaded)
     progress = Progress(len(selection))
@@ -95,14 +95,14 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:
-                from mlspec.sweep import run_sweeps
+                from mlspec.run.sweep import run_sweeps
 
                 sweep_text, sweep_data = run_sweeps(session, selection)
             session.run(selection)
             if not steps and not verify and session.record:
                 _prune(session, loaded)
             if not verify:
-                from mlspec.sweep import record_variants
+                from mlspec.run.sweep import record_variants
 
                 record_variants(session, selection)
         except StepFailed as err:
@@ -117,7 +117,7 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
 
 def _prune(session: Session, loaded: LoadedSpec) -> None:
     """A full run drops lock entries of steps the spec no longer has."""
-    from mlspec.lock import write_lock
+    from mlspec.run.lock import write_lock
 
     gone = [n for n in session.lock.steps if n not in loaded.graph.steps]
     gone_sweeps = [n for n in session.lock.sweeps
@@ -169,7 +169,7 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
         else:
             parts.append(summary + "; mlspec.lock unchanged (the rerun reproduced it)\n")
     if gates and _has_metrics(loaded, selection):
-        from mlspec.gates import evaluate, render
+        from mlspec.gitops.gates import evaluate, render
 
         metrics = session.lock.metrics()
         for res in session.results.values():
@@ -189,8 +189,8 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
 
 def status(loaded: LoadedSpec) -> Outcome:
     """Which steps are stale and exactly why; informational, so exit 0 either way."""
-    from mlspec.hashing import Hasher
-    from mlspec.stepkey import environment, stale_reasons, step_state
+    from mlspec.run.hashing import Hasher
+    from mlspec.run.stepkey import environment, stale_reasons, step_state
 
     lock = read_lock(loaded.root)
     hasher = Hasher(loaded.root)

@@ -19,12 +19,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mlspec.fsutil import write_atomic
-from mlspec.hashing import canonical, sha256_bytes
-from mlspec.lock import Scalar, SweepLock, write_lock
+from mlspec.run.hashing import canonical, sha256_bytes
+from mlspec.run.lock import Scalar, SweepLock, write_lock
 from mlspec.tables import num, table
 
 if TYPE_CHECKING:
-    from mlspec.session import Session
+    from mlspec.run.session import Session
 
 SWEEPS = ".mlspec/sweeps"
 

@@ -2,7 +2,7 @@
 
 mlspec validates the estimator, its params and the metric names against scikit-learn (only
 when a spec uses `estimator:`, so other specs never import sklearn), then runs the step as a
-subprocess, `python -m mlspec.sklearn_step CONFIG`: load the dataset (a CSV in the repo, or a
+subprocess, `python -m mlspec.run.sklearn_step CONFIG`: load the dataset (a CSV in the repo, or a
 dataset bundled with scikit-learn), split, fit, write the model with joblib to the step's
 first out, and the metrics the design names to the step's metrics file. Seeds are fixed and
 n_jobs=1 by default, so the run is reproducible.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlspec import __version__
-from mlspec.metricsdiff import (
+from mlspec.gitops.metricsdiff import (
     MD_CHANGE,
     fmt_delta,
     fmt_num,
@@ -22,12 +22,12 @@ from mlspec.metricsdiff import (
     md_code,
     md_escape,
 )
-from mlspec.modelcard import hashes_table, provenance_rows, short
+from mlspec.gitops.modelcard import hashes_table, provenance_rows, short
 
 if TYPE_CHECKING:
-    from mlspec.lineage import Lineage
-    from mlspec.lock import Lock
-    from mlspec.metricsdiff import Comparison
+    from mlspec.gitops.lineage import Lineage
+    from mlspec.gitops.metricsdiff import Comparison
+    from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
 MARKER = "<!-- mlspec-report -->"
@@ -155,7 +155,7 @@ def render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
 
 def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
             lin: Lineage, hashes: bool) -> str:
-    from mlspec.graph import render_graph
+    from mlspec.spec.graph import render_graph
 
     spec = loaded.spec
     design = spec.design
@@ -163,7 +163,7 @@ def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
     if design is not None:
         out += [f"> **Hypothesis:** {md_escape(design.hypothesis)}", ""]
     if c.pending:
-        from mlspec.metricsdiff import pending_text
+        from mlspec.gitops.metricsdiff import pending_text
 
         out += [f"> [!WARNING]\n> {md_escape(pending_text(c))}", ""]
     out += [verdict_line(c), ""]

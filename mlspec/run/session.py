@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlspec import checks as data_checks
-from mlspec.execute import builtin_argv, run_process
 from mlspec.fsutil import write_atomic
-from mlspec.hashing import Hasher
-from mlspec.lock import Lock, Scalar, StepLock, write_lock
-from mlspec.progress import Progress
-from mlspec.stepkey import StepState, missing_deps, outs_match, stale_reasons, step_state
+from mlspec.run import checks as data_checks
+from mlspec.run.execute import builtin_argv, run_process
+from mlspec.run.hashing import Hasher
+from mlspec.run.lock import Lock, Scalar, StepLock, write_lock
+from mlspec.run.progress import Progress
+from mlspec.run.stepkey import StepState, missing_deps, outs_match, stale_reasons, step_state
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
@@ -128,7 +128,7 @@ class Session:
         for out in st.outs:
             (self.root / out.rstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         if step.estimator is not None:
-            from mlspec.sklearn_step import builtin_config
+            from mlspec.run.sklearn_step import builtin_config
 
             argv: list[str] | str = builtin_argv(builtin_config(self.loaded, name, st.params))
         else:

@@ -38,7 +38,7 @@ class GitFacts:
 
 def git_facts(root: Path, tag_prefix: str = "v") -> GitFacts | None:
     """Commit, dirtiness, release version and source URL (GitPython, imported here)."""
-    from mlspec.gitrefs import open_repo
+    from mlspec.gitops.gitrefs import open_repo
 
     try:
         repo = open_repo(root, required=False)
@@ -98,7 +98,7 @@ def image_repository(loaded: Any, which: str) -> str:
 
 def lock_hash(root: Path) -> str:
     lock = root / "mlspec.lock"
-    from mlspec.hashing import sha256_bytes
+    from mlspec.run.hashing import sha256_bytes
 
     return sha256_bytes(lock.read_bytes()) if lock.is_file() else "none"
 

@@ -1,0 +1,1 @@
+"""GitOps: baselines from git, gates, metrics diff, report, release, lineage."""

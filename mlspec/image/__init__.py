@@ -1,0 +1,1 @@
+"""Docker images: build through the Engine API, and the model server."""

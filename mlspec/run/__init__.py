@@ -1,0 +1,1 @@
+"""mlspec run: execute steps in DAG order, keyed and recorded in mlspec.lock."""
