@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlspec import __version__
+from mlspec import __version__, layout
 
 app = typer.Typer(
     name="mlspec",
@@ -28,7 +28,7 @@ app = typer.Typer(
 
 SpecOpt = Annotated[Path, typer.Option("--spec", "-f", help="the spec file", show_default=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-DEFAULT_SPEC = Path("mlspec.yaml")
+DEFAULT_SPEC = Path(layout.SPEC)
 
 
 class DiagFormat(StrEnum):

@@ -18,11 +18,13 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlspec import layout
+
 if TYPE_CHECKING:
     from mlspec.compile.plan import Flow, Job, Plan
 
 KEYS_ENV = "mlspec-keys.env"
-RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock (mlspec.run.session)
+RECORDS = layout.RECORDS
 
 
 def env_key(name: str) -> str:

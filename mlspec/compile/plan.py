@@ -26,15 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from mlspec import layout
+
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
     from mlspec.spec.step import Step
 
 FlowName = Literal["experiment", "release", "schedule"]
-LOCK = "mlspec.lock"
-RECORDS = ".mlspec/steps"  # `mlspec run` leaves .mlspec/steps/<step>.lock: that step's entry
-SWEEP_RECORDS = ".mlspec/sweeps"  # variant records `mlspec run` leaves (mlspec.run.sweep)
-REPORT = "report.md"
+LOCK = layout.LOCK
+RECORDS = layout.RECORDS
+SWEEP_RECORDS = layout.SWEEPS
+REPORT = layout.REPORT
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.gitops.gitrefs import LOCK_NAME, find_base_ref, lock_at
 
@@ -44,7 +45,7 @@ def unadopted_records(loaded: LoadedSpec, lock: Lock) -> list[str]:
 
     out = []
     for name in loaded.graph.order:
-        path = loaded.root / ".mlspec" / "steps" / f"{name}.lock"
+        path = loaded.root / layout.record(name)
         try:
             rec = Lock.parse(path.read_text(encoding="utf-8")).steps.get(name)
         except (OSError, MlspecError):

@@ -55,7 +55,7 @@ def spec_gates(loaded: LoadedSpec) -> list[Gate]:
 
 def base_metrics(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict[str, float]]:
     """The base ref and the metrics in its lock (empty when it has no lock or no base)."""
-    from mlspec.gitops.commands import find_base_ref, lock_at
+    from mlspec.gitops.gitrefs import find_base_ref, lock_at
 
     ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
     if ref is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from mlspec.run.lock import Lock
 
-LOCK_NAME = "mlspec.lock"
+LOCK_NAME = layout.LOCK
 
 
 def git_error(message: str, hint: str | None = None, rule: str = "git.base") -> MlspecError:
@@ -96,7 +97,7 @@ def _default_branch(root: Path) -> str:
     try:
         from mlspec.spec.loader import load_spec
 
-        return str(load_spec(Path(root) / "mlspec.yaml").spec.ci.default_branch)
+        return str(load_spec(Path(root) / layout.SPEC).spec.ci.default_branch)
     except Exception:
         return "main"
 

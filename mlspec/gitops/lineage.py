@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlspec import layout
+
 if TYPE_CHECKING:
     from git import Repo
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 STAGES = ("design", "data", "model", "inference", "ci")
 NOTES_REF = "refs/notes/mlspec"  # where `mlspec build --push` may record the pushed image
-BUILD_RECORD = ".mlspec/build.json"
+BUILD_RECORD = layout.BUILD_RECORD
 
 
 @dataclass

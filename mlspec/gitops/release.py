@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlspec import layout
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def version_key(v: str) -> tuple[Any, ...]:
 def _dirty(repo: Repo, rel: str) -> list[str]:
     """Changed or untracked paths of the project; mlspec's own cache (.mlspec/) is not one."""
     out = repo.git.status("--porcelain", "--untracked-files=all", "--", rel or ".")
-    cache = f"{rel}/.mlspec/" if rel else ".mlspec/"
+    cache = f"{rel}/{layout.STATE}/" if rel else f"{layout.STATE}/"
     paths = (line[3:] for line in str(out).splitlines() if line.strip())
     return sorted(p for p in paths if not p.strip('"').startswith(cache))
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlspec import layout
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
 
-RECORD = ".mlspec/build.json"
+RECORD = layout.BUILD_RECORD
 IMAGES = ("train", "serve")
 _TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -97,7 +98,7 @@ def image_repository(loaded: Any, which: str) -> str:
 
 
 def lock_hash(root: Path) -> str:
-    lock = root / "mlspec.lock"
+    lock = root / layout.LOCK
     from mlspec.run.hashing import sha256_bytes
 
     return sha256_bytes(lock.read_bytes()) if lock.is_file() else "none"
@@ -107,7 +108,7 @@ def metric_values(loaded: Any) -> dict[str, Any]:
     """The latest metrics: from mlspec.lock when it records them, else the steps' files."""
     root: Path = loaded.root
     found: dict[str, Any] = {}
-    lock = root / "mlspec.lock"
+    lock = root / layout.LOCK
     if lock.is_file():
         try:
             from ruamel.yaml import YAML

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 
 MAX_BODY = 10 * 1024 * 1024
@@ -104,7 +105,7 @@ def _unpickle(path: Path, data: bytes) -> Any:
 def find_lock(model_path: Path) -> Path | None:
     """The mlspec.lock of the repository the model belongs to: beside it or in a parent."""
     for folder in [model_path.resolve().parent, *model_path.resolve().parents]:
-        candidate = folder / "mlspec.lock"
+        candidate = folder / layout.LOCK
         if candidate.is_file():
             return candidate
     return None

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
 
-PARAMS_FILE = "params.json"
+PARAMS_FILE = layout.PARAMS_FILE
 KILL_GRACE_S = 3.0
 
 
@@ -28,9 +29,8 @@ def run_lock(root: Path, say: Callable[[str], None]) -> Iterator[None]:
     """Hold .mlspec/run.lock for the duration; wait (bounded) when another run holds it."""
     import fcntl
 
-    state = root / ".mlspec"
-    state.mkdir(exist_ok=True)
-    path = state / "run.lock"
+    path = root / layout.RUN_LOCK
+    path.parent.mkdir(exist_ok=True)
     timeout = float(os.environ.get("MLSPEC_LOCK_TIMEOUT", "3600"))
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -48,7 +48,7 @@ def run_lock(root: Path, say: Callable[[str], None]) -> Iterator[None]:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise MlspecError([Diagnostic(
-                            ".mlspec/run.lock", 0, 0,
+                            layout.RUN_LOCK, 0, 0,
                             f"another `mlspec run` (pid {holder}) still holds the run lock "
                             f"after {timeout:g}s", "run.locked",
                             "wait for it to finish, or raise MLSPEC_LOCK_TIMEOUT")]) from None

@@ -15,8 +15,9 @@ import stat as stat_mod
 import time
 from pathlib import Path
 
-CACHE_DIR = ".mlspec"
-CACHE_FILE = "hashes.json"
+from mlspec import layout
+
+CACHE_DIR, CACHE_FILE = layout.HASH_CACHE.rsplit("/", 1)
 CACHE_VERSION = 1
 CHUNK = 1 << 20
 RACY_NS = 2_000_000_000

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
 
-LOCK_NAME = "mlspec.lock"
+LOCK_NAME = layout.LOCK
 LOCK_VERSION = 1
 HEADER = "# mlspec.lock: written by `mlspec run`; commit it. Do not edit by hand.\n"
 

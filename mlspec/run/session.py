@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlspec import layout
 from mlspec.fsutil import write_atomic
 from mlspec.run import checks as data_checks
 from mlspec.run.execute import builtin_argv, run_process
@@ -25,7 +26,7 @@ from mlspec.run.stepkey import StepState, missing_deps, outs_match, stale_reason
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
 
-RECORDS = Path(".mlspec") / "steps"
+RECORDS = Path(layout.RECORDS)
 
 
 class StepFailed(Exception):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def validate_builtin_cached(loaded: LoadedSpec) -> None:
     except PackageNotFoundError:
         sk = "missing"
     stamp = f"{loaded.spec_hash} scikit-learn=={sk}\n"
-    path = Path(loaded.root) / ".mlspec" / "estimators-valid"
+    path = Path(loaded.root) / layout.ESTIMATORS_VALID
     try:
         if path.read_text(encoding="utf-8") == stamp:
             return

@@ -18,6 +18,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from mlspec import layout
 from mlspec.fsutil import write_atomic
 from mlspec.run.hashing import canonical, sha256_bytes
 from mlspec.run.lock import Scalar, SweepLock, write_lock
@@ -26,7 +27,7 @@ from mlspec.tables import num, table
 if TYPE_CHECKING:
     from mlspec.run.session import Session
 
-SWEEPS = ".mlspec/sweeps"
+SWEEPS = layout.SWEEPS
 
 
 def grid(sweep: dict[str, list[Scalar]]) -> list[dict[str, Scalar]]:

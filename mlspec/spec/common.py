@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from mlspec import layout
 from mlspec.spec.cron import cron_problem
 
 
@@ -80,7 +81,7 @@ def normalise_path(v: str) -> str:
     if norm == ".":
         raise fail("spec.unsafe-path", "path '.' is the whole repository",
                    "name a file or a directory inside it")
-    if norm.split("/")[0] in (".git", ".mlspec"):
+    if norm.split("/")[0] in (".git", layout.STATE):
         raise fail("spec.unsafe-path", f"path '{v}' is inside {norm.split('/')[0]}/",
                    "that directory belongs to git / mlspec")
     return norm + "/" if trailing else norm
