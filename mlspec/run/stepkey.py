@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError
-from mlspec.run.hashing import Hasher, canonical, sha256_bytes
+from mlspec.run.hashing import Hasher, NotRegularFile, canonical, sha256_bytes
 from mlspec.run.lock import Lock, Scalar, StepLock
 
 if TYPE_CHECKING:
@@ -27,7 +27,10 @@ def python_version() -> str:
 def environment(loaded: LoadedSpec, hasher: Hasher) -> dict[str, str]:
     """What every step's key includes about the environment it runs in."""
     req = loaded.spec.project.requirements
-    req_hash = (hasher.hash_path(req) or "missing") if req else "none"
+    try:
+        req_hash = (hasher.hash_path(req) or "missing") if req else "none"
+    except NotRegularFile as err:
+        raise err.for_step("", "project.requirements") from None
     return {"python": python_version(), "requirements": req_hash}
 
 
@@ -64,7 +67,10 @@ class StepState:
 
 def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, str],
                hasher: Hasher) -> StepState:
-    deps = hasher.hash_many(dep_paths(step))
+    try:
+        deps = hasher.hash_many(dep_paths(step))
+    except NotRegularFile as err:
+        raise err.for_step(name, "dep") from None
     command = command_of(step)
     material: dict[str, Any] = {
         "command": command, "params": params, "deps": deps, "env": env,
@@ -102,7 +108,10 @@ def outs_match(st: StepState, entry: StepLock, hasher: Hasher) -> list[str]:
     """Reasons the outs on disk differ from the recorded ones (empty: they match)."""
     reasons = []
     for out in st.outs:
-        h = hasher.hash_path(out)
+        try:
+            h = hasher.hash_path(out)
+        except NotRegularFile as err:
+            raise err.for_step(st.name, "out") from None
         if h is None:
             reasons.append(f"out {out} is missing")
         elif entry.outs.get(out) != h:
