@@ -85,13 +85,14 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
 
         validate_builtin_cached(loaded)
     progress = Progress(len(selection))
-    with interrupt_on_sigterm(), run_lock(loaded.root, progress.say):
+    with interrupt_on_sigterm(), run_lock(loaded.root, progress.say) as held:
         lock = read_lock(loaded.root) or Lock()
         before = lock.dump()
         hasher = Hasher(loaded.root)
         session = Session(loaded, lock, hasher, environment(loaded, hasher), progress,
                           overrides=overrides, force=verify or (force and not steps),
-                          force_steps=set(steps) if force else set(), verify=verify)
+                          force_steps=set(steps) if force else set(), verify=verify,
+                          on_spawn=held.spawned)
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:
@@ -148,6 +149,8 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
     code = 0
     parts = [sweep_text] if sweep_text else []
     summary = f"ran {len(session.ran)}, skipped {len(session.skipped)} (up to date)"
+    if session.variant_runs:
+        summary += f"; {session.variant_runs} step run(s) for sweep variants"
     data: dict[str, Any] = {"ok": True, "ran": session.ran, "skipped": session.skipped}
     if sweep_data is not None:
         data["sweeps"] = sweep_data
