@@ -166,11 +166,11 @@ def _render(name: str, variants: list[dict[str, Any]], metric: str | None,
             best: dict[str, Any] | None) -> str:
     rows = []
     for v in variants:
-        mark = "best" if v is best else ""
+        mark = "yes" if v is best else ""
         rows.append([_slug(v["params"]), num(v["metrics"].get(metric)) if metric else "-",
                      "cached" if v["cached"] else "ran", mark])
     head = f"sweep {name} (by {metric or 'no primary metric'})\n"
-    text = head + table(["params", metric or "metric", "variant", ""], rows)
+    text = head + table(["params", metric or "metric", "result", "best"], rows)
     if best:
         text += (f"best: {_slug(best['params'])}; set it in the step's params to adopt it\n")
     return text
