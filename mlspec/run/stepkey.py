@@ -72,6 +72,14 @@ def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, 
     except NotRegularFile as err:
         raise err.for_step(name, "dep") from None
     command = command_of(step)
+    return StepState(name=name, step=step, command=command, params=params, deps=deps,
+                     key=step_key(step, params, deps, env), outs=step.all_outs())
+
+
+def step_key(step: Step, params: dict[str, Scalar], deps: dict[str, str | None],
+             env: dict[str, str]) -> str:
+    """The key of a step run with these params, dep hashes and environment."""
+    command = command_of(step)
     material: dict[str, Any] = {
         "command": command, "params": params, "deps": deps, "env": env,
         "outs": sorted(step.all_outs()),
@@ -83,8 +91,7 @@ def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, 
             "split": step.split.model_dump() if step.split else None,
             "metrics": step.metrics,
         }
-    return StepState(name=name, step=step, command=command, params=params, deps=deps,
-                     key=sha256_bytes(canonical(material)), outs=step.all_outs())
+    return sha256_bytes(canonical(material))
 
 
 def missing_deps(loaded: LoadedSpec, st: StepState) -> None:
@@ -160,7 +167,12 @@ def stale_reasons(st: StepState, entry: StepLock | None, lock: Lock | None,
         if not reasons:
             reasons.append("key changed: the environment or the step's definition (outs, "
                            "metrics file, estimator settings)")
-    reasons.extend(outs_match(st, entry, hasher))
+    outs = outs_match(st, entry, hasher)
+    if outs and entry.key == st.key:  # the inputs match the lock; the outs on disk do not
+        outs = [r + (" (it was built from other inputs, e.g. on another branch: outs are "
+                     "git-ignored and a `git checkout` leaves them as they were)"
+                     if r.endswith("differs from the lock") else "") for r in outs]
+    reasons.extend(outs)
     return reasons
 
 

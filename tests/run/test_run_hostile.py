@@ -240,6 +240,8 @@ def test_two_baseline_gates_on_one_metric_are_both_kept(tmp_path: Path) -> None:
 def test_state_file_replaced_by_a_directory(tmp_path: Path, name: str) -> None:
     repo = _toy(tmp_path)
     (repo / ".mlspec" / name).mkdir(parents=True)
+    for f in (repo / "src").iterdir():  # old enough to be cached: the cache gets written
+        os.utime(f, (time.time() - 60, time.time() - 60))
     r = mlspec("run", "--no-gates", cwd=repo)
     _no_traceback(r)
     if name == "hashes.json":  # a cache: ignored
