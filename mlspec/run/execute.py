@@ -27,6 +27,7 @@ from typing import Any
 
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.run import guard
 from mlspec.run.guard import PARENT_ENV, kill_session, session_members
 
 PARAMS_FILE = layout.PARAMS_FILE
@@ -230,7 +231,7 @@ def run_process(name: str, argv: list[str] | str, root: Path, params: dict[str, 
     full = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
     armed = _die_with_parent()
     if armed is not None:
-        full = [sys.executable, "-m", "mlspec.run.guard", *full]
+        full = [sys.executable, "-I", "-S", guard.__file__, *full]
         env[PARENT_ENV] = str(os.getpid())
     proc = subprocess.Popen(full, cwd=root, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -11,12 +11,11 @@ exits as the step did.
 
 from __future__ import annotations
 
-import contextlib
+# Run as a script with `python -I -S` (no site, no mlspec package): stdlib `os`, `signal` and
+# `sys` only, so it starts in a few milliseconds.
 import os
 import signal
-import subprocess
 import sys
-from pathlib import Path
 from types import FrameType
 
 PARENT_ENV = "MLSPEC_GUARD_PARENT"
@@ -25,36 +24,38 @@ PARENT_ENV = "MLSPEC_GUARD_PARENT"
 def session_members(sid: int) -> list[int]:
     """Live processes of session `sid` (a step's session: its guard's pid), from /proc; a
     process that made its own process group is still in the session."""
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not os.path.isdir("/proc"):
         try:
             os.killpg(sid, 0)
         except (ProcessLookupError, PermissionError):
             return []
         return [sid]
     members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
+            members.append(int(name))
     return members
 
 
 def kill_session(sid: int) -> None:
-    """SIGKILL every process of session `sid` (the caller too, when it is in it)."""
+    """SIGKILL every process of session `sid` (the caller last, when it is in it)."""
     me = os.getpid()
     for pid in [p for p in session_members(sid) if p != me]:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    try:
         os.killpg(sid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
 
 
 def _kill_group(signum: int, frame: FrameType | None) -> None:
@@ -70,15 +71,23 @@ def main(argv: list[str]) -> int:
     parent = os.environ.pop(PARENT_ENV, "")
     if parent.isdigit() and os.getppid() != int(parent):
         _kill_group(signal.SIGUSR1, None)  # mlspec died before the guard was ready
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _ignore)  # a Python handler: the step gets the default again
     if not argv:
         return 2
-    rc = subprocess.call(argv)
-    if rc < 0:  # end as the step ended (killed by a signal), so mlspec reports the same
-        signal.signal(-rc, signal.SIG_DFL)
-        os.kill(os.getpid(), -rc)
-    return rc
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _ignore)  # Python handlers: exec gives the step the defaults back
+    pid = os.fork()
+    if pid == 0:  # the step
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            sys.stderr.write(f"cannot run {argv[0]}: {exc.strerror}\n")
+            os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):  # end as the step ended (killed by a signal)
+        end = os.WTERMSIG(status)
+        signal.signal(end, signal.SIG_DFL)
+        os.kill(os.getpid(), end)
+    return os.waitstatus_to_exitcode(status)
 
 
 if __name__ == "__main__":
