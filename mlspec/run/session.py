@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlspec import layout
+from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
 from mlspec.run import checks as data_checks
 from mlspec.run.execute import Spawned, builtin_argv, run_process
@@ -86,8 +87,6 @@ class Session:
             text = path.read_text(encoding="utf-8")
         except OSError:
             return None
-        from mlspec.errors import MlspecError
-
         try:
             return Lock.parse(text, file=str(RECORDS / f"{name}.lock")).steps.get(name)
         except MlspecError:
@@ -202,9 +201,14 @@ class Session:
         self._store_record(name, entry)
 
     def _store_record(self, name: str, entry: StepLock) -> None:
-        rec = self.root / RECORDS
-        rec.mkdir(parents=True, exist_ok=True)
-        write_atomic(rec / f"{name}.lock", Lock(env=dict(self.env), steps={name: entry}).dump())
+        try:
+            write_atomic(self.root / layout.record(name),
+                         Lock(env=dict(self.env), steps={name: entry}).dump())
+        except OSError as exc:
+            raise MlspecError([Diagnostic(
+                "", 0, 0, f"cannot write {layout.record(name)}: {exc.strerror}",
+                "run.state", f"make sure {layout.STATE} and {layout.RECORDS} are writable "
+                "directories (remove whatever is in the way)")]) from None
 
     def _escape(self, out: str) -> str | None:
         """Why an out (or a link inside an out directory) points outside the repository."""

@@ -279,3 +279,25 @@ def test_out_turned_into_a_symlink_out_of_the_repo_is_refused(tmp_path: Path) ->
     assert r.returncode == 1, r.stdout
     assert "out/made.txt" in r.stdout and str(secret) in r.stdout, r.stdout
     assert not (repo / "mlspec.lock").exists() or "make" not in (repo / "mlspec.lock").read_text()
+
+
+def test_fifo_inside_an_out_directory_does_not_hang_its_checks(tmp_path: Path) -> None:
+    spec = TOY_SPEC.replace("      outs: [out/made.txt]\n",
+                            "      outs: [out/made.txt, out/tables/]\n"
+                            "      checks: {min_rows: 1}\n")
+    files = dict(TOY_FILES)
+    files["src/make.py"] += ("import os\nos.makedirs('out/tables', exist_ok=True)\n"
+                             "pathlib.Path('out/tables/a.csv').write_text('x\\n1\\n')\n"
+                             "os.mkfifo('out/tables/b.csv')\n")
+    repo = make_repo(tmp_path / "r", spec, files)
+    r = mlspec("run", "--no-gates", cwd=repo, timeout=30)
+    _no_traceback(r)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_step_record_replaced_by_a_directory_is_a_diagnostic(tmp_path: Path) -> None:
+    repo = _toy(tmp_path)
+    (repo / ".mlspec/steps/make.lock").mkdir(parents=True)
+    r = mlspec("run", "--no-gates", cwd=repo)
+    _no_traceback(r)
+    assert r.returncode == 2 and ".mlspec/steps/make.lock" in r.stderr, r.stderr
