@@ -92,6 +92,8 @@ class Hasher:
 
     def _load(self) -> None:
         try:
+            if not self.cache_path.is_file():  # missing, a directory or a FIFO: no cache
+                return
             data = json.loads(self.cache_path.read_bytes())
         except (OSError, ValueError):
             return

@@ -84,6 +84,8 @@ class Session:
     def _record(self, name: str) -> StepLock | None:
         path = self.root / RECORDS / f"{name}.lock"
         try:
+            if not path.is_file():  # a FIFO must not block the run
+                return None
             text = path.read_text(encoding="utf-8")
         except OSError:
             return None

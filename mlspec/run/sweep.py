@@ -66,8 +66,11 @@ def _record_path(session: Session, name: str, params: dict[str, Scalar]) -> Any:
 
 def read_variant(session: Session, name: str, params: dict[str, Scalar], key: str
                  ) -> dict[str, float] | None:
+    path = _record_path(session, name, params)
     try:
-        data = json.loads(_record_path(session, name, params).read_text(encoding="utf-8"))
+        if not path.is_file():  # missing, or a FIFO that would block
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("metrics"),

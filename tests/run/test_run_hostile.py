@@ -301,3 +301,14 @@ def test_step_record_replaced_by_a_directory_is_a_diagnostic(tmp_path: Path) -> 
     r = mlspec("run", "--no-gates", cwd=repo)
     _no_traceback(r)
     assert r.returncode == 2 and ".mlspec/steps/make.lock" in r.stderr, r.stderr
+
+
+def test_fifos_in_mlspec_state_do_not_hang(tmp_path: Path) -> None:
+    repo = _toy(tmp_path)
+    (repo / ".mlspec/steps").mkdir(parents=True)
+    os.mkfifo(repo / ".mlspec/hashes.json")
+    os.mkfifo(repo / ".mlspec/steps/make.lock")
+    for cmd in (["status"], ["run", "--no-gates"]):
+        r = mlspec(*cmd, cwd=repo, timeout=30)
+        _no_traceback(r)
+    assert r.returncode in (0, 2), r.stderr
