@@ -2,10 +2,13 @@
 
 Expressions are parsed by mlspec.spec.gates. `baseline` is the metric in mlspec.lock at the
 base git ref (mlspec.gitops.commands); with no baseline a relative gate is *skipped*, never passed.
+A metric (or baseline) that is missing or not a finite number (NaN, ±Infinity) fails its gate.
+`verdict` is the one rule; `judge` is its (threshold, passed) form.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,11 +28,19 @@ class GateResult:
     threshold: float | None
     baseline: float | None
     verdict: str  # pass | FAIL | skipped
+    reason: str = ""  # why it failed or was skipped, when the numbers alone do not say
 
     def to_data(self) -> dict[str, object]:
         return {"gate": self.gate, "metric": self.metric, "value": self.value,
                 "threshold": self.threshold, "baseline": self.baseline,
-                "verdict": self.verdict.lower()}
+                "verdict": self.verdict.lower(), "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    threshold: float | None
+    passed: bool | None  # None: skipped (a relative gate without a baseline)
+    reason: str = ""
 
 
 def spec_gates(loaded: LoadedSpec) -> list[Gate]:
@@ -46,9 +57,7 @@ def spec_gates(loaded: LoadedSpec) -> list[Gate]:
     if model is not None:
         for text in model.gates:
             parsed = parse_gate(text)
-            same = any((g.metric, g.op, g.number) == (parsed.metric, parsed.op, parsed.number)
-                       for g in gates) if isinstance(parsed, Gate) else True
-            if isinstance(parsed, Gate) and not same:
+            if isinstance(parsed, Gate) and not any(_same(g, parsed) for g in gates):
                 gates.append(parsed)
     return gates
 
@@ -64,16 +73,37 @@ def base_metrics(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict
     return ref, (lock.metrics() if lock is not None else {})
 
 
+def _same(a: Gate, b: Gate) -> bool:
+    """The same condition (a design threshold repeated as a gate): every term equal, the
+    baseline arithmetic included."""
+    return ((a.metric, a.op, a.number, a.base_op, a.base_num)
+            == (b.metric, b.op, b.number, b.base_op, b.base_num))
+
+
+def verdict(gate: Gate, value: float | None, base_value: float | None) -> Verdict:
+    """The one gate rule. Fails when the metric is missing or not finite, or (for a relative
+    gate) when the baseline is not finite; skipped, never passed, without a baseline."""
+    if value is None:  # a gate on a metric nobody produced must not pass silently
+        return Verdict(gate.threshold(base_value), False, f"no metric '{gate.metric}'")
+    if not math.isfinite(value):
+        return Verdict(gate.threshold(base_value), False,
+                       f"{gate.metric} is {value!r}: not a finite number")
+    if gate.relative and base_value is not None and not math.isfinite(base_value):
+        return Verdict(None, False, f"the baseline of {gate.metric} is {base_value!r}: not a "
+                                    "finite number")
+    bar = gate.threshold(base_value)
+    if bar is None:
+        return Verdict(None, None, "no baseline: a relative gate is skipped")
+    if not math.isfinite(bar):
+        return Verdict(bar, False, f"the threshold {bar!r} is not a finite number")
+    return Verdict(bar, bool(gate.passes(value, base_value)))
+
+
 def judge(gate: Gate, value: float | None, base_value: float | None
           ) -> tuple[float | None, bool | None]:
-    """(threshold, passed) for one gate. passed is None when a relative gate has no baseline
-    (skipped, never passed), and False when the metric is missing or NaN."""
-    bar = gate.threshold(base_value)
-    if value is None:
-        return bar, False  # a gate on a metric nobody produced must not pass silently
-    if bar is None:
-        return None, None
-    return bar, bool(gate.passes(value, base_value))
+    """(threshold, passed) for one gate: `verdict` without the reason."""
+    v = verdict(gate, value, base_value)
+    return v.threshold, v.passed
 
 
 def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
@@ -92,15 +122,18 @@ def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
     for g in gates:
         value = metrics.get(g.metric)
         base_value = baseline.get(g.metric) if g.relative else None
-        bar, passed = judge(g, value, base_value)
-        verdict = "skipped" if passed is None else "pass" if passed else "FAIL"
-        results.append(GateResult(g.text, g.metric, value, bar, base_value, verdict))
+        v = verdict(g, value, base_value)
+        word = "skipped" if v.passed is None else "pass" if v.passed else "FAIL"
+        reason = v.reason if v.passed is not True and value is not None else ""
+        results.append(GateResult(g.text, g.metric, value, v.threshold, base_value, word,
+                                  reason))
     return results, ref
 
 
 def render(results: list[GateResult], ref: str | None) -> str:
     rows = [[r.gate, num(r.value) if r.value is not None else "missing", num(r.threshold),
-             num(r.baseline), r.verdict] for r in results]
+             num(r.baseline), r.verdict + (f" ({r.reason})" if r.verdict == "FAIL" and r.reason
+                                           else "")] for r in results]
     if ref is None:
         shown = "none"
     elif len(ref) == 40 and all(c in "0123456789abcdef" for c in ref):

@@ -101,6 +101,8 @@ def run_checks(root: Path, outs: list[str], checks: Checks) -> list[CheckResult]
         files = sorted(path.rglob("*.csv")) if path.is_dir() else (
             [path] if path.suffix.lower() == ".csv" else [])
         for f in files:
+            if not f.is_file():  # a FIFO, socket or device named *.csv: never opened
+                continue
             results.extend(check_csv(f, f.relative_to(root).as_posix(), checks))
     return results
 

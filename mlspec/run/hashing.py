@@ -3,7 +3,11 @@
 A file is read only when its stat signature changed since it was last hashed, so a no-op
 `mlspec run` or `mlspec status` over a large dataset stats files and reads no data. A
 directory hashes to the sha256 of its sorted manifest (`<hash>  <relative path>` lines).
-The cache lives in `.mlspec/hashes.json`; losing it costs time, never correctness.
+The cache lives in `.mlspec/hashes.json`; losing it costs time, never correctness: a cache
+that is unreadable, malformed or replaced by a directory is ignored (and not rewritten).
+
+Only regular files and directories are content: a FIFO, socket or device given as a dep or out
+is refused (NotRegularFile) after an `lstat`/`stat`, never opened, so it cannot hang a run.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from pathlib import Path
 
 from mlspec import layout
+from mlspec.errors import Diagnostic, MlspecError
 
 CACHE_DIR, CACHE_FILE = layout.HASH_CACHE.rsplit("/", 1)
 CACHE_VERSION = 1
@@ -23,6 +28,41 @@ CHUNK = 1 << 20
 RACY_NS = 2_000_000_000
 
 Sig = tuple[int, int, int, int]
+
+
+class NotRegularFile(MlspecError):
+    """A dep or out that is a FIFO, socket or device: refused, never opened."""
+
+    def __init__(self, rel: str, kind: str, step: str = "", role: str = "dep or out"):
+        self.rel, self.kind = rel, kind
+        whose = f" of step '{step}'" if step else ""
+        super().__init__([Diagnostic(
+            "", 0, 0, f"{role} '{rel}'{whose} is a {kind}, not a regular file or directory: "
+            "mlspec hashes only files and directories (reading it could block forever)",
+            "run.not-a-file", f"replace '{rel}' with a regular file, or remove it from the "
+            "step's deps/outs")])
+
+    def for_step(self, step: str, role: str) -> NotRegularFile:
+        return NotRegularFile(self.rel, self.kind, step, role)
+
+
+def file_kind(mode: int) -> str | None:
+    """None for a regular file or directory; else what it is, in words."""
+    if stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode):
+        return None
+    if stat_mod.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat_mod.S_ISSOCK(mode):
+        return "socket"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def _valid_entry(v: object) -> bool:
+    return (isinstance(v, list) and len(v) == 5
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in v[:4])
+            and isinstance(v[4], str))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -52,23 +92,31 @@ class Hasher:
 
     def _load(self) -> None:
         try:
+            if not self.cache_path.is_file():  # missing, a directory or a FIFO: no cache
+                return
             data = json.loads(self.cache_path.read_bytes())
         except (OSError, ValueError):
             return
         if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
             entries = data.get("files")
-            if isinstance(entries, dict):
-                self.cache = entries
+            if isinstance(entries, dict):  # a malformed entry is dropped, not trusted
+                self.cache = {k: v for k, v in entries.items()
+                              if isinstance(k, str) and _valid_entry(v)}
 
     def save(self) -> None:
         if not (self.use_cache and self.dirty):
             return
         from mlspec.fsutil import write_atomic
 
-        self.cache_path.parent.mkdir(exist_ok=True)
-        write_atomic(self.cache_path, json.dumps(
-            {"version": CACHE_VERSION, "files": self.cache}, separators=(",", ":"),
-            sort_keys=True))
+        try:
+            if self.cache_path.is_symlink() or self.cache_path.is_dir():
+                return  # not ours to replace: the cache is an optimisation only
+            self.cache_path.parent.mkdir(exist_ok=True)
+            write_atomic(self.cache_path, json.dumps(
+                {"version": CACHE_VERSION, "files": self.cache}, separators=(",", ":"),
+                sort_keys=True))
+        except OSError:
+            return
         self.dirty = False
 
     # -- hashing ---------------------------------------------------------------------------
@@ -78,7 +126,12 @@ class Hasher:
         if hit is not None and tuple(hit[:4]) == sig:
             return str(hit[4])
         h = hashlib.sha256()
-        with open(full, "rb") as fh:
+        # O_NONBLOCK: a file swapped for a FIFO after the stat cannot block the open
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            kind = file_kind(os.fstat(fd).st_mode)
+            if kind is not None:
+                raise NotRegularFile(rel, kind)
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
         self.reads += 1
@@ -118,6 +171,9 @@ class Hasher:
             st = os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        kind = file_kind(st.st_mode)
+        if kind is not None:
+            raise NotRegularFile(rel, kind)
         if stat_mod.S_ISDIR(st.st_mode):
             files: list[tuple[str, str]] = []
             self._walk(rel, full, files)

@@ -29,6 +29,10 @@ class Progress:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
 
+    def batch(self, total: int) -> None:
+        """A new pass over `total` steps (a sweep runs one pass per variant): `[k/total]`."""
+        self.total, self.index = total, 0
+
     def start(self, name: str, what: str) -> None:
         self.index += 1
         self.t0 = time.monotonic()
@@ -41,9 +45,11 @@ class Progress:
                 self._status.update(label)
         self.say(f"▶ {name}: {what}")
 
-    def skip(self, name: str) -> None:
+    def skip(self, name: str, quiet: bool = False) -> None:
+        """A step that is up to date; `quiet` when it was already reported in this run."""
         self.index += 1
-        self.say(f"· {name}: up to date, skipped")
+        if not quiet:
+            self.say(f"· {name}: up to date, skipped")
 
     def done(self, name: str, ok: bool, detail: str = "") -> None:
         secs = time.monotonic() - self.t0

@@ -16,7 +16,10 @@ from mlspec.run.lock import Lock, Scalar, read_lock
 from mlspec.tables import table
 
 if TYPE_CHECKING:
+    from mlspec.run.lock import StepLock
     from mlspec.run.session import Session
+    from mlspec.run.stepkey import StepState
+    from mlspec.spec.graph import Graph
     from mlspec.spec.loader import LoadedSpec
 
 
@@ -85,13 +88,14 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
 
         validate_builtin_cached(loaded)
     progress = Progress(len(selection))
-    with interrupt_on_sigterm(), run_lock(loaded.root, progress.say):
+    with interrupt_on_sigterm(), run_lock(loaded.root, progress.say) as held:
         lock = read_lock(loaded.root) or Lock()
         before = lock.dump()
         hasher = Hasher(loaded.root)
         session = Session(loaded, lock, hasher, environment(loaded, hasher), progress,
                           overrides=overrides, force=verify or (force and not steps),
-                          force_steps=set(steps) if force else set(), verify=verify)
+                          force_steps=set(steps) if force else set(), verify=verify,
+                          on_spawn=held.spawned)
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:
@@ -148,6 +152,8 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
     code = 0
     parts = [sweep_text] if sweep_text else []
     summary = f"ran {len(session.ran)}, skipped {len(session.skipped)} (up to date)"
+    if session.variant_runs:
+        summary += f"; {session.variant_runs} step run(s) for sweep variants"
     data: dict[str, Any] = {"ok": True, "ran": session.ran, "skipped": session.skipped}
     if sweep_data is not None:
         data["sweeps"] = sweep_data
@@ -197,6 +203,7 @@ def status(loaded: LoadedSpec) -> Outcome:
     env = environment(loaded, hasher)
     graph = loaded.graph
     stale: dict[str, list[str]] = {}
+    relock: set[str] = set()  # stale steps whose key differs from the lock (the lock changes)
     report: dict[str, Any] = {}
     for name in graph.order:
         step = graph.steps[name]
@@ -207,6 +214,8 @@ def status(loaded: LoadedSpec) -> Outcome:
         reasons.extend(f"upstream step '{u}' is stale" for u in ups)
         if reasons:
             stale[name] = reasons
+            if entry is None or not _rebuilds_to(st, entry, set(stale) - relock, graph, env):
+                relock.add(name)
         report[name] = {"stale": bool(reasons), "reasons": reasons, "key": st.key}
     hasher.save()
     lines = []
@@ -216,9 +225,37 @@ def status(loaded: LoadedSpec) -> Outcome:
             lines.extend(f"  - {r}" for r in stale[name])
         else:
             lines.append(f"{name}: up to date")
-    if lock is None:
-        lines.append("no mlspec.lock yet: run `mlspec run`")
     n = len(stale)
     lines.append(f"{n} of {len(graph.order)} step(s) stale" if n else "everything is up to date")
+    advice = _advice(lock is not None, bool(stale), bool(relock))
+    if advice:
+        lines.append(advice)
     return Outcome(text="\n".join(lines), data={"steps": report, "stale": list(stale),
-                                                 "lock": lock is not None})
+                                                 "lock": lock is not None, "advice": advice})
+
+
+def _rebuilds_to(st: StepState, entry: StepLock, rebuilt_steps: set[str],
+                 graph: Graph, env: dict[str, str]) -> bool:
+    """Whether rerunning reproduces the lock's key: it matches once the deps that upstream
+    steps rebuild (stale ones whose key matches the lock) are as the lock has them."""
+    from mlspec.run.stepkey import step_key
+
+    if entry.key == st.key:
+        return True
+    rebuilt = {o for u in graph.upstream[st.name] if u in rebuilt_steps
+               for o in graph.steps[u].all_outs()}
+    deps = {p: (entry.deps.get(p) if p in rebuilt else h) for p, h in st.deps.items()}
+    return step_key(st.step, st.params, deps, env) == entry.key
+
+
+def _advice(has_lock: bool, stale: bool, relock: bool) -> str:
+    """What to run: the exact command, and whether mlspec.lock will change (then commit it)."""
+    if not has_lock:
+        return "no mlspec.lock yet: run `mlspec run`, then commit mlspec.lock"
+    if not stale:
+        return ""
+    if relock:
+        return "to bring them up to date: run `mlspec run`, then commit mlspec.lock"
+    return ("to bring them up to date: run `mlspec run` (mlspec.lock already matches the "
+            "inputs: it rebuilds the outs, and mlspec.lock stays as it is when the steps are "
+            "deterministic)")

@@ -8,18 +8,20 @@ step's outs as an artifact, so a downstream job recognises restored outs as fres
 
 from __future__ import annotations
 
-import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlspec import layout
+from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
 from mlspec.run import checks as data_checks
-from mlspec.run.execute import builtin_argv, run_process
-from mlspec.run.hashing import Hasher
+from mlspec.run.execute import Spawned, builtin_argv, run_process
+from mlspec.run.hashing import Hasher, NotRegularFile
 from mlspec.run.lock import Lock, Scalar, StepLock, write_lock
+from mlspec.run.metricsfile import MetricsError, flatten_metrics, read_metrics
 from mlspec.run.progress import Progress
 from mlspec.run.stepkey import StepState, missing_deps, outs_match, stale_reasons, step_state
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
 
 RECORDS = Path(layout.RECORDS)
+__all__ = ["Session", "StepFailed", "VerifyDiff", "flatten_metrics"]
 
 
 class StepFailed(Exception):
@@ -57,8 +60,11 @@ class Session:
     force_steps: set[str] = field(default_factory=set)  # rerun these (`run STEP --force`)
     verify: bool = False
     record: bool = True  # False while running sweep variants
-    ran: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    on_spawn: Spawned | None = None  # told each step's session (run lock record)
+    ran: list[str] = field(default_factory=list)  # steps run and recorded (each once)
+    skipped: list[str] = field(default_factory=list)  # steps up to date (each once)
+    variant_runs: int = 0  # step runs for sweep variants (not recorded)
+    settled: dict[str, str] = field(default_factory=dict)  # step -> key confirmed this session
     diffs: list[VerifyDiff] = field(default_factory=list)
     results: dict[str, StepLock] = field(default_factory=dict)  # this session's outcomes
 
@@ -78,11 +84,11 @@ class Session:
     def _record(self, name: str) -> StepLock | None:
         path = self.root / RECORDS / f"{name}.lock"
         try:
+            if not path.is_file():  # a FIFO must not block the run
+                return None
             text = path.read_text(encoding="utf-8")
         except OSError:
             return None
-        from mlspec.errors import MlspecError
-
         try:
             return Lock.parse(text, file=str(RECORDS / f"{name}.lock")).steps.get(name)
         except MlspecError:
@@ -100,6 +106,7 @@ class Session:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, selection: list[str]) -> None:
+        self.progress.batch(len(selection))
         for name in selection:
             st = self.state(name)
             missing_deps(self.loaded, st)
@@ -115,11 +122,18 @@ class Session:
             elif not (self.force or name in self.force_steps):
                 fresh = self.fresh_entry(st)
                 if fresh is not None:
-                    self.skipped.append(name)
-                    self.progress.skip(name)
+                    # a step already confirmed this session (a sweep's upstream) is not
+                    # announced or counted twice
+                    self.progress.skip(name, quiet=self.settled.get(name) == st.key)
+                    if name not in self.skipped and name not in self.ran:
+                        self.skipped.append(name)
                     self.results[name] = fresh
-                    if self.record and self.lock.steps.get(name) != fresh:
-                        self._store(name, fresh)  # adopt a CI record
+                    if self.record:
+                        self.settled[name] = st.key
+                        if self.lock.steps.get(name) != fresh:
+                            self._store(name, fresh)  # adopt a CI record
+                        elif self._record(name) != fresh:
+                            self._store_record(name, fresh)  # e.g. left by another branch
                     continue
             self._execute(st)
 
@@ -134,25 +148,47 @@ class Session:
             argv: list[str] | str = builtin_argv(builtin_config(self.loaded, name, st.params))
         else:
             argv = st.command
-        rc = run_process(name, argv, self.root, dict(st.params), self.progress.say)
+        self.settled.pop(name, None)
+        rc = run_process(name, argv, self.root, dict(st.params), self.progress.say,
+                         on_spawn=self.on_spawn)
         if rc != 0:
             self.progress.done(name, False, f"exit code {rc}")
             raise StepFailed(name, f"its command exited with code {rc}")
         outs: dict[str, str] = {}
         for out in st.outs:
-            h = self.hasher.hash_path(out)
+            escape = self._escape(out)
+            if escape is not None:
+                self.progress.done(name, False, f"{out} leaves the repository")
+                raise StepFailed(name, escape)
+            try:
+                h = self.hasher.hash_path(out)
+            except NotRegularFile as err:
+                self.progress.done(name, False, f"{out} is a {err.kind}")
+                raise StepFailed(name, err.for_step(name, "out").diagnostics[0].message
+                                 ) from None
             if h is None:
                 self.progress.done(name, False, f"{out} missing")
                 raise StepFailed(name, f"it did not write its out '{out}'")
             outs[out] = h
-        metrics = self._metrics(name, step.metrics)
+        try:
+            metrics = self._metrics(name, step.metrics)
+        except StepFailed as err:
+            self.progress.done(name, False, "unusable metrics")
+            raise err
         if step.checks is not None:
             results = data_checks.run_checks(self.root, step.outs, step.checks)
             if not all(r.ok for r in results):
                 self.progress.done(name, False, "data checks failed")
                 raise StepFailed(name, "data checks failed", data_checks.render(results))
         entry = st.record(outs, metrics)
-        self.ran.append(name)
+        if not self.record and not self.verify:
+            self.variant_runs += 1
+        elif name not in self.ran:
+            self.ran.append(name)
+            if name in self.skipped:
+                self.skipped.remove(name)
+        if self.record and not self.verify:
+            self.settled[name] = st.key
         self.results[name] = entry
         self.progress.done(name, True)
         if self.verify:
@@ -164,22 +200,48 @@ class Session:
         self.lock.steps[name] = entry
         self.lock.env = dict(self.env)
         write_lock(self.root, self.lock)
-        rec = self.root / RECORDS
-        rec.mkdir(parents=True, exist_ok=True)
-        write_atomic(rec / f"{name}.lock", Lock(env=dict(self.env), steps={name: entry}).dump())
+        self._store_record(name, entry)
+
+    def _store_record(self, name: str, entry: StepLock) -> None:
+        try:
+            write_atomic(self.root / layout.record(name),
+                         Lock(env=dict(self.env), steps={name: entry}).dump())
+        except OSError as exc:
+            raise MlspecError([Diagnostic(
+                "", 0, 0, f"cannot write {layout.record(name)}: {exc.strerror}",
+                "run.state", f"make sure {layout.STATE} and {layout.RECORDS} are writable "
+                "directories (remove whatever is in the way)")]) from None
+
+    def _escape(self, out: str) -> str | None:
+        """Why an out (or a link inside an out directory) points outside the repository."""
+        root = os.path.realpath(self.root)
+        full = os.path.join(self.root, out.rstrip("/"))
+        links = [full]
+        if os.path.isdir(full) and not os.path.islink(full):
+            for top, dirs, files in os.walk(full):
+                links += [os.path.join(top, n) for n in dirs + files]
+        for path in links:
+            if not os.path.islink(path) and path != full:
+                continue
+            real = os.path.realpath(path)
+            if real != root and not real.startswith(root + os.sep):
+                rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+                target = os.readlink(path) if os.path.islink(path) else real
+                return (f"its out '{rel}' is a symlink to '{target}', outside the repository; "
+                        "an out must be a file or directory inside it")
+        return None
 
     def _metrics(self, name: str, rel: str | None) -> dict[str, float]:
         if rel is None:
             return {}
         try:
-            data = json.loads((self.root / rel).read_text(encoding="utf-8"))
+            return read_metrics(self.root, rel)
         except FileNotFoundError:
             raise StepFailed(name, f"it did not write its metrics file '{rel}'") from None
-        except (OSError, ValueError) as exc:
-            raise StepFailed(name, f"its metrics file '{rel}' is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise StepFailed(name, f"its metrics file '{rel}' is not a JSON object")
-        return flatten_metrics(data)
+        except MetricsError as exc:
+            raise StepFailed(name, str(exc)) from None
+        except OSError as exc:
+            raise StepFailed(name, f"cannot read its metrics file '{rel}': {exc}") from None
 
     # -- --verify --------------------------------------------------------------------------
     def _compare(self, name: str, new: StepLock) -> None:
@@ -217,17 +279,3 @@ def _num(v: float | None) -> str:
 
 def _short(h: str | None) -> str:
     return "missing" if h is None else h[:19] + "…"
-
-
-def flatten_metrics(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numbers from a metrics JSON object; nested objects become dotted names."""
-    out: dict[str, float] = {}
-    for k, v in data.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, int | float):
-            out[key] = v
-        elif isinstance(v, dict):
-            out.update(flatten_metrics(v, key + "."))
-    return out

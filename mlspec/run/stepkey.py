@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError
-from mlspec.run.hashing import Hasher, canonical, sha256_bytes
+from mlspec.run.hashing import Hasher, NotRegularFile, canonical, sha256_bytes
 from mlspec.run.lock import Lock, Scalar, StepLock
 
 if TYPE_CHECKING:
@@ -27,7 +27,10 @@ def python_version() -> str:
 def environment(loaded: LoadedSpec, hasher: Hasher) -> dict[str, str]:
     """What every step's key includes about the environment it runs in."""
     req = loaded.spec.project.requirements
-    req_hash = (hasher.hash_path(req) or "missing") if req else "none"
+    try:
+        req_hash = (hasher.hash_path(req) or "missing") if req else "none"
+    except NotRegularFile as err:
+        raise err.for_step("", "project.requirements") from None
     return {"python": python_version(), "requirements": req_hash}
 
 
@@ -64,7 +67,18 @@ class StepState:
 
 def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, str],
                hasher: Hasher) -> StepState:
-    deps = hasher.hash_many(dep_paths(step))
+    try:
+        deps = hasher.hash_many(dep_paths(step))
+    except NotRegularFile as err:
+        raise err.for_step(name, "dep") from None
+    command = command_of(step)
+    return StepState(name=name, step=step, command=command, params=params, deps=deps,
+                     key=step_key(step, params, deps, env), outs=step.all_outs())
+
+
+def step_key(step: Step, params: dict[str, Scalar], deps: dict[str, str | None],
+             env: dict[str, str]) -> str:
+    """The key of a step run with these params, dep hashes and environment."""
     command = command_of(step)
     material: dict[str, Any] = {
         "command": command, "params": params, "deps": deps, "env": env,
@@ -77,8 +91,7 @@ def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, 
             "split": step.split.model_dump() if step.split else None,
             "metrics": step.metrics,
         }
-    return StepState(name=name, step=step, command=command, params=params, deps=deps,
-                     key=sha256_bytes(canonical(material)), outs=step.all_outs())
+    return sha256_bytes(canonical(material))
 
 
 def missing_deps(loaded: LoadedSpec, st: StepState) -> None:
@@ -102,7 +115,10 @@ def outs_match(st: StepState, entry: StepLock, hasher: Hasher) -> list[str]:
     """Reasons the outs on disk differ from the recorded ones (empty: they match)."""
     reasons = []
     for out in st.outs:
-        h = hasher.hash_path(out)
+        try:
+            h = hasher.hash_path(out)
+        except NotRegularFile as err:
+            raise err.for_step(st.name, "out") from None
         if h is None:
             reasons.append(f"out {out} is missing")
         elif entry.outs.get(out) != h:
@@ -151,7 +167,12 @@ def stale_reasons(st: StepState, entry: StepLock | None, lock: Lock | None,
         if not reasons:
             reasons.append("key changed: the environment or the step's definition (outs, "
                            "metrics file, estimator settings)")
-    reasons.extend(outs_match(st, entry, hasher))
+    outs = outs_match(st, entry, hasher)
+    if outs and entry.key == st.key:  # the inputs match the lock; the outs on disk do not
+        outs = [r + (" (it was built from other inputs, e.g. on another branch: outs are "
+                     "git-ignored and a `git checkout` leaves them as they were)"
+                     if r.endswith("differs from the lock") else "") for r in outs]
+    reasons.extend(outs)
     return reasons
 
 

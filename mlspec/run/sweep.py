@@ -43,7 +43,8 @@ def _slug(params: dict[str, Scalar]) -> str:
 
 def _chain(session: Session, name: str) -> list[str]:
     """The swept step and everything downstream of it, in graph order."""
-    return session.loaded.graph.closure_down([name])
+    chain: list[str] = session.loaded.graph.closure_down([name])
+    return chain
 
 
 def variant_key(session: Session, name: str) -> str:
@@ -65,8 +66,11 @@ def _record_path(session: Session, name: str, params: dict[str, Scalar]) -> Any:
 
 def read_variant(session: Session, name: str, params: dict[str, Scalar], key: str
                  ) -> dict[str, float] | None:
+    path = _record_path(session, name, params)
     try:
-        data = json.loads(_record_path(session, name, params).read_text(encoding="utf-8"))
+        if not path.is_file():  # missing, or a FIFO that would block
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("metrics"),
@@ -166,11 +170,11 @@ def _render(name: str, variants: list[dict[str, Any]], metric: str | None,
             best: dict[str, Any] | None) -> str:
     rows = []
     for v in variants:
-        mark = "best" if v is best else ""
+        mark = "yes" if v is best else ""
         rows.append([_slug(v["params"]), num(v["metrics"].get(metric)) if metric else "-",
                      "cached" if v["cached"] else "ran", mark])
     head = f"sweep {name} (by {metric or 'no primary metric'})\n"
-    text = head + table(["params", metric or "metric", "variant", ""], rows)
+    text = head + table(["params", metric or "metric", "result", "best"], rows)
     if best:
         text += (f"best: {_slug(best['params'])}; set it in the step's params to adopt it\n")
     return text
