@@ -214,6 +214,11 @@ def test_unloadable_model_is_a_diagnostic(tmp_path: Path) -> None:
         load_model(tmp_path / "obj.pkl", allow_unlocked=True)
 
 
+def mlspec_cmd() -> list[str]:
+    exe = BIN / "mlspec"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "mlspec"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
