@@ -266,6 +266,14 @@ class Server(ThreadingHTTPServer):
             pass
         self.close_request(request)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away mid-answer is normal; anything else is one line, never a
+        traceback."""
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError) or self.quiet:
+            return
+        sys.stderr.write(f"{client_address}: {type(err).__name__}: {err}\n")
+
     def server_close(self) -> None:
         super().server_close()
         self.batcher.close()
