@@ -1,11 +1,15 @@
-"""Load test of `mlspec serve`: N requests from C concurrent keep-alive clients, on 127.0.0.1.
+"""Load test of `mlspec serve`: N requests from C concurrent keep-alive clients, on 127.0.0.1,
+then bursts of B connections opened at the same instant.
 
-Trains a small iris model in a temp dir, starts the real console script (`mlspec serve`),
-sends POST /predict with one iris row per request, and reports p50/p95/p99 latency and
-requests/second. Exits 1 on any error or non-200 answer.
+Trains a small iris model in a temp dir (recorded in an mlspec.lock there, as `mlspec run`
+would), starts the real console script (`mlspec serve`), sends POST /predict with one iris
+row per request, and reports p50/p95/p99 latency and requests/second. Then, R times, B
+threads released together each open a new connection and send one POST /predict
+(`Connection: close`, 5 s timeout): it reports the fraction answered with 200 and the p50/p95
+latency from connect to the last byte. Exits 1 on any error or non-200 answer.
 
     .venv/bin/python bench/serve_load.py [--requests 2000] [--clients 8] [--batch 1]
-        [--estimator forest|tree]
+        [--estimator forest|tree] [--burst 100] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -39,6 +43,16 @@ def train(folder: Path, estimator: str) -> Path:
     path = folder / "model.pkl"
     path.write_bytes(pickle.dumps(model, protocol=5))
     return path
+
+
+def record(model: Path) -> None:
+    """An mlspec.lock beside the model recording its hash: `mlspec serve` loads only that."""
+    from mlspec.run.hashing import sha256_bytes
+    from mlspec.run.lock import Lock, StepLock, write_lock
+
+    (model.parent / ".git").mkdir(exist_ok=True)  # the lock search stops at this "repository"
+    write_lock(model.parent, Lock(steps={"train": StepLock(
+        outs={model.name: sha256_bytes(model.read_bytes())})}))
 
 
 def free_port() -> int:
@@ -81,6 +95,41 @@ def client(port: int, count: int, body: bytes, latencies: list[float], errors: l
     conn.close()
 
 
+def burst_one(port: int, body: bytes, gate: threading.Barrier, out: list[float | None]) -> None:
+    """Wait at the gate with the others, then one fresh connection and one request."""
+    request = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\n"
+               + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    gate.wait()
+    start = time.perf_counter()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(request)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        ok = reply.startswith(b"HTTP/1.1 200") and b"predictions" in reply
+    except OSError:
+        ok = False
+    out.append(time.perf_counter() - start if ok else None)
+
+
+def burst(port: int, body: bytes, size: int, rounds: int) -> tuple[int, int, list[float]]:
+    """`rounds` bursts of `size` simultaneous connections: (answered, sent, latencies)."""
+    results: list[float | None] = []
+    for _ in range(rounds):
+        gate = threading.Barrier(size)
+        threads = [threading.Thread(target=burst_one, args=(port, body, gate, results))
+                   for _ in range(size)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        time.sleep(0.5)  # let the server's connection threads finish between bursts
+    answered = [r for r in results if r is not None]
+    return len(answered), len(results), sorted(answered)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000)
@@ -89,11 +138,16 @@ def main() -> int:
     ap.add_argument("--estimator", choices=("forest", "tree"), default="forest",
                     help="the example's random forest (100 trees), or one decision tree to "
                     "show the server's own overhead")
+    ap.add_argument("--burst", type=int, default=100,
+                    help="connections opened at the same instant (0: no burst)")
+    ap.add_argument("--rounds", type=int, default=5, help="bursts to send")
     args = ap.parse_args()
+    args.burst = max(0, min(args.burst, 500))
     args.clients = max(1, min(args.clients, 64))  # bounded: this is a local benchmark
     exe = Path(sys.executable).parent / "mlspec"
     with tempfile.TemporaryDirectory() as tmp:
         model = train(Path(tmp), args.estimator)
+        record(model)
         port = free_port()
         proc = subprocess.Popen(
             [str(exe), "serve", str(model), "--port", str(port), "--host", "127.0.0.1"],
@@ -114,6 +168,8 @@ def main() -> int:
             for t in threads:
                 t.join()
             wall = time.perf_counter() - start
+            got, sent, burst_lat = (burst(port, body, args.burst, args.rounds) if args.burst
+                                    else (0, 0, []))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -125,7 +181,12 @@ def main() -> int:
           f"p99 {q[98] * 1000:.1f} ms, errors {len(errors)}")
     for e in errors[:5]:
         print("  error:", e)
-    return 1 if errors or len(lat) != args.requests else 0
+    if sent:
+        bq = statistics.quantiles(burst_lat, n=100) if len(burst_lat) > 1 else [0.0] * 99
+        print(f"burst: {args.rounds} x {args.burst} simultaneous connections: answered "
+              f"{got}/{sent} ({got / sent:.0%}), p50 {bq[49] * 1000:.1f} ms, "
+              f"p95 {bq[94] * 1000:.1f} ms")
+    return 1 if errors or len(lat) != args.requests or got != sent else 0
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
 
 
 @_outcome
-def serve(model: Path, host: str, port: int) -> Outcome:
+def serve(model: Path, host: str, port: int, allow_unlocked: bool = False) -> Outcome:
     from mlspec.image.serve import serve_model
 
-    return serve_model(model, host=host, port=port)
+    return serve_model(model, host=host, port=port, allow_unlocked=allow_unlocked)

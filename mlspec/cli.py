@@ -292,14 +292,23 @@ def serve(
     model: Annotated[Path, typer.Argument(help="a pickled or joblib scikit-learn model")],
     port: Annotated[int, typer.Option(help="TCP port")] = 8080,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    allow_unlocked: Annotated[bool, typer.Option(
+        "--allow-unlocked",
+        help="serve a model that mlspec.lock does not record with these exact bytes "
+        "(no lock, no entry, or a different hash). Unpickling runs any code the file holds: "
+        "use it only for a file you trust as you trust code you run")] = False,
 ) -> None:
     """Serve a scikit-learn model over HTTP: POST /predict, GET /healthz, GET /metadata.
+
+    Loading a pickle or joblib file runs code from that file. So the model is loaded only
+    when the mlspec.lock of its repository records its exact bytes (sha256, checked before
+    unpickling): a file that `mlspec run` produced. Never serve a model file from elsewhere.
 
     Example: mlspec serve model/model.pkl --port 8080 --host 0.0.0.0
     """
     from mlspec import api
 
-    _finish(api.serve(model, host=host, port=port))
+    _finish(api.serve(model, host=host, port=port, allow_unlocked=allow_unlocked))
 
 
 def main() -> None:

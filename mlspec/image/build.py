@@ -23,6 +23,7 @@ from typing import Any
 
 from mlspec import layout
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+from mlspec.run.lock import read_lock
 
 RECORD = layout.BUILD_RECORD
 IMAGES = ("train", "serve")
@@ -108,17 +109,12 @@ def metric_values(loaded: Any) -> dict[str, Any]:
     """The latest metrics: from mlspec.lock when it records them, else the steps' files."""
     root: Path = loaded.root
     found: dict[str, Any] = {}
-    lock = root / layout.LOCK
-    if lock.is_file():
-        try:
-            from ruamel.yaml import YAML
-
-            doc = YAML(typ="safe").load(lock.read_text(encoding="utf-8"))
-            for entry in (doc or {}).get("steps", {}).values():
-                if isinstance(entry, dict) and isinstance(entry.get("metrics"), dict):
-                    found.update(entry["metrics"])
-        except Exception:  # an unreadable lock: fall back to the metrics files
-            found = {}
+    try:
+        lock = read_lock(root)  # the one hardened reader: no aliases, tags or deep nesting
+    except MlspecError:  # an unreadable lock: fall back to the metrics files
+        lock = None
+    if lock is not None:
+        found.update(lock.metrics())
     if not found:
         for _stage, step in loaded.spec.steps().values():
             path = root / step.metrics if step.metrics else None

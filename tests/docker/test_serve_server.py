@@ -22,13 +22,28 @@ from conftest import BIN
 
 from mlspec.errors import MlspecError
 from mlspec.image.serve import MAX_BODY, load_model, make_server
+from mlspec.run.lock import Lock, StepLock, write_lock
 
 # Known iris rows (sepal length, sepal width, petal length, petal width) and their species.
 KNOWN = [([5.1, 3.5, 1.4, 0.2], "setosa"), ([7.0, 3.2, 4.7, 1.4], "versicolor"),
          ([6.3, 3.3, 6.0, 2.5], "virginica")]
 
 
-def train_iris(folder: Path) -> Path:
+def record_outs(root: Path, outs: dict[str, str], step: str = "train") -> None:
+    """Write a real mlspec.lock at root recording outs (path -> "sha256:<hex>") for step,
+    and mark root as a repository (the lock search stops there)."""
+    (root / ".git").mkdir(exist_ok=True)
+    write_lock(root, Lock(steps={step: StepLock(key="sha256:" + "1" * 64, command="train",
+                                                outs=outs, params={"n_estimators": 20})}))
+
+
+def file_hash(path: Path) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_iris(folder: Path, record: bool = True) -> Path:
     from sklearn.datasets import load_iris
     from sklearn.ensemble import RandomForestClassifier
 
@@ -39,6 +54,8 @@ def train_iris(folder: Path) -> Path:
     path = folder / "model" / "model.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(model, protocol=5))
+    if record:
+        record_outs(folder, {"model/model.pkl": file_hash(path)})
     return path
 
 
@@ -91,15 +108,16 @@ def test_healthz_and_metadata(server: tuple[str, int], model_path: Path) -> None
     assert meta["n_features_in"] == 4
     assert meta["classes"] == ["setosa", "versicolor", "virginica"]
     assert meta["class"].endswith("RandomForestClassifier")
-    assert meta["lineage"] is None  # no mlspec.lock beside this model
+    assert meta["lineage"]["step"] == "train" and meta["lineage"]["matches_lock"] is True
 
 
 @pytest.mark.parametrize(("payload", "status", "message"), [
     (b'{"instances": [[5.1, 3.5', 400, "malformed JSON"),
     (b"\xff\xfe", 400, "malformed JSON"),
     (b'{"instances": [[1, 2, 3, NaN]]}', 400, "NaN"),
-    (b"[[1, 2, 3, 4]]", 400, "must be an object"),
-    (b'{"rows": [[1, 2, 3, 4]]}', 400, "must be an object"),
+    (b"[[1, 2, 3, 4]]", 400, "must be a JSON object"),
+    (b'{"rows": [[1, 2, 3, 4]]}', 400, 'no key "instances" (its keys: "rows")'),
+    (b'{"data": [[1, 2, 3, 4]], "x": 1}', 400, 'no key "instances" (its keys: "data", "x")'),
     (b'{"instances": []}', 400, "non-empty"),
     (b'{"instances": [1, 2, 3, 4]}', 400, "not a list"),
     (b'{"instances": [[1, 2, 3]]}', 422, "the model expects 4"),
@@ -157,7 +175,8 @@ def test_keep_alive_many_requests_one_connection(server: tuple[str, int]) -> Non
 
 
 def test_lineage_from_the_lock_beside_the_model(tmp_path: Path) -> None:
-    path = train_iris(tmp_path)
+    path = train_iris(tmp_path, record=False)
+    (tmp_path / ".git").mkdir()
     import hashlib
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -186,13 +205,18 @@ def test_unloadable_model_is_a_diagnostic(tmp_path: Path) -> None:
     bad = tmp_path / "model.pkl"
     bad.write_bytes(b"not a pickle")
     with pytest.raises(MlspecError) as err:
-        load_model(bad)
+        load_model(bad, allow_unlocked=True)
     assert "cannot load the model" in str(err.value)
     with pytest.raises(MlspecError, match="not found"):
         load_model(tmp_path / "missing.pkl")
     (tmp_path / "obj.pkl").write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(MlspecError, match="no predict"):
-        load_model(tmp_path / "obj.pkl")
+        load_model(tmp_path / "obj.pkl", allow_unlocked=True)
+
+
+def mlspec_cmd() -> list[str]:
+    exe = BIN / "mlspec"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "mlspec"]
 
 
 def free_port() -> int:
@@ -206,6 +230,7 @@ def test_console_script_serves_joblib_and_stops_on_sigterm(tmp_path: Path) -> No
 
     model = pickle.loads(train_iris(tmp_path).read_bytes())
     joblib.dump(model, tmp_path / "model.joblib", compress=3)
+    record_outs(tmp_path, {"model.joblib": file_hash(tmp_path / "model.joblib")})
     port = free_port()
     exe = BIN / "mlspec"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mlspec"]
