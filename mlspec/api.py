@@ -91,10 +91,14 @@ def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify:
 
 
 @_outcome
-def status(spec_path: Path) -> Outcome:
+def status(spec_path: Path, exit_code: bool = False) -> Outcome:
+    """`mlspec status`; with exit_code, exit 1 when any step is stale (git diff --exit-code)."""
     from mlspec.run.runner import status as runner_status
 
-    return runner_status(load(spec_path))
+    out = runner_status(load(spec_path))
+    if exit_code and out.code == 0 and (out.data or {}).get("stale"):
+        out.code = 1
+    return out
 
 
 @_outcome

@@ -116,7 +116,7 @@ def test_init_into_a_new_directory(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "created My Project!/mlspec.yaml" in r.stdout
     assert "  name: my-project\n" in (tmp_path / "My Project!" / "mlspec.yaml").read_text()
-    r = mlspec("validate", "My Project!/mlspec.yaml", cwd=tmp_path)
+    r = mlspec("validate", "-f", "My Project!/mlspec.yaml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
 
 
