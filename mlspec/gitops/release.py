@@ -8,13 +8,13 @@ tag `<ci.tag_prefix><VERSION>` on HEAD whose message is the model card. It pushe
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+from mlspec.gitops.gitrefs import SEMVER
 
 if TYPE_CHECKING:
     from git import Repo
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
-SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-                    r"(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
 
 def parse_version(loaded: LoadedSpec, version: str) -> tuple[str, str]:
