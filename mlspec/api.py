@@ -86,8 +86,26 @@ def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify:
         sweep: bool, base: str | None, gates: bool) -> Outcome:
     from mlspec.run.runner import run_steps
 
-    return run_steps(load(spec_path), steps, force=force, sets=sets, verify=verify, sweep=sweep,
-                     base=base, gates=gates)
+    loaded = load(spec_path)
+    out = run_steps(loaded, steps, force=force, sets=sets, verify=verify, sweep=sweep,
+                    base=base, gates=gates)
+    return _explain_missing_metrics(loaded, out)
+
+
+def _explain_missing_metrics(loaded: LoadedSpec, out: Outcome) -> Outcome:
+    """A gate on a metric the run did not write says which file lacks it (issue 12.3)."""
+    results = out.data.get("gates", []) if isinstance(out.data, dict) else []
+    missing = sorted({str(g["metric"]) for g in results if g.get("value") is None})
+    if not missing:
+        return out
+    from mlspec.gitops.metricsdiff import missing_metric
+    from mlspec.run.lock import read_lock
+
+    lock = read_lock(loaded.root)
+    notes = "".join(f"missing metric '{m}': {missing_metric(loaded, lock, m)}\n"
+                    for m in missing)
+    out.text = out.text.rstrip("\n") + "\n" + notes
+    return out
 
 
 @_outcome

@@ -148,11 +148,12 @@ def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
         base_lock = lock_at(loaded.root, base) if base else None
         baseline = base_lock.metrics() if base_lock is not None else None
     out = []
-    for g in evaluate_gates(loaded, lock.metrics(), baseline):
+    for g in evaluate_gates(loaded, lock.metrics(), baseline, lock):
         if g.passed is False:
             bar = f" (threshold {fmt_num(g.threshold)})" if g.threshold is not None else ""
             value = fmt_num(g.value) if g.value is not None else "missing"
-            out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}")
+            why = f": {g.note}" if g.value is None and g.note else ""
+            out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}{why}")
     return out
 
 
