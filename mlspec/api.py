@@ -77,18 +77,26 @@ def init(directory: Path, name: str | None) -> Outcome:
 @_outcome
 def compile(spec_path: Path, targets: str | None, check: bool, force: bool) -> Outcome:
     from mlspec.compile.write import compile_spec
+    from mlspec.gitignore import ensure
 
-    return compile_spec(load(spec_path), targets, check=check, force=force)
+    loaded = load(spec_path)
+    note = ensure(loaded, write=not check)  # --check writes nothing
+    out = compile_spec(loaded, targets, check=check, force=force)
+    out.stderr = note + out.stderr
+    return out
 
 
 @_outcome
 def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify: bool,
         sweep: bool, base: str | None, gates: bool) -> Outcome:
+    from mlspec.gitignore import ensure
     from mlspec.run.runner import run_steps
 
     loaded = load(spec_path)
+    note = ensure(loaded)  # outputs are reproduced from the lock: never committed
     out = run_steps(loaded, steps, force=force, sets=sets, verify=verify, sweep=sweep,
                     base=base, gates=gates)
+    out.stderr = note + out.stderr
     return _explain_missing_metrics(loaded, out)
 
 
