@@ -68,10 +68,11 @@ def schema() -> Outcome:
 
 
 @_outcome
-def init(directory: Path, name: str | None) -> Outcome:
+def init(directory: Path, name: str | None, targets: str | None = None,
+         serving: bool = False) -> Outcome:
     from mlspec.scaffold import scaffold
 
-    return scaffold(directory, name)
+    return scaffold(directory, name, targets, serving)
 
 
 @_outcome

@@ -162,15 +162,22 @@ def init(
     directory: Annotated[Path, typer.Argument(
         metavar="DIRECTORY", help="repository to scaffold", show_default=False)] = Path("."),
     name: Annotated[str | None, typer.Option(
-        metavar="NAME", help="project name; default: the directory's")] = None,
+        metavar="NAME", help="project name; default: the directory's, transliterated "
+        "(proyecto-ñandú -> proyecto-nandu)")] = None,
+    target: Annotated[str | None, typer.Option(
+        metavar="LIST", help="CI targets, comma-separated: github, gitlab; default: github")]
+    = None,
+    with_serving: Annotated[bool, typer.Option(
+        "--with-serving", help="add an inference section: a serving image deployed on release "
+        "tags")] = False,
 ) -> None:
     """Scaffold a working spec and example scripts; refuses to overwrite anything.
 
-    Example: mkdir demo && cd demo && git init && mlspec init && mlspec run
+    Example: mlspec init --target github,gitlab --with-serving
     """
     from mlspec import api
 
-    _finish(api.init(directory, name))
+    _finish(api.init(directory, name, target, with_serving))
 
 
 @app.command(name="compile")
