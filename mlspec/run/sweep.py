@@ -43,7 +43,8 @@ def _slug(params: dict[str, Scalar]) -> str:
 
 def _chain(session: Session, name: str) -> list[str]:
     """The swept step and everything downstream of it, in graph order."""
-    return session.loaded.graph.closure_down([name])
+    chain: list[str] = session.loaded.graph.closure_down([name])
+    return chain
 
 
 def variant_key(session: Session, name: str) -> str:
