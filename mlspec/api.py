@@ -69,10 +69,10 @@ def schema() -> Outcome:
 
 @_outcome
 def init(directory: Path, name: str | None, targets: str | None = None,
-         serving: bool = False) -> Outcome:
+         serving: bool = False, nested: bool = False) -> Outcome:
     from mlspec.scaffold import scaffold
 
-    return scaffold(directory, name, targets, serving)
+    return scaffold(directory, name, targets, serving, nested)
 
 
 @_outcome

@@ -170,6 +170,9 @@ def init(
     with_serving: Annotated[bool, typer.Option(
         "--with-serving", help="add an inference section: a serving image deployed on release "
         "tags")] = False,
+    nested: Annotated[bool, typer.Option(
+        "--nested", help="start a project inside the directory of another mlspec project")]
+    = False,
 ) -> None:
     """Scaffold a working spec and example scripts; refuses to overwrite anything.
 
@@ -177,7 +180,7 @@ def init(
     """
     from mlspec import api
 
-    _finish(api.init(directory, name, target, with_serving))
+    _finish(api.init(directory, name, target, with_serving, nested))
 
 
 @app.command(name="compile")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.fsutil import write_atomic
 
@@ -159,8 +160,24 @@ def _name_choice(directory: Path, name: str | None) -> tuple[str, str]:
     return chosen, f"from the directory name '{folder}'; change it with --name"
 
 
+def _refuse_inside_a_project(directory: Path, nested: bool) -> None:
+    """`cd src && mlspec init` would start a second project inside the first one: refused,
+    naming the spec above (the other commands find it from here), unless --nested."""
+    from mlspec.specpath import find_upward
+
+    here = Path(os.path.abspath(directory))
+    above = find_upward(here.parent) if not (here / layout.SPEC).exists() else None
+    if above is None or nested:
+        return
+    shown = os.path.relpath(above)
+    raise MlspecError([Diagnostic(
+        "", 0, 0, f"{here} is inside the project of {shown}; init would start a second one",
+        "init.nested", f"mlspec commands run here use {shown} (they look upward, as git does); "
+        "to start a separate project in this directory anyway: mlspec init --nested")])
+
+
 def scaffold(directory: Path, name: str | None, targets: str | None = None,
-             serving: bool = False) -> Outcome:
+             serving: bool = False, nested: bool = False) -> Outcome:
     directory = Path(directory)
     shown = directory.as_posix().rstrip("/") or "."
     if os.path.exists(directory) and not os.path.isdir(directory):
@@ -171,6 +188,7 @@ def scaffold(directory: Path, name: str | None, targets: str | None = None,
     choices = Choices(name, chosen_targets,
                       image_name(directory, name, chosen_targets) if serving else None)
     prefix = "" if shown == "." else shown + "/"
+    _refuse_inside_a_project(directory, nested)
     existing = [t for t in FILES if t not in SHARED and os.path.lexists(directory / t)]
     if existing:
         raise MlspecError([

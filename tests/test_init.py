@@ -202,3 +202,20 @@ def test_init_rejects_an_unknown_target(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "unknown CI target 'jenkins'" in r.stderr and "github, gitlab" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_init_inside_a_project_refuses_and_names_the_spec_above(tmp_path: Path) -> None:
+    """issue 12.1: following the old 'run mlspec init' hint from src/ scaffolded a second
+    project; init now says which project this directory belongs to."""
+    repo = init_repo(tmp_path / "repo")
+    assert mlspec("init", cwd=repo).returncode == 0
+    before = _listing(repo)
+    r = mlspec("init", cwd=repo / "src")
+    assert r.returncode == 2
+    assert "is inside the project of ../mlspec.yaml" in r.stderr
+    assert "mlspec init --nested" in r.stderr
+    assert _listing(repo) == before
+    (repo / "other").mkdir()
+    r = mlspec("init", "--nested", cwd=repo / "other")
+    assert r.returncode == 0, r.stderr
+    assert (repo / "other" / "mlspec.yaml").is_file()
