@@ -68,33 +68,64 @@ def schema() -> Outcome:
 
 
 @_outcome
-def init(directory: Path, name: str | None) -> Outcome:
+def init(directory: Path, name: str | None, targets: str | None = None,
+         serving: bool = False, nested: bool = False) -> Outcome:
     from mlspec.scaffold import scaffold
 
-    return scaffold(directory, name)
+    return scaffold(directory, name, targets, serving, nested)
 
 
 @_outcome
 def compile(spec_path: Path, targets: str | None, check: bool, force: bool) -> Outcome:
     from mlspec.compile.write import compile_spec
+    from mlspec.gitignore import ensure
 
-    return compile_spec(load(spec_path), targets, check=check, force=force)
+    loaded = load(spec_path)
+    note = ensure(loaded, write=not check)  # --check writes nothing
+    out = compile_spec(loaded, targets, check=check, force=force)
+    out.stderr = note + out.stderr
+    return out
 
 
 @_outcome
 def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify: bool,
         sweep: bool, base: str | None, gates: bool) -> Outcome:
+    from mlspec.gitignore import ensure
     from mlspec.run.runner import run_steps
 
-    return run_steps(load(spec_path), steps, force=force, sets=sets, verify=verify, sweep=sweep,
-                     base=base, gates=gates)
+    loaded = load(spec_path)
+    note = ensure(loaded)  # outputs are reproduced from the lock: never committed
+    out = run_steps(loaded, steps, force=force, sets=sets, verify=verify, sweep=sweep,
+                    base=base, gates=gates)
+    out.stderr = note + out.stderr
+    return _explain_missing_metrics(loaded, out)
+
+
+def _explain_missing_metrics(loaded: LoadedSpec, out: Outcome) -> Outcome:
+    """A gate on a metric the run did not write says which file lacks it (issue 12.3)."""
+    results = out.data.get("gates", []) if isinstance(out.data, dict) else []
+    missing = sorted({str(g["metric"]) for g in results if g.get("value") is None})
+    if not missing:
+        return out
+    from mlspec.gitops.metricsdiff import missing_metric
+    from mlspec.run.lock import read_lock
+
+    lock = read_lock(loaded.root)
+    notes = "".join(f"missing metric '{m}': {missing_metric(loaded, lock, m)}\n"
+                    for m in missing)
+    out.text = out.text.rstrip("\n") + "\n" + notes
+    return out
 
 
 @_outcome
-def status(spec_path: Path) -> Outcome:
+def status(spec_path: Path, exit_code: bool = False) -> Outcome:
+    """`mlspec status`; with exit_code, exit 1 when any step is stale (git diff --exit-code)."""
     from mlspec.run.runner import status as runner_status
 
-    return runner_status(load(spec_path))
+    out = runner_status(load(spec_path))
+    if exit_code and out.code == 0 and (out.data or {}).get("stale"):
+        out.code = 1
+    return out
 
 
 @_outcome

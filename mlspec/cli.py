@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument
 
 from mlspec import __version__, layout
 
@@ -26,9 +27,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-SpecOpt = Annotated[Path, typer.Option("--spec", "-f", help="the spec file", show_default=True)]
+SpecOpt = Annotated[Path | None, typer.Option(
+    "--file", "-f", metavar="PATH", show_default=False,
+    help=f"the spec file [default: {layout.SPEC} here or in a parent directory, up to the "
+    "repository root]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-DEFAULT_SPEC = Path(layout.SPEC)
+RefOpt = Annotated[str | None, typer.Option("--base", metavar="REF", help="git ref (or release "
+                                            "version) of the baseline; default: found from git")]
+DEFAULT_SPEC: Path | None = None
 
 
 class DiagFormat(StrEnum):
@@ -69,6 +75,21 @@ def _finish(outcome: Any, as_json: bool = False, fmt: str = "text") -> None:
     raise typer.Exit(outcome.code)
 
 
+def _spec(given: Path | None) -> Path:
+    """The spec to load: -f as given, or mlspec.yaml here or above (said on stderr when found
+    above). Exits 2 with a diagnostic when there is none."""
+    from mlspec.errors import MlspecError, Outcome
+    from mlspec.specpath import locate
+
+    try:
+        found = locate(given)
+    except MlspecError as err:
+        _finish(Outcome.from_error(err))
+    if found.note:
+        sys.stderr.write(found.note)
+    return found.path
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"mlspec {__version__}")
@@ -85,17 +106,26 @@ def _main(
 
 @app.command()
 def validate(
-    spec: Annotated[Path, typer.Argument(help="the spec file")] = DEFAULT_SPEC,
+    legacy: Annotated[Path | None, typer.Argument(
+        metavar="SPEC", show_default=False,
+        help="deprecated: the spec file; use -f PATH as every other command does")] = None,
+    spec: SpecOpt = DEFAULT_SPEC,
     format: Annotated[DiagFormat, typer.Option("--format", help="text, json or github")] = (
         DiagFormat.text),
 ) -> None:
     """Load and check the spec; print every error as file:line:col with a hint.
 
-    Example: mlspec validate examples/iris/mlspec.yaml --format github
+    Example: mlspec validate -f examples/iris/mlspec.yaml --format github
     """
     from mlspec import api
 
-    out = api.validate(spec)
+    if legacy is not None:
+        if spec is not None:
+            raise typer.BadParameter("give the spec once, with -f PATH", param_hint="SPEC")
+        sys.stderr.write(f"warning: `mlspec validate {legacy}` is deprecated; use "
+                         f"`mlspec validate -f {legacy}`\n")
+        spec = legacy
+    out = api.validate(_spec(spec))
     if out.code == 0 and format is DiagFormat.json:
         out.text = "[]"
     _finish(out, fmt=format.value)
@@ -113,7 +143,7 @@ def graph(
     """
     from mlspec import api
 
-    _finish(api.graph(spec, format.value))
+    _finish(api.graph(_spec(spec), format.value))
 
 
 @app.command()
@@ -129,22 +159,35 @@ def schema() -> None:
 
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="repository to scaffold")] = Path("."),
-    name: Annotated[str | None, typer.Option(help="project name; default: the directory's")] = None,
+    directory: Annotated[Path, typer.Argument(
+        metavar="DIRECTORY", help="repository to scaffold", show_default=False)] = Path("."),
+    name: Annotated[str | None, typer.Option(
+        metavar="NAME", help="project name; default: the directory's, transliterated "
+        "(proyecto-ñandú -> proyecto-nandu)")] = None,
+    target: Annotated[str | None, typer.Option(
+        metavar="LIST", help="CI targets, comma-separated: github, gitlab; default: github")]
+    = None,
+    with_serving: Annotated[bool, typer.Option(
+        "--with-serving", help="add an inference section: a serving image deployed on release "
+        "tags")] = False,
+    nested: Annotated[bool, typer.Option(
+        "--nested", help="start a project inside the directory of another mlspec project")]
+    = False,
 ) -> None:
     """Scaffold a working spec and example scripts; refuses to overwrite anything.
 
-    Example: mkdir demo && cd demo && git init && mlspec init && mlspec run
+    Example: mlspec init --target github,gitlab --with-serving
     """
     from mlspec import api
 
-    _finish(api.init(directory, name))
+    _finish(api.init(directory, name, target, with_serving, nested))
 
 
 @app.command(name="compile")
 def compile_(
     spec: SpecOpt = DEFAULT_SPEC,
     target: Annotated[str | None, typer.Option(
+        metavar="LIST",
         help="comma-separated: github,gitlab,docker; default: ci.targets plus docker")] = None,
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 with a diff when "
                                         "generated files are out of date")] = False,
@@ -156,21 +199,22 @@ def compile_(
     """
     from mlspec import api
 
-    _finish(api.compile(spec, target, check=check, force=force))
+    _finish(api.compile(_spec(spec), target, check=check, force=force))
 
 
 @app.command()
 def run(
-    steps: Annotated[list[str] | None, typer.Argument(help="steps to run (and their upstream)")]
+    steps: Annotated[list[str] | None, typer.Argument(
+        metavar="STEP", help="steps to run (and their upstream); default: all")]
     = None,
     spec: SpecOpt = DEFAULT_SPEC,
     force: Annotated[bool, typer.Option("--force", help="rerun even when up to date")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override a param: name=value")]
-    = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", help="override a param (repeatable)")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="rerun everything; exit 1 when outs or "
                                          "metrics differ from the lock")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="run every sweep variant")] = False,
-    base: Annotated[str | None, typer.Option("--base", help="git ref of the baseline")] = None,
+    base: RefOpt = None,
     no_gates: Annotated[bool, typer.Option("--no-gates", help="do not evaluate gates")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -180,42 +224,53 @@ def run(
     """
     from mlspec import api
 
-    _finish(api.run(spec, steps or [], force=force, sets=set_ or [], verify=verify, sweep=sweep,
-                    base=base, gates=not no_gates), as_json)
+    _finish(api.run(_spec(spec), steps or [], force=force, sets=set_ or [], verify=verify,
+                    sweep=sweep, base=base, gates=not no_gates), as_json)
 
 
 @app.command()
-def status(spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
+def status(
+    spec: SpecOpt = DEFAULT_SPEC,
+    as_json: JsonOpt = False,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="exit 1 when any step is stale "
+                                            "(as git diff --exit-code), for scripts and hooks")]
+    = False,
+) -> None:
     """Which steps are stale, and which input changed for each.
 
-    Example: mlspec status --json
+    Example: mlspec status --exit-code || mlspec run
     """
     from mlspec import api
 
-    _finish(api.status(spec), as_json)
+    _finish(api.status(_spec(spec), exit_code=exit_code), as_json)
 
 
 @app.command()
 def metrics(
     spec: SpecOpt = DEFAULT_SPEC,
-    diff: Annotated[str | None, typer.Option("--diff", help="git ref to compare with; "
-                                             "'auto' finds the base")] = None,
-    format: Annotated[TableFormat, typer.Option("--format")] = TableFormat.table,
+    diff: Annotated[str | None, typer.Option(
+        "--diff", metavar="[REF]", help="compare with a git ref or release version; bare "
+        "--diff finds the base (the PR's target, or the previous commit on the default "
+        "branch)")] = None,
+    format: Annotated[TableFormat, typer.Option(
+        "--format", help="table (terminal), markdown (PR comment) or json")] = TableFormat.table,
 ) -> None:
-    """Metrics from mlspec.lock, and their change against another git ref.
+    """Metrics from mlspec.lock, their change against a base, and the gates (exit 1 when a gate
+    fails).
 
     Example: mlspec metrics --diff origin/main --format markdown
     """
     from mlspec import api
 
-    _finish(api.metrics(spec, diff, format.value), format is TableFormat.json)
+    _finish(api.metrics(_spec(spec), diff, format.value), format is TableFormat.json)
 
 
 @app.command()
 def report(
     spec: SpecOpt = DEFAULT_SPEC,
-    base: Annotated[str | None, typer.Option("--base", help="git ref of the baseline")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file")] = None,
+    base: RefOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="write to a file")] = None,
 ) -> None:
     """Markdown for the PR comment / job summary: metrics vs base, gates, params, lineage.
 
@@ -223,15 +278,17 @@ def report(
     """
     from mlspec import api
 
-    _finish(api.report(spec, base, output))
+    _finish(api.report(_spec(spec), base, output))
 
 
 @app.command()
 def build(
-    which: Annotated[str, typer.Argument(help="serve or train")] = "serve",
+    which: Annotated[str, typer.Argument(metavar="IMAGE",
+                                                 help="serve or train")] = "serve",
     spec: SpecOpt = DEFAULT_SPEC,
     push: Annotated[bool, typer.Option("--push", help="push to the registry")] = False,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="extra tag")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", metavar="TAG",
+                                                  help="extra image tag (repeatable)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the serving or training image through the Docker Engine API, with lineage labels.
@@ -240,14 +297,17 @@ def build(
     """
     from mlspec import api
 
-    _finish(api.build(spec, which, push=push, tags=tag or []), as_json)
+    _finish(api.build(_spec(spec), which, push=push, tags=tag or []), as_json)
 
 
 @app.command()
 def release(
-    version: Annotated[str, typer.Argument(help="the version, e.g. 1.2.0")],
+    version: Annotated[str, typer.Argument(metavar="VERSION",
+                                                help="the version, e.g. 1.2.0")],
     spec: SpecOpt = DEFAULT_SPEC,
-    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", metavar="TEXT",
+        help="release notes: the model card's notes section and the tag message")] = None,
     push: Annotated[bool, typer.Option("--push", help="push the tag to origin")] = False,
 ) -> None:
     """Check a clean tree, a fresh lock and passing gates, then tag the model's commit.
@@ -256,7 +316,7 @@ def release(
     """
     from mlspec import api
 
-    _finish(api.release(spec, version, message=message, push=push))
+    _finish(api.release(_spec(spec), version, message=message, push=push))
 
 
 @app.command()
@@ -267,12 +327,13 @@ def models(spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
     """
     from mlspec import api
 
-    _finish(api.models(spec), as_json)
+    _finish(api.models(_spec(spec)), as_json)
 
 
 @app.command()
 def lineage(
-    ref: Annotated[str, typer.Argument(help="a tag or commit")] = "HEAD",
+    ref: Annotated[str, typer.Argument(
+        metavar="REF", help="a release version (1.2.0), tag, branch or commit")] = "HEAD",
     spec: SpecOpt = DEFAULT_SPEC,
     as_json: JsonOpt = False,
     model_card: Annotated[bool, typer.Option("--model-card", help="print the model card "
@@ -280,18 +341,19 @@ def lineage(
 ) -> None:
     """Where a model came from: commit, data hashes, params, metrics, image digest.
 
-    Example: mlspec lineage v1.2.0 --model-card > MODEL_CARD.md
+    Example: mlspec lineage 1.2.0 --model-card > MODEL_CARD.md
     """
     from mlspec import api
 
-    _finish(api.lineage(spec, ref, model_card=model_card), as_json)
+    _finish(api.lineage(_spec(spec), ref, model_card=model_card), as_json)
 
 
 @app.command()
 def serve(
-    model: Annotated[Path, typer.Argument(help="a pickled or joblib scikit-learn model")],
-    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
-    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    model: Annotated[Path, typer.Argument(
+        metavar="MODEL", help="a pickled or joblib scikit-learn model")],
+    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port")] = 8080,
+    host: Annotated[str, typer.Option(metavar="HOST", help="address to bind")] = "127.0.0.1",
     allow_unlocked: Annotated[bool, typer.Option(
         "--allow-unlocked",
         help="serve a model that mlspec.lock does not record with these exact bytes "
@@ -311,8 +373,32 @@ def serve(
     _finish(api.serve(model, host=host, port=port, allow_unlocked=allow_unlocked))
 
 
+def bare_diff(argv: list[str]) -> list[str]:
+    """`mlspec metrics --diff` with no ref means the automatic base (`--diff auto`); click has
+    no optional option values, so the bare form is spelled out before parsing."""
+    if "metrics" not in argv:
+        return argv
+    out = list(argv)
+    for i in range(len(out) - 1, out.index("metrics"), -1):
+        if out[i] == "--diff" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, "auto")
+    return out
+
+
+def _no_type_labels(command: object) -> None:
+    """Typer labels every argument with its Python type (`STEP <list[str]>`); the metavar
+    says it all, so the label goes (issue 12.7)."""
+    for param in getattr(command, "params", []):
+        if isinstance(param, TyperArgument):
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    for sub in getattr(command, "commands", {}).values():
+        _no_type_labels(sub)
+
+
 def main() -> None:
     from mlspec.startup import skip_pydantic_plugin_discovery
 
     skip_pydantic_plugin_discovery()  # ~12 ms of `validate`; see mlspec/startup.py
-    app()
+    command = typer.main.get_command(app)
+    _no_type_labels(command)
+    command.main(args=bare_diff(sys.argv[1:]), prog_name="mlspec")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, REPO, mlspec
+from conftest import BIN, EXAMPLES, REPO, git, init_repo, mlspec
 
 from mlspec import __version__
 from mlspec.cli import app
@@ -77,11 +79,123 @@ def test_exit_2_on_bad_usage(args: list[str]) -> None:
 def test_exit_2_on_missing_spec(tmp_path: Path) -> None:
     r = mlspec("validate", cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr == ("mlspec.yaml:1:1: no spec at mlspec.yaml [spec.missing-file]\n"
-                        "  hint: run `mlspec init` to create one\n1 error\n")
-    r = mlspec("graph", "--spec", "elsewhere/ml.yaml", cwd=tmp_path)
+    assert "no mlspec.yaml in" in r.stderr
+    assert "hint: run `mlspec init` to create one" in r.stderr
+    r = mlspec("graph", "-f", "elsewhere/ml.yaml", cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr.startswith("elsewhere/ml.yaml:1:1: no spec at elsewhere/ml.yaml")
+    assert "no spec at elsewhere/ml.yaml" in r.stderr
+
+
+def _project(tmp_path: Path) -> Path:
+    """A scaffolded project in a real git repository, with a nested source directory."""
+    root = init_repo(tmp_path / "proj")
+    assert mlspec("init", cwd=root).returncode == 0
+    (root / "src" / "deep").mkdir()
+    return root
+
+
+def test_a_subdirectory_finds_the_spec_above(tmp_path: Path) -> None:
+    """issue 12.1: `cd src && mlspec status` used the spec above, not 'run mlspec init'."""
+    root = _project(tmp_path)
+    for cwd, shown in ((root / "src", "../mlspec.yaml"),
+                       (root / "src" / "deep", "../../mlspec.yaml")):
+        r = mlspec("status", "--json", cwd=cwd)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == f"mlspec: using {shown} (found in {root}); steps run there\n"
+        assert json.loads(r.stdout)["stale"] == ["prepare", "train", "evaluate"]
+    # in the spec's own directory nothing is said
+    r = mlspec("validate", cwd=root)
+    assert (r.returncode, r.stderr) == (0, "")
+    # diagnostics name the spec as the user can open it from where they are
+    spec = root / "mlspec.yaml"
+    spec.write_text(spec.read_text().replace("version: 1", "version: 7"))
+    r = mlspec("validate", cwd=root / "src")
+    assert r.returncode == 2
+    assert "\n../mlspec.yaml:" in "\n" + r.stderr.split("\n", 1)[1], r.stderr
+
+
+def test_the_search_stops_at_the_repository_root(tmp_path: Path) -> None:
+    outer = _project(tmp_path)
+    inner = init_repo(outer / "vendor" / "other")  # a nested repository: its own root
+    r = mlspec("status", cwd=inner)
+    assert r.returncode == 2
+    assert "no mlspec.yaml in" in r.stderr and "mlspec init" in r.stderr
+
+
+def test_never_advise_init_when_a_spec_exists_above(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    r = mlspec("status", "-f", "mlspec.yaml", cwd=root / "src")
+    assert r.returncode == 2
+    assert "mlspec init" not in r.stderr
+    assert "a spec exists at ../mlspec.yaml" in r.stderr
+
+
+def test_specs_below_are_named_instead_of_init(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "mono")
+    _project(repo / "projects")
+    r = mlspec("validate", cwd=repo)
+    assert r.returncode == 2
+    assert "projects/proj/mlspec.yaml" in r.stderr and "mlspec init" not in r.stderr
+
+
+def test_steps_run_in_the_spec_directory_from_a_subdirectory(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    git("add", "-A", cwd=root)
+    r = mlspec("run", "prepare", cwd=root / "src", env={"PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (root / "data" / "dataset.csv").is_file()
+    assert not (root / "src" / "data").exists() and not (root / "src" / "mlspec.lock").exists()
+
+
+def test_status_exit_code(tmp_path: Path) -> None:
+    """issue 12.14: --exit-code exits 1 while a step is stale, 0 once everything is fresh."""
+    root = _project(tmp_path)
+    assert mlspec("status", cwd=root).returncode == 0  # informational without the flag
+    r = mlspec("status", "--exit-code", cwd=root)
+    assert r.returncode == 1 and "3 of 3 step(s) stale" in r.stdout
+    r = mlspec("run", "--no-gates", cwd=root, env={"PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = mlspec("status", "--exit-code", cwd=root)
+    assert r.returncode == 0, r.stdout
+
+
+def test_every_command_takes_the_spec_as_dash_f() -> None:
+    """issue 12.7: one spelling of the spec option for every command that reads one."""
+    for command in COMMANDS:
+        if command in ("init", "schema", "serve"):
+            continue
+        r = mlspec(command, "--help", cwd=REPO)
+        assert "-f, --file PATH" in r.stdout, (command, r.stdout)
+
+
+def test_validate_positional_still_works_as_a_deprecated_alias() -> None:
+    r = mlspec("validate", "mlspec.yaml", cwd=EXAMPLES / "iris")
+    assert r.returncode == 0, r.stderr
+    assert "deprecated; use `mlspec validate -f mlspec.yaml`" in r.stderr
+    r = mlspec("validate", "mlspec.yaml", "-f", "mlspec.yaml", cwd=EXAMPLES / "iris")
+    assert r.returncode == 2
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_no_python_types_and_every_option_is_explained(command: str) -> None:
+    """issue 12.7: no `<list[str]>` / `<str>` metavars; every option says what it does."""
+    r = mlspec(command, "--help", cwd=REPO)
+    assert not re.search(r"<(?:[a-z]+|list\[.*?\])>", r.stdout), r.stdout
+    options = r.stdout.split("Options:", 1)[1]
+    for line in options.splitlines():
+        m = re.match(r"  (-\S.*?)(?:  +(.*))?$", line)
+        if m:  # an option's first line: its description starts on the same line
+            assert m.group(2), (command, line)
+
+
+def test_metrics_diff_without_a_ref_means_the_automatic_base() -> None:
+    from mlspec.cli import bare_diff
+
+    assert bare_diff(["metrics", "--diff"]) == ["metrics", "--diff", "auto"]
+    assert bare_diff(["metrics", "--diff", "--format", "json"]) == [
+        "metrics", "--diff", "auto", "--format", "json"]
+    assert bare_diff(["metrics", "--diff", "v1.0.0"]) == ["metrics", "--diff", "v1.0.0"]
+    assert bare_diff(["run", "--diff"]) == ["run", "--diff"]
 
 
 def test_graph_formats() -> None:

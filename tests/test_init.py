@@ -116,7 +116,7 @@ def test_init_into_a_new_directory(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "created My Project!/mlspec.yaml" in r.stdout
     assert "  name: my-project\n" in (tmp_path / "My Project!" / "mlspec.yaml").read_text()
-    r = mlspec("validate", "My Project!/mlspec.yaml", cwd=tmp_path)
+    r = mlspec("validate", "-f", "My Project!/mlspec.yaml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
 
 
@@ -144,3 +144,78 @@ def test_init_keeps_an_existing_gitignore_and_requirements(tmp_path: Path) -> No
     assert "kept .gitignore; add: /model/ /metrics.json /params.json /.mlspec/\n" in r.stdout
     assert "kept requirements.txt\n" in r.stdout
     assert mlspec("validate", cwd=repo).returncode == 0
+
+
+def test_a_non_ascii_directory_is_transliterated_and_said(tmp_path: Path) -> None:
+    """issue 12.9: `proyecto-ñandú` became `proyecto--and`, silently."""
+    repo = init_repo(tmp_path / "proyecto-ñandú")
+    r = mlspec("init", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert "  name: proyecto-nandu\n" in (repo / "mlspec.yaml").read_text()
+    assert ("project name: proyecto-nandu (from the directory name 'proyecto-ñandú'; change it "
+            "with --name)\n") in r.stdout
+    assert "CI targets: github (ci.targets; change with --target github,gitlab)\n" in r.stdout
+    assert "serving: none (add an inference section with --with-serving)\n" in r.stdout
+    assert project_name(Path("/x/Ünïcödé  Prøject")) == "unicode-prject"
+    assert project_name(Path("/x/données__2024")) == "donnees-2024"
+
+
+def test_a_bad_name_gets_a_suggestion(tmp_path: Path) -> None:
+    r = mlspec("init", "--name", "Mi Proyecto Ñandú", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "e.g. --name mi-proyecto-nandu" in r.stderr
+    r = mlspec("init", "--name", "mine", cwd=tmp_path)
+    assert "project name: mine (given with --name)" in r.stdout
+
+
+def test_init_with_gitlab_and_serving_compiles(tmp_path: Path) -> None:
+    """issue 12.9: try GitLab and Docker without reading the spec reference."""
+    repo = init_repo(tmp_path / "shop")
+    git("remote", "add", "origin", "https://gitlab.com/Acme/shop.git", cwd=repo)
+    r = mlspec("init", "--target", "gitlab,github", "--with-serving", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert "CI targets: gitlab, github" in r.stdout
+    assert "serving: image registry.gitlab.com/acme/shop, deployed on tags v*" in r.stdout
+    text = (repo / "mlspec.yaml").read_text()
+    assert "  targets: [gitlab, github]\n" in text
+    assert "  image: {name: registry.gitlab.com/acme/shop, base: " in text
+    assert "# Add `inference:`" not in text
+    r = mlspec("validate", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    r = mlspec("compile", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert (repo / ".gitlab-ci.yml").is_file()
+    assert (repo / ".github" / "workflows" / "mlspec-release.yml").is_file()
+    assert any("serve" in p.name for p in (repo / "docker").iterdir())
+
+
+def test_init_serving_without_a_remote_uses_a_placeholder(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "churn")
+    r = mlspec("init", "--with-serving", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert "image ghcr.io/your-org/churn" in r.stdout
+    assert mlspec("validate", cwd=repo).returncode == 0
+
+
+def test_init_rejects_an_unknown_target(tmp_path: Path) -> None:
+    r = mlspec("init", "--target", "github,jenkins", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "unknown CI target 'jenkins'" in r.stderr and "github, gitlab" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_inside_a_project_refuses_and_names_the_spec_above(tmp_path: Path) -> None:
+    """issue 12.1: following the old 'run mlspec init' hint from src/ scaffolded a second
+    project; init now says which project this directory belongs to."""
+    repo = init_repo(tmp_path / "repo")
+    assert mlspec("init", cwd=repo).returncode == 0
+    before = _listing(repo)
+    r = mlspec("init", cwd=repo / "src")
+    assert r.returncode == 2
+    assert "is inside the project of ../mlspec.yaml" in r.stderr
+    assert "mlspec init --nested" in r.stderr
+    assert _listing(repo) == before
+    (repo / "other").mkdir()
+    r = mlspec("init", "--nested", cwd=repo / "other")
+    assert r.returncode == 0, r.stderr
+    assert (repo / "other" / "mlspec.yaml").is_file()

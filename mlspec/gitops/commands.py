@@ -92,17 +92,25 @@ def _compare(loaded: LoadedSpec, lock: Lock, ref: str | None, strict: bool
 
 
 def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
-    """`mlspec metrics [--diff REF] [--format table|markdown|json]`."""
+    """`mlspec metrics [--diff [REF]] [--format table|markdown|json]`: exit 1 when a gate
+    fails (judged as `mlspec run` judges it), so scripts and CI can rely on the code."""
     from mlspec.gitops import metricsdiff
 
     _, c, _ = comparison(loaded, diff, strict=diff is not None)
     data = c.to_data()
     warn = f"warning: {metricsdiff.pending_text(c)}\n" if c.pending else ""
+    failed = c.failed_gates
+    code = 1 if failed else 0
+    if failed:
+        warn += "".join(f"gate failed: {g.gate}" + (f" — {g.note}" if g.note else "") + "\n"
+                        for g in failed)
     if fmt == "json":
-        return Outcome(data=data, text=json.dumps(data, indent=2, sort_keys=True), stderr=warn)
-    if fmt == "markdown":
-        return Outcome(data=data, text=metricsdiff.markdown(c), stderr=warn)
-    return Outcome(data=data, text=metricsdiff.table(c), stderr=warn)
+        text = json.dumps(data, indent=2, sort_keys=True)
+    elif fmt == "markdown":
+        text = metricsdiff.markdown(c)
+    else:
+        text = metricsdiff.table(c)
+    return Outcome(code=code, data=data, text=text, stderr=warn)
 
 
 def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:

@@ -69,6 +69,34 @@ def resolve(repo: Repo, ref: str) -> str | None:
     return sha or None  # peeling to ^{commit} read the object, so it is in the clone
 
 
+# a release version: MAJOR.MINOR.PATCH[-PRE][+BUILD]; its tag is ci.tag_prefix + version
+SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+                    r"(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def named_ref(repo: Repo, ref: str, tag_prefix: str | None = None,
+              root: Path | None = None) -> str:
+    """The ref as git knows it: `ref` itself when it resolves; a release version (`0.1.0`)
+    becomes its release tag (`v0.1.0`, the spec's ci.tag_prefix), as `mlspec release 0.1.0`
+    named it. Otherwise `ref` unchanged (the caller reports it as unknown)."""
+    if resolve(repo, ref) is not None or not SEMVER.match(ref):
+        return ref
+    if tag_prefix is None:
+        tag_prefix = _tag_prefix(root) if root is not None else "v"
+    tag = f"{tag_prefix}{ref}"
+    return tag if resolve(repo, f"refs/tags/{tag}") is not None else ref
+
+
+def _tag_prefix(root: Path) -> str:
+    """spec.ci.tag_prefix of the spec at root, 'v' when it cannot be read."""
+    try:
+        from mlspec.spec.loader import load_spec
+
+        return str(load_spec(Path(root) / layout.SPEC).spec.ci.tag_prefix)
+    except Exception:
+        return "v"
+
+
 def _present(repo: Repo, sha: str) -> bool:
     """Whether a commit object is in the clone (a shallow clone names parents it lacks)."""
     import git
@@ -183,6 +211,7 @@ def find_base(root: Path, explicit: str | None, default_branch: str | None = Non
     if repo is None:
         return None
     if explicit and explicit != "auto":
+        explicit = named_ref(repo, explicit, root=root)
         if resolve(repo, explicit) is None:
             raise git_error(f"unknown git ref '{explicit}'",
                             _fetch_hint(explicit.removeprefix("origin/")))

@@ -255,15 +255,28 @@ def _packed(repo: Repo) -> str:
 
 def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     """The lineage of a tag or commit, read from git."""
-    from mlspec.gitops.gitrefs import git_error, lock_at, open_repo, repo_relpath, resolve
+    from mlspec.gitops.gitrefs import (
+        SEMVER,
+        git_error,
+        lock_at,
+        named_ref,
+        open_repo,
+        repo_relpath,
+        resolve,
+    )
 
     repo = open_repo(loaded.root)
     assert repo is not None
+    ref = named_ref(repo, ref, loaded.spec.ci.tag_prefix)
     sha = resolve(repo, ref)
     if sha is None:
-        raise git_error(f"unknown git ref '{ref}'", "name a tag (see `mlspec models`) or a "
-                        "commit; in a shallow clone fetch it first: `git fetch --tags`",
-                        rule="git.ref")
+        if SEMVER.match(ref):
+            raise git_error(f"no release {ref}: no tag {loaded.spec.ci.tag_prefix}{ref}",
+                            "`mlspec models` lists the releases; in a shallow clone fetch the "
+                            "tags first: `git fetch --tags`", rule="git.ref")
+        raise git_error(f"unknown git ref '{ref}'", "name a release version or tag (see "
+                        "`mlspec models`), a branch or a commit; in a shallow clone fetch it "
+                        "first: `git fetch --tags`", rule="git.ref")
     rel = repo_relpath(repo, loaded.root)
     lock = lock_at(loaded.root, sha, repo)
     if lock is None:

@@ -130,10 +130,40 @@ def _clean(x: float) -> float:
     return float(f"{x:.12g}")
 
 
+# -- a metric nobody wrote ------------------------------------------------------------------
+def missing_metric(loaded: LoadedSpec, lock: Lock | None, metric: str) -> str:
+    """Why `metric` has no value, naming the metrics file, the step that writes it and the
+    keys it has: "metrics.json written by step 'evaluate' has no key 'precision' (it has:
+    accuracy, f1_macro)"."""
+    import difflib
+
+    graph = loaded.graph
+    writers = [(n, str(graph.steps[n].metrics)) for n in graph.order if graph.steps[n].metrics]
+    if not writers:
+        return (f"no step writes a metrics file, so nothing provides '{metric}': give the step "
+                "that evaluates the model `metrics: metrics.json`")
+    parts: list[str] = []
+    seen: set[str] = set()
+    for step, file in writers:
+        entry = lock.steps.get(step) if lock is not None else None
+        if entry is None:
+            parts.append(f"step '{step}' (which writes {file}) has not run yet")
+            continue
+        keys = sorted(entry.metrics)
+        seen.update(keys)
+        has = ", ".join(keys) if keys else "no numeric key"
+        parts.append(f"{file} written by step '{step}' has no key '{metric}' (it has: {has})")
+    text = "; ".join(parts)
+    close = difflib.get_close_matches(metric, sorted(seen), n=1)
+    return text + (f" — did you mean '{close[0]}'?" if close else "")
+
+
 # -- gates ----------------------------------------------------------------------------------
 def evaluate_gates(loaded: LoadedSpec, metrics: dict[str, float],
-                   baseline: dict[str, float] | None) -> list[GateResult]:
-    """Check every gate against the metrics and (for `baseline` gates) the base's metrics."""
+                   baseline: dict[str, float] | None,
+                   lock: Lock | None = None) -> list[GateResult]:
+    """Check every gate against the metrics and (for `baseline` gates) the base's metrics;
+    `lock` (the run's) lets a missing metric say which file lacks it."""
     from mlspec.gitops.gates import judge, spec_gates
 
     out: list[GateResult] = []
@@ -143,8 +173,9 @@ def evaluate_gates(loaded: LoadedSpec, metrics: dict[str, float],
         b = base.get(g.metric)
         bar, passed = judge(g, value, b)
         if value is None:
-            out.append(GateResult(g.text, g.metric, None, b, bar, False,
-                                  f"no metric '{g.metric}' in the lock"))
+            note = (missing_metric(loaded, lock, g.metric) if lock is not None
+                    else f"no metric '{g.metric}' in the lock")
+            out.append(GateResult(g.text, g.metric, None, b, bar, False, note))
         elif passed is None or bar is None:
             why = "no base lock" if baseline is None else f"the base has no '{g.metric}'"
             out.append(GateResult(g.text, g.metric, value, None, None, None,
@@ -178,12 +209,15 @@ def compare(loaded: LoadedSpec, current: Lock, base: Lock | None, base_ref: str 
             base_commit: str | None = None, note: str = "") -> Comparison:
     metrics = current.metrics()
     base_metrics = base.metrics() if base is not None else None
-    gates = evaluate_gates(loaded, metrics, base_metrics)
+    gates = evaluate_gates(loaded, metrics, base_metrics, current)
     design = loaded.spec.design
     declared = dict(design.metrics) if design else {}
     primary = design.primary if design else None
-    names = [n for n in declared if n in metrics or (base_metrics and n in base_metrics)]
-    extra = set(metrics) | set(base_metrics or {})
+    gated = {g.metric for g in gates}
+    # a declared or gated metric the run did not write stays in the table, shown as missing
+    names = [n for n in declared if n in metrics or n in gated
+             or (base_metrics and n in base_metrics)]
+    extra = set(metrics) | set(base_metrics or {}) | gated
     names += sorted(extra - set(names))
     rows = []
     for name in names:
@@ -196,9 +230,9 @@ def compare(loaded: LoadedSpec, current: Lock, base: Lock | None, base_ref: str 
 
 
 # -- rendering ------------------------------------------------------------------------------
-def fmt_num(v: float | None) -> str:
+def fmt_num(v: float | None, none: str = "—") -> str:
     if v is None:
-        return "—"
+        return none
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, int):
@@ -247,7 +281,8 @@ def table(c: Comparison) -> str:
     body = []
     for r in c.rows:
         change = f"{arrow(r)} {TERM_CHANGE[r.change]}".strip()
-        body.append([r.name + (" *" if r.primary else ""), fmt_num(r.value), fmt_num(r.base),
+        body.append([r.name + (" *" if r.primary else ""), fmt_num(r.value, "missing"),
+                     fmt_num(r.base),
                      fmt_delta(r), change, r.goal or "", r.verdict.upper() if r.verdict == "fail"
                      else r.verdict])
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
@@ -309,7 +344,8 @@ def markdown_metrics(c: Comparison) -> str:
         delta = fmt_delta(r)
         cell = f"{change} {delta}".strip() if delta != "—" else (change or "—")
         goal = {"maximize": "↑ maximize", "minimize": "↓ minimize"}.get(r.goal or "", "—")
-        lines.append(f"| {name} | {fmt_num(r.value)} | {fmt_num(r.base)} | {cell} | {goal} | "
+        lines.append(f"| {name} | {fmt_num(r.value, 'missing')} | {fmt_num(r.base)} | {cell} | "
+                     f"{goal} | "
                      f"{MD_VERDICT[r.verdict] or '—'} |")
     return "\n".join(lines) + "\n"
 

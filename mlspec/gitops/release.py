@@ -8,13 +8,13 @@ tag `<ci.tag_prefix><VERSION>` on HEAD whose message is the model card. It pushe
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+from mlspec.gitops.gitrefs import SEMVER
 
 if TYPE_CHECKING:
     from git import Repo
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
-SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-                    r"(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
 
 def parse_version(loaded: LoadedSpec, version: str) -> tuple[str, str]:
@@ -150,11 +148,12 @@ def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
         base_lock = lock_at(loaded.root, base) if base else None
         baseline = base_lock.metrics() if base_lock is not None else None
     out = []
-    for g in evaluate_gates(loaded, lock.metrics(), baseline):
+    for g in evaluate_gates(loaded, lock.metrics(), baseline, lock):
         if g.passed is False:
             bar = f" (threshold {fmt_num(g.threshold)})" if g.threshold is not None else ""
             value = fmt_num(g.value) if g.value is not None else "missing"
-            out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}")
+            why = f": {g.note}" if g.value is None and g.note else ""
+            out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}{why}")
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import git, mlspec
-from gitops_helpers import copy_history, run, set_depth, template
+from gitops_helpers import copy_history, env, run, set_depth, template
 
 
 @pytest.fixture
@@ -17,8 +17,11 @@ def repo(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def metrics_json(repo: Path, *args: str) -> dict:
     r = mlspec("metrics", *args, "--format", "json", cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    assert r.returncode in (0, 1), r.stderr
+    data = json.loads(r.stdout)
+    # exit 1 exactly when a gate fails (issue 12.3), in every format
+    assert r.returncode == (0 if data["passed"] else 1), (r.returncode, data["passed"])
+    return data
 
 
 def test_diff_main_shows_deltas_and_verdicts(repo: Path) -> None:
@@ -63,7 +66,9 @@ def test_default_and_auto_base_is_the_merge_base(repo: Path) -> None:
 
 def test_table_and_markdown(repo: Path) -> None:
     r = mlspec("metrics", "--diff", "main", cwd=repo)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # the worse model fails its relative gates
+    assert r.stderr == ("gate failed: f1_macro >= baseline - 0.01\n"
+                        "gate failed: log_loss <= baseline * 1.5\n")
     lines = r.stdout.splitlines()
     assert lines[0].startswith("base: main (")
     f1 = next(line for line in lines if line.startswith("f1_macro"))
@@ -144,3 +149,45 @@ def test_says_how_the_base_was_chosen(repo: Path, monkeypatch: pytest.MonkeyPatc
     assert metrics_json(repo, "--diff", "main")["base"]["how"] == "given"
     git("checkout", "-q", "main", cwd=repo)
     assert metrics_json(repo)["base"]["how"] == "the previous commit on main"
+
+
+def _gate_on_precision(repo: Path) -> None:
+    """Declare a metric (and gate it) that src/evaluate.py never writes."""
+    spec = repo / "mlspec.yaml"
+    text = spec.read_text().replace(
+        "    log_loss: {goal: minimize}\n",
+        "    log_loss: {goal: minimize}\n    precision: {goal: maximize, threshold: 0.5}\n")
+    spec.write_text(text)
+
+
+def test_a_metric_the_script_does_not_write(repo: Path) -> None:
+    """issue 12.3: the gate says which file lacks the key and what it has; `mlspec metrics`
+    exits 1 and shows the metric as missing."""
+    git("checkout", "-q", "main", cwd=repo)
+    _gate_on_precision(repo)
+    want = ("metrics.json written by step 'evaluate' has no key 'precision' "
+            "(it has: accuracy, f1_macro, log_loss)")
+    r = mlspec("run", cwd=repo, env=env())
+    assert r.returncode == 1
+    assert f"missing metric 'precision': {want}" in r.stdout
+    r = mlspec("metrics", cwd=repo)
+    assert r.returncode == 1
+    assert f"gate failed: precision >= 0.5 — {want}\n" in r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("precision"))
+    assert row.split() == ["precision", "missing", "—", "—", "maximize", "FAIL"]
+    md = mlspec("metrics", "--format", "markdown", cwd=repo)
+    assert "| precision | missing |" in md.stdout
+    data = metrics_json(repo)
+    gate = next(g for g in data["gates"] if g["metric"] == "precision")
+    assert (gate["verdict"], gate["note"]) == ("fail", want)
+
+
+def test_a_misspelt_metric_gets_a_suggestion(repo: Path) -> None:
+    from mlspec.gitops.metricsdiff import missing_metric
+    from mlspec.run.lock import read_lock
+    from mlspec.spec.loader import load_spec
+
+    loaded = load_spec(repo / "mlspec.yaml")
+    note = missing_metric(loaded, read_lock(repo), "f1-macro")
+    assert note.endswith("— did you mean 'f1_macro'?"), note
+    assert "has not run yet" in missing_metric(loaded, None, "f1-macro")
