@@ -76,7 +76,7 @@ def init(directory: Path, name: str | None) -> Outcome:
 
 @_outcome
 def compile(spec_path: Path, targets: str | None, check: bool, force: bool) -> Outcome:
-    from mlspec.compile.write import compile_spec
+    from mlspec.compile.driver import compile_spec
 
     return compile_spec(load(spec_path), targets, check=check, force=force)
 

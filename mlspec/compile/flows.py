@@ -1,20 +1,25 @@
 """The three flows of a plan (experiment, release, schedule) as target-neutral jobs.
 
-See mlspec.compile.plan for the data model. The shell in `Command.run` is plain POSIX/bash
+See mlspec.compile.model for the data model. The shell in `Command.run` is plain POSIX/bash
 with every CI value read from the environment ("$NAME", quoted), never a CI expression.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlspec.compile.plan import (
+from mlspec import __version__
+from mlspec.compile.model import (
     LOCK,
     RECORDS,
     REPORT,
     SWEEP_RECORDS,
     Artifact,
+    Cache,
     Command,
     Environment,
     EnvValue,
@@ -27,11 +32,48 @@ from mlspec.compile.plan import (
 )
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import PlanContext
+    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.step import Step
 
 READ = Permission("contents", "read", "check out the repository")
 MAX_TIMEOUT = 360
 CHECK_JOB = "check"
+
+
+def _short(data: object) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What the flow builders share while the plan is being built."""
+
+    loaded: LoadedSpec
+    install: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def step(self, name: str) -> Step:
+        step: Step = self.loaded.graph.steps[name]
+        return step
+
+    def cache_for(self, name: str) -> Cache | None:
+        """The cache of one step: its outs keyed by its static definition + file hashes."""
+        step = self.step(name)
+        if not step.all_outs():
+            return None
+        spec = self.loaded.spec
+        static = _short({"mlspec": __version__, "step": name, "command": step.command,
+                         "estimator": step.estimator,
+                         "dataset": step.dataset.model_dump() if step.dataset else None,
+                         "split": step.split.model_dump() if step.split else None,
+                         "params": step.params, "outs": step.all_outs(),
+                         "python": spec.project.python, "image": step.resources.image})
+        files = [d for d in step.deps]
+        if spec.project.requirements:
+            files.append(spec.project.requirements)
+        return Cache(step=name, prefix=f"mlspec-{name}-{static}-", files=tuple(files),
+                     paths=tuple(step.all_outs()))
 
 
 def step_artifact(name: str, outs: list[str]) -> Artifact:

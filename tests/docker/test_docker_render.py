@@ -13,7 +13,7 @@ import pytest
 from conftest import EXAMPLES, copy_example, mlspec, tool
 
 from mlspec.api import load
-from mlspec.compile.docker import render_loaded
+from mlspec.compile.targets.docker.dockerfiles import render_loaded
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 FILES = ("docker/train.Dockerfile", "docker/serve.Dockerfile", ".dockerignore")

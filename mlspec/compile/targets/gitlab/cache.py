@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlspec import layout
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Flow, Job, Plan
+    from mlspec.compile.model import Flow, Job, Plan
 
 KEYS_ENV = "mlspec-keys.env"
 RECORDS = layout.RECORDS

@@ -29,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlspec.compile.gitlab_jobs import GLJob, flow_jobs, note_token_variable
+from mlspec.compile.targets.gitlab.conditions import branch_condition, tag_condition
+from mlspec.compile.targets.gitlab.jobs import GLJob, flow_jobs, note_token_variable
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Plan
+    from mlspec.compile.model import Plan
 
 PIPELINE = ".gitlab-ci.yml"
 FIXED_STAGES_BEFORE = ("check",)
@@ -56,35 +57,6 @@ class Pipeline:
     schedules: list[tuple[str, str, str]]  # (cron, MLSPEC_SCHEDULE value, what it runs)
     schedule_options: list[str]
     notes: list[str] = field(default_factory=list)  # comment lines at the top
-
-
-def tag_regex(glob: str) -> str:
-    """A tag glob (`v*`) as a GitLab (RE2) regex literal anchored at both ends."""
-    out = []
-    for ch in glob:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch.isalnum() or ch in "_-":
-            out.append(ch)
-        else:
-            out.append("[" + ch + "]")
-    return "/^" + "".join(out) + "$/"
-
-
-def tag_condition(globs: tuple[str, ...] | list[str]) -> str:
-    tags = " || ".join(f"$CI_COMMIT_TAG =~ {tag_regex(g)}" for g in globs)
-    if len(globs) > 1:
-        tags = f"({tags})"
-    return f'{tags} && $CI_COMMIT_REF_PROTECTED == "true"'
-
-
-def branch_condition(branches: list[str]) -> str:
-    names = " || ".join(f'$CI_COMMIT_BRANCH == "{b}"' for b in branches)
-    if len(branches) > 1:
-        names = f"({names})"
-    return f'$CI_PIPELINE_SOURCE == "push" && {names}'
 
 
 def workflow_rules(plan: Plan) -> list[Rule]:
@@ -169,7 +141,7 @@ def _env() -> object:
 
     import jinja2
 
-    from mlspec.compile.yamlq import flow_list, quote, quote_lines
+    from mlspec.compile.render import flow_list, quote, quote_lines
 
     def load(name: str) -> tuple[str, None, Callable[[], bool]]:
         text = (files("mlspec.templates") / "gitlab" / name).read_text(encoding="utf-8")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Artifact, Command, EnvValue, Flow, Job, Plan, Trigger
+    from mlspec.compile.model import Artifact, Command, EnvValue, Flow, Job, Plan, Trigger
 
 WORKFLOWS = {"experiment": ".github/workflows/mlspec-experiment.yml",
              "release": ".github/workflows/mlspec-release.yml",
@@ -102,7 +102,7 @@ def render(plan: Plan) -> dict[str, str]:
 
 def expr(plan: Plan, job: Job, value: EnvValue) -> str:
     """An env value: a literal (quoted) or the GitHub expression of a plan Var."""
-    from mlspec.compile.plan import Var
+    from mlspec.compile.model import Var
 
     if not isinstance(value, Var):
         return yq(value)

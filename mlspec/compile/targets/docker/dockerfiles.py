@@ -1,5 +1,5 @@
 """The `docker` compile target: plan -> docker/train.Dockerfile, docker/serve.Dockerfile and
-.dockerignore (bodies only; mlspec.compile.write adds the `#` header and guards hand edits).
+.dockerignore (bodies only; mlspec.compile.driver adds the `#` header and guards hand edits).
 
 Everything here is a pure function of the spec and the repository's requirements file, so the
 output is byte-identical on any machine. What varies per build (commit, release version, lock

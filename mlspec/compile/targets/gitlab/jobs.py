@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlspec.compile.gitlab_cache import KEYS_ENV, CacheKeys, env_key
-from mlspec.compile.plan import Var
+from mlspec.compile.model import Var
+from mlspec.compile.targets.gitlab.cache import KEYS_ENV, CacheKeys, env_key
+from mlspec.compile.targets.gitlab.conditions import tag_condition
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Command, Flow, Job, Plan, Trigger
+    from mlspec.compile.model import Command, Flow, Job, Plan, Trigger
 
 HELPER = ".gitlab/mlspec/ci.py"
 OUTPUT_ENV = "mlspec-output.env"
@@ -95,8 +96,6 @@ def job_image(plan: Plan, job: Job) -> str:
 
 def trigger_condition(trig: Trigger, job: Job) -> str | None:
     """A GitLab rule condition for one plan trigger; None where GitLab has no such event."""
-    from mlspec.compile.gitlab import tag_condition
-
     if trig.kind == "pull_request":
         return '$CI_PIPELINE_SOURCE == "merge_request_event"'
     if trig.kind == "manual":
