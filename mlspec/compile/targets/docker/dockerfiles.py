@@ -17,28 +17,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from functools import cache
 from typing import Any
+
+from mlspec.compile import render as layer
 
 APP_UID = 10001
 DEFAULT_PYTHON_BASE = "python:{python}-slim"
 _PIP_INSTALL = re.compile(r"^\s*(?:python3?\s+-m\s+)?pip3?\s+install\s+(?P<args>.+?)\s*$")
-
-
-@cache
-def _env() -> Any:
-    import importlib.resources
-
-    import jinja2
-
-    root = importlib.resources.files("mlspec.templates")
-
-    def load(name: str) -> str:
-        return root.joinpath(*name.split("/")).read_text(encoding="utf-8")
-
-    return jinja2.Environment(
-        loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, autoescape=False, trim_blocks=False)
 
 
 def mlspec_requirement(spec: Any) -> str:
@@ -127,7 +112,7 @@ def data_outs(spec: Any) -> list[str]:
 
 
 def render_loaded(loaded: Any) -> dict[str, str]:
-    env = _env()
+    env = layer.environment()
     spec = loaded.spec
     files = {"docker/train.Dockerfile":
              env.get_template("docker/train.Dockerfile.j2").render(_context(loaded, "train"))}

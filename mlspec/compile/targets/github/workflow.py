@@ -13,36 +13,24 @@ schedule flows, `id-token: write` only on the attesting deploy jobs, `concurrenc
 
 from __future__ import annotations
 
-import json
 import re
-from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from mlspec.compile import render as layer
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
+    import jinja2
+
     from mlspec.compile.model import Artifact, Command, EnvValue, Flow, Job, Plan, Trigger
 
 WORKFLOWS = {"experiment": ".github/workflows/mlspec-experiment.yml",
              "release": ".github/workflows/mlspec-release.yml",
              "schedule": ".github/workflows/mlspec-schedule.yml"}
-_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n", ""}
-_PLAIN = re.compile(r"^[A-Za-z0-9_$./][^#:*\n\"']*$")
 OUTPUTS_FILE = "${{ runner.temp }}/mlspec-outputs"
 
 
-@lru_cache(maxsize=4096, typed=True)
-def yq(value: Any) -> str:
-    """A YAML scalar: plain when unambiguous, else JSON-quoted (JSON is valid YAML)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    s = str(value)
-    if (s.lower() in _RESERVED or not _PLAIN.match(s) or s != s.strip()
-            or re.match(r"^[-+]?[0-9.]", s) or s.endswith(":")):
-        return json.dumps(s)
-    return s
+yq = layer.scalar
 
 
 def _text(value: Any) -> str:
@@ -52,39 +40,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _bytecode_cache() -> Any:
-    """Jinja's compiled-template cache in the user's cache dir (saves ~25 ms per compile);
-    None when that directory cannot be used. Output does not depend on it."""
-    import os
-
-    import jinja2
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "mlspec", "jinja")
-    try:
-        os.makedirs(path, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            return None
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(path)
-
-
-@cache
-def _template() -> Any:
-    import importlib.resources
-
-    import jinja2
-
-    def load(name: str) -> tuple[str, None, Any]:
-        path = importlib.resources.files("mlspec.templates").joinpath(*name.split("/"))
-        return path.read_text(encoding="utf-8"), None, lambda: True
-
-    env = jinja2.Environment(loader=jinja2.FunctionLoader(load),
-                             bytecode_cache=_bytecode_cache(),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    return env.get_template("github/workflow.yml.j2")
+def _template() -> jinja2.Template:
+    return layer.environment().get_template("github/workflow.yml.j2")
 
 
 def render(plan: Plan) -> dict[str, str]:
@@ -180,16 +137,17 @@ def _step(name: str, *, uses: str | None = None, run: str | None = None,
           if_: str | None = None, id_: str | None = None) -> dict[str, Any]:
     withs = []
     for key, value in with_ or []:
-        if isinstance(value, list):
-            withs.append({"key": key, "value": " |", "lines": value})
+        if isinstance(value, list):  # an input read as one entry per line (e.g. path)
+            listed = layer.line_list(value, f"the {key} input of step {name!r}")
+            withs.append({"key": key, "value": layer.text(listed + "\n", 12)})
         else:
-            withs.append({"key": key, "value": " " + yq(value), "lines": []})
-    runs: list[dict[str, Any]] = []
+            withs.append({"key": key, "value": " " + yq(value)})
+    runs: list[str] = []
     if run is not None:
-        lines = run.rstrip("\n").split("\n")
-        plain = len(lines) == 1 and yq(lines[0]) == lines[0]
-        runs.append({"value": " " + lines[0], "lines": []} if plain
-                    else {"value": " |", "lines": lines})
+        # a shell script: one plain line, or a block (or quoted scalar) ending in a newline
+        plain = "\n" not in run and yq(run) == run
+        runs.append(" " + run if plain
+                    else layer.text(run if run.endswith("\n") else run + "\n", 10))
     return {"name": yq(name), "id": [id_] if id_ else [], "if": [if_] if if_ else [],
             "uses": [uses] if uses else [], "with": withs, "with_header": [1] if withs else [],
             "env": [{"key": k, "value": v} for k, v in env or []],
@@ -290,8 +248,9 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
                            with_=[("path", paths if len(paths) > 1 else paths[0]),
                                   ("key", "${{ steps.cache.outputs.cache-primary-key }}")]))
     for path in job.summary:
+        word = layer.shell_word(path)
         steps.append(_step(f"Job summary: {path}", if_="${{ !cancelled() }}",
-                           run=f'if [ -f {path} ]; then cat {path} >> "$GITHUB_STEP_SUMMARY"; fi'))
+                           run=f'if [ -f {word} ]; then cat {word} >> "$GITHUB_STEP_SUMMARY"; fi'))
     steps.extend(_upload(plan, job, a, job.upload_always) for a in job.uploads)
     return steps
 
@@ -305,7 +264,8 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
         raise ValueError(f"job {job.id} needs id-token but the plan gives no permission")
     matrix = []
     if job.matrix is not None:
-        matrix = [{"key": k, "list": "[" + ", ".join(json.dumps(_text(v)) for v in values) + "]"}
+        matrix = [{"key": k, "list": "[" + ", ".join(layer.double_quoted(_text(v))
+                                                      for v in values) + "]"}
                   for k, values in job.matrix.axes]
     environment = []
     if job.environment is not None:

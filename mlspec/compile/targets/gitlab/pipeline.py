@@ -23,12 +23,10 @@ live in GitLab's settings; the file's header says what to configure.
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mlspec.compile import render as layer
 from mlspec.compile.targets.gitlab.conditions import branch_condition, tag_condition
 from mlspec.compile.targets.gitlab.jobs import GLJob, flow_jobs, note_token_variable
 
@@ -121,49 +119,13 @@ def build_pipeline(plan: Plan) -> Pipeline:
                     schedules=schedules, schedule_options=options, notes=notes)
 
 
-def _bytecode_cache() -> Any:
-    """Jinja's compiled templates cached in the user's cache dir (keyed by the template's
-    source, so output never depends on it); None when that directory is not writable."""
-    import jinja2
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "mlspec", "jinja")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(path) if os.access(path, os.W_OK) else None
-
-
-@functools.lru_cache(maxsize=1)
-def _env() -> object:
-    from importlib.resources import files
-
-    import jinja2
-
-    from mlspec.compile.render import flow_list, quote, quote_lines
-
-    def load(name: str) -> tuple[str, None, Callable[[], bool]]:
-        text = (files("mlspec.templates") / "gitlab" / name).read_text(encoding="utf-8")
-        return text, None, lambda: True
-
-    env = jinja2.Environment(loader=jinja2.FunctionLoader(load), bytecode_cache=_bytecode_cache(),
-                             undefined=jinja2.StrictUndefined, autoescape=False,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["q"] = quote
-    env.filters["qlist"] = flow_list
-    env.filters["qb"] = lambda v, indent: quote_lines(str(v).rstrip("\n"), indent)
-    return env
-
-
 def render(plan: Plan) -> dict[str, str]:
     """{path: body without header} for the GitLab target."""
     pipeline = build_pipeline(plan)
-    env = _env()
-    out = {PIPELINE: env.get_template("gitlab-ci.yml.j2").render(  # type: ignore[attr-defined]
-        p=pipeline, plan=plan)}
+    env = layer.environment()
+    out = {PIPELINE: env.get_template("gitlab/gitlab-ci.yml.j2").render(p=pipeline, plan=plan)}
     scripts = {s for j in pipeline.jobs for s in j.helper_scripts}
     for path in sorted(scripts):
         name = path.rsplit("/", 1)[-1] + ".j2"
-        out[path] = env.get_template(name).render()  # type: ignore[attr-defined]
+        out[path] = env.get_template("gitlab/" + name).render()
     return out
