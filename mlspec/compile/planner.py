@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,7 @@ def build_plan(loaded: LoadedSpec) -> Plan:
     ci = spec.ci
     install = [ci.install or f"pip install mlspec=={__version__}"]
     if spec.project.requirements:
-        install.append(f"pip install -r {spec.project.requirements}")
+        install.append(f"pip install -r {shlex.quote(spec.project.requirements)}")
     actions = load_pins()
     for name, pin in sorted(ci.actions.items()):
         actions[name] = (pin.version, pin.sha)

@@ -256,5 +256,5 @@ def environment() -> jinja2.Environment:
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["q"] = quote
     env.filters["qlist"] = flow_list
-    env.filters["qb"] = lambda v, indent: quote_lines(str(v).rstrip("\n"), indent)
+    env.filters["qb"] = quote_lines
     return env

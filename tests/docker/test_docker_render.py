@@ -152,7 +152,7 @@ def test_variants(variant: tuple[str, dict[str, str]]) -> None:
     if name == "ci-install":
         assert "pip install --no-cache-dir 'mlspec>=0.1,<0.2'" in serve
     if name == "no-requirements":
-        assert "COPY docker/serve.Dockerfile docker/wheel[s] /tmp/deps/" in serve
+        assert 'COPY ["docker/serve.Dockerfile", "docker/wheel[s]", "/tmp/deps/"]' in serve
         assert " -r " not in serve
 
 

@@ -14,7 +14,6 @@ the dependency layer copies through a glob that matches nothing when the directo
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from typing import Any
@@ -53,7 +52,7 @@ def serve_argv(command: str) -> list[str]:
 
 
 def _exec_form(argv: list[str]) -> str:
-    return json.dumps(argv, ensure_ascii=False)
+    return layer.docker_json(argv)
 
 
 def metric_args(spec: Any) -> list[dict[str, str]]:
@@ -82,23 +81,26 @@ def _context(loaded: Any, which: str) -> dict[str, Any]:
     else:
         argv = ["mlspec", "run"]
         needs_mlspec = True
+    anchor = layer.docker_path(req or f"docker/{which}.Dockerfile")
     ctx: dict[str, Any] = {
         "which": which,
         "base": base_image(spec),
         "uid": APP_UID,
-        "anchor": req or f"docker/{which}.Dockerfile",
+        "anchor": anchor,
+        "copy_deps": layer.docker_json([anchor, "docker/wheel[s]", "/tmp/deps/"]),
         "requirements": req,
-        "requirements_name": req.rsplit("/", 1)[-1] if req else "",
+        "requirements_file": layer.shell_word("/tmp/deps/" + req.rsplit("/", 1)[-1])
+        if req else "",
         "require_hashes": require_hashes,
         "mlspec_install": mlspec_requirement(spec) if needs_mlspec else "",
         "metrics": metric_args(spec),
-        "title": spec.project.name,
+        "title": layer.docker_path(spec.project.name),
         "cmd": _exec_form(argv),
     }
     if which == "serve":
         serve = spec.inference.serve
-        probe = (f"import urllib.request; urllib.request.urlopen("
-                 f"'http://127.0.0.1:{serve.port}{serve.health}', timeout=4)")
+        url = f"http://127.0.0.1:{serve.port}{serve.health}"
+        probe = f"import urllib.request; urllib.request.urlopen({url!r}, timeout=4)"
         ctx["port"] = serve.port
         ctx["healthcheck"] = _exec_form(["python3", "-c", probe])
     return ctx
@@ -120,7 +122,7 @@ def render_loaded(loaded: Any) -> dict[str, str]:
         files["docker/serve.Dockerfile"] = env.get_template(
             "docker/serve.Dockerfile.j2").render(_context(loaded, "serve"))
     files[".dockerignore"] = env.get_template("docker/dockerignore.j2").render(
-        data_outs=data_outs(spec))
+        data_outs=[layer.dockerignore_line(p) for p in data_outs(spec)])
     return {path: _tidy(body) for path, body in files.items()}
 
 
