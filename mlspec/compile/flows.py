@@ -30,6 +30,7 @@ from mlspec.compile.model import (
     Trigger,
     Var,
 )
+from mlspec.run.stepkey import key_material
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
@@ -63,11 +64,8 @@ class PlanContext:
         if not step.all_outs():
             return None
         spec = self.loaded.spec
-        static = _short({"mlspec": __version__, "step": name, "command": step.command,
-                         "estimator": step.estimator,
-                         "dataset": step.dataset.model_dump() if step.dataset else None,
-                         "split": step.split.model_dump() if step.split else None,
-                         "params": step.params, "outs": step.all_outs(),
+        static = _short({"mlspec": __version__, "step": name,
+                         "key": key_material(step, dict(step.params)),
                          "python": spec.project.python, "image": step.resources.image})
         files = [d for d in step.deps]
         if spec.project.requirements:

@@ -62,13 +62,11 @@ class StepState:
                         params=dict(self.params), outs=outs, metrics=metrics)
 
 
-def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, str],
-               hasher: Hasher) -> StepState:
-    deps = hasher.hash_many(dep_paths(step))
-    command = command_of(step)
+def key_material(step: Step, params: dict[str, Scalar]) -> dict[str, Any]:
+    """What a step's key hashes from its definition (the deps' content and the environment
+    are added by `step_state`). The one list: CI cache keys (mlspec.compile) hash it too."""
     material: dict[str, Any] = {
-        "command": command, "params": params, "deps": deps, "env": env,
-        "outs": sorted(step.all_outs()),
+        "command": command_of(step), "params": params, "outs": sorted(step.all_outs()),
     }
     if step.estimator is not None:
         material["builtin"] = {
@@ -77,6 +75,14 @@ def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, 
             "split": step.split.model_dump() if step.split else None,
             "metrics": step.metrics,
         }
+    return material
+
+
+def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, str],
+               hasher: Hasher) -> StepState:
+    deps = hasher.hash_many(dep_paths(step))
+    command = command_of(step)
+    material = {**key_material(step, params), "deps": deps, "env": env}
     return StepState(name=name, step=step, command=command, params=params, deps=deps,
                      key=sha256_bytes(canonical(material)), outs=step.all_outs())
 
