@@ -152,3 +152,14 @@ def test_compile_imports_no_heavy_modules() -> None:
     assert "jinja2" in modules
     heavy = {m for m in modules if m.split(".")[0] in ("docker", "git", "sklearn", "numpy")}
     assert not heavy, sorted(heavy)
+
+
+def test_ci_targets_are_the_registry() -> None:
+    """`ci.targets` accepts exactly the registered CI targets (schema enum included)."""
+    from typing import get_args
+
+    from mlspec.compile.registry import CI_TARGETS, TARGETS
+    from mlspec.spec.ci import Target
+
+    assert set(CI_TARGETS) <= set(TARGETS)
+    assert get_args(Target) == CI_TARGETS
