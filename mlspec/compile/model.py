@@ -20,12 +20,9 @@ remote (never on absolute paths, clocks or hostnames).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from mlspec import layout
-
-if TYPE_CHECKING:
-    from mlspec.spec.loader import LoadedSpec
 
 FlowName = Literal["experiment", "release", "schedule"]
 LOCK = layout.LOCK
@@ -213,10 +210,43 @@ class Flow:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Everything the renderers need. `loaded` gives renderers the raw spec when they must."""
+class StepFacts:
+    """One spec step as the targets see it (graph order is `Plan.order`)."""
 
-    loaded: LoadedSpec
+    name: str
+    stage: str  # data / model / … (the spec section)
+    deps: tuple[str, ...]
+    producers: tuple[str | None, ...]  # per dep: the step whose outs hold it, else None
+    outs: tuple[str, ...]
+    definition: str  # the step's whole definition, canonical JSON (static cache keys)
+
+
+@dataclass(frozen=True)
+class MetricArg:
+    name: str  # design metric name
+    arg: str  # build argument carrying its value, e.g. MLSPEC_METRIC_F1_MACRO
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the Dockerfiles are made of."""
+
+    base: str  # FROM
+    requirements: str | None  # repository path of the requirements file
+    require_hashes: bool  # the requirements file pins sha256 hashes
+    mlspec_install: str  # pip arguments installing mlspec, shell-quoted
+    metrics: tuple[MetricArg, ...]
+    title: str  # project name
+    serve_argv: tuple[str, ...] | None  # exec form of the serving command; None: no inference
+    port: int
+    health: str  # health-check path
+    data_outs: tuple[str, ...]  # outs of the data stage (kept out of the build context)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the targets need: no target reads the spec itself."""
+
     source: str  # the spec file name relative to the repo root, e.g. "mlspec.yaml"
     spec_hash: str  # sha256 of the spec and its stage files
     project: str
@@ -230,4 +260,10 @@ class Plan:
     actions: dict[str, tuple[str, str]]  # GitHub action -> (version, sha)
     has_inference: bool
     image: str | None  # serving image repository (inference.image.name)
-    targets: tuple[str, ...]  # ci.targets (docker is added by write.py when inference is set)
+    targets: tuple[str, ...]  # ci.targets (docker is added by the driver when inference is set)
+    order: tuple[str, ...]  # spec steps in graph order
+    steps: dict[str, StepFacts]
+    requirements: str | None  # project.requirements
+    ci_image: str | None  # ci.image: the job image where a target needs one
+    secrets: dict[str, str]  # ci.secrets: logical name -> CI secret / variable NAME
+    docker: ImageFacts

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from mlspec import __version__
 from mlspec.compile.flows import PlanContext, experiment_flow, release_flow, schedule_flow
-from mlspec.compile.model import Plan
+from mlspec.compile.imagefacts import image_facts
+from mlspec.compile.model import Plan, StepFacts
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
@@ -83,11 +84,30 @@ def build_plan(loaded: LoadedSpec) -> Plan:
              "schedule": schedule_flow(ctx)}
     inf = spec.inference
     return Plan(
-        loaded=loaded, source=loaded.path.name, spec_hash=loaded.spec_hash,
+        source=loaded.path.name, spec_hash=loaded.spec_hash,
         project=spec.project.name, python=spec.project.python, version=__version__,
         install=tuple(install), default_branch=ci.default_branch,
         remote=read_remote(loaded.root), tag_prefix=ci.tag_prefix,
         flows=flows,  # type: ignore[arg-type]
         actions=actions, has_inference=inf is not None,
         image=inf.image.name if inf is not None else None, targets=tuple(ci.targets),
+        order=tuple(loaded.graph.order), steps=step_facts(loaded),
+        requirements=spec.project.requirements, ci_image=ci.image, secrets=dict(ci.secrets),
+        docker=image_facts(loaded),
     )
+
+
+def step_facts(loaded: LoadedSpec) -> dict[str, StepFacts]:
+    g = loaded.graph
+    out: dict[str, StepFacts] = {}
+    for name in g.order:
+        step = g.steps[name]
+        producers = []
+        for dep in step.deps:
+            found = g.producer_of(dep)
+            producers.append(str(found) if found is not None else None)
+        out[name] = StepFacts(
+            name=name, stage=g.stage[name], deps=tuple(step.deps), producers=tuple(producers),
+            outs=tuple(step.all_outs()),
+            definition=json.dumps(step.model_dump(mode="json"), sort_keys=True))
+    return out

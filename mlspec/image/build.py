@@ -133,7 +133,7 @@ def metric_values(loaded: Any) -> dict[str, Any]:
 
 
 def build_args(loaded: Any, facts: GitFacts | None, version: str | None) -> dict[str, str]:
-    from mlspec.compile.targets.docker.dockerfiles import metric_args
+    from mlspec.compile.imagefacts import metric_args
 
     args = {
         "MLSPEC_REVISION": facts.commit if facts else "unknown",

@@ -13,7 +13,8 @@ import pytest
 from conftest import EXAMPLES, copy_example, mlspec, tool
 
 from mlspec.api import load
-from mlspec.compile.targets.docker.dockerfiles import render_loaded
+from mlspec.compile.planner import build_plan
+from mlspec.compile.targets.docker.dockerfiles import render
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 FILES = ("docker/train.Dockerfile", "docker/serve.Dockerfile", ".dockerignore")
@@ -32,7 +33,7 @@ def instructions(text: str) -> list[tuple[str, str]]:
 
 
 def render_repo(repo: Path) -> dict[str, str]:
-    return render_loaded(load(repo / "mlspec.yaml"))
+    return render(build_plan(load(repo / "mlspec.yaml")))
 
 
 def edit_spec(repo: Path, old: str, new: str) -> None:

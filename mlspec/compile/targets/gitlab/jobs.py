@@ -86,12 +86,11 @@ class GLJob:
 
 def note_token_variable(plan: Plan) -> str:
     """The CI/CD variable holding a token that may write MR notes: named, never a value."""
-    return str(plan.loaded.spec.ci.secrets.get("gitlab_token", DEFAULT_NOTE_TOKEN))
+    return plan.secrets.get("gitlab_token", DEFAULT_NOTE_TOKEN)
 
 
 def job_image(plan: Plan, job: Job) -> str:
-    ci_image = plan.loaded.spec.ci.image
-    return job.image or ci_image or f"python:{plan.python}-slim"
+    return job.image or plan.ci_image or f"python:{plan.python}-slim"
 
 
 def trigger_condition(trig: Trigger, job: Job) -> str | None:
@@ -136,11 +135,11 @@ def job_rules(plan: Plan, flow: Flow, job: Job) -> list[tuple[str, str | None]]:
 
 
 def stage_of(plan: Plan, job: Job) -> str:
-    g = plan.loaded.graph
+    steps = plan.steps
     if job.kind in ("step", "sweep"):
-        return f"{g.stage[job.steps[0]]}:{job.steps[0]}"
+        return f"{steps[job.steps[0]].stage}:{job.steps[0]}"
     if job.kind == "select":
-        return f"{g.stage[job.steps[-1]]}:{job.steps[-1]}"
+        return f"{steps[job.steps[-1]].stage}:{job.steps[-1]}"
     if job.kind not in KIND_STAGE:
         raise AssertionError(f"no GitLab stage for job kind {job.kind!r}")
     return KIND_STAGE[job.kind]

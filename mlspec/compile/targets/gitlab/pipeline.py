@@ -79,8 +79,7 @@ def workflow_rules(plan: Plan) -> list[Rule]:
 
 
 def _stages(plan: Plan, jobs: list[GLJob]) -> list[str]:
-    g = plan.loaded.graph
-    step_stages = [f"{g.stage[n]}:{n}" for n in g.order]
+    step_stages = [f"{plan.steps[n].stage}:{n}" for n in plan.order]
     order = [*FIXED_STAGES_BEFORE, *step_stages, *FIXED_STAGES_AFTER]
     used = {j.stage for j in jobs}
     unknown = used - set(order)
