@@ -27,6 +27,8 @@ from mlspec.compile.model import (
     Job,
     Matrix,
     Permission,
+    PostReport,
+    PublishRelease,
     Trigger,
     Var,
 )
@@ -159,10 +161,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
     jobs.append(Job(
         id="comment", name="sticky PR comment", kind="comment", needs=("report",),
         downloads=(Artifact("mlspec-report", (REPORT,), optional=True),), checkout=False,
-        python=False, env={"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository"),
-                           "RUN_URL": Var("ci.run_url")},
-        commands=(Command("post or update the comment", _STICKY,
-                          env={"GH_TOKEN": Var("ci.token")}),),
+        python=False, intents=(PostReport(REPORT),),
         permissions=(Permission("pull-requests", "write",
                                 "create or update the sticky metrics comment"),),
         when=(Trigger("pull_request"),), same_repo_only=True, always=True, timeout_minutes=5))
@@ -215,26 +214,6 @@ def _total_timeout(ctx: PlanContext, names: list[str]) -> int:
     return min(total, MAX_TIMEOUT)
 
 
-_STICKY = """\
-marker='<!-- mlspec-report -->'
-if [ ! -f report.md ]; then  # a step failed before the report: say so, keep the comment current
-  printf '%s\\n## mlspec experiment\\n\\nThe experiment failed before its report: %s\\n' \\
-    "$marker" "$RUN_URL" > report.md
-fi
-if [ "$(head -n 1 report.md)" = "$marker" ]; then
-  cp report.md comment.md
-else
-  { echo "$marker"; cat report.md; } > comment.md
-fi
-id=$(gh api "repos/$REPO/issues/$PR_NUMBER/comments" --paginate \\
-  --jq ".[] | select(.body | startswith(\\"$marker\\")) | .id" | head -n 1)
-if [ -n "$id" ]; then
-  gh api --method PATCH "repos/$REPO/issues/comments/$id" -F body=@comment.md > /dev/null
-else
-  gh api --method POST "repos/$REPO/issues/$PR_NUMBER/comments" -F body=@comment.md > /dev/null
-fi"""
-
-
 def _deploy_trigger(when: str) -> Trigger:
     return Trigger("push_tag", when[4:]) if when.startswith("tag:") else Trigger("push_branch",
                                                                                   when)
@@ -282,7 +261,7 @@ def release_flow(ctx: PlanContext) -> Flow:
             deploy_cmd = dep.command or (
                 'echo "no deploy command in the spec: the image $IMAGE@$IMAGE_DIGEST is pushed"')
             jobs.append(Job(
-                id=job_id, name=f"build, push, attest and deploy to {env_name}", kind="deploy",
+                id=job_id, name=f"build, push and deploy to {env_name}", kind="deploy",
                 needs=("verify",), downloads=(built,), full_history=True,
                 environment=Environment(env_name, dep.url, dep.approval), secrets=secrets,
                 env={"IMAGE": inf.image.name},
@@ -297,11 +276,8 @@ def release_flow(ctx: PlanContext) -> Flow:
     jobs.append(Job(
         id="publish", name="publish the release with the model card", kind="publish",
         needs=("verify", *tag_deploys), full_history=True, env=publish_env,
-        commands=(Command("write the model card", card),
-                  Command("create the release",
-                          'gh release create "$TAG" --verify-tag --title "$TAG" '
-                          "--notes-file model-card.md model-card.md",
-                          env={"GH_TOKEN": Var("ci.token")})),
+        commands=(Command("write the model card", card),),
+        intents=(PublishRelease("model-card.md"),),
         permissions=(Permission("contents", "write", "create the release and upload the card"),),
         when=tuple(Trigger("push_tag", t) for t in ctx.tags), timeout_minutes=10))
     return Flow("release", "mlspec release", triggers, tuple(jobs), cancel_in_progress=False)

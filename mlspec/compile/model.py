@@ -65,6 +65,26 @@ class Command:
 
 
 @dataclass(frozen=True)
+class PostReport:
+    """Intent: create or update the one sticky comment of the pull/merge request with the
+    markdown file `report`; when it is missing (a step failed first), say so with a link to
+    the run. Each target renders it its own way (GitHub: `gh api`; GitLab: its helper)."""
+
+    report: str
+
+
+@dataclass(frozen=True)
+class PublishRelease:
+    """Intent: create the release of the tag being built, with the markdown file `notes` as
+    its description and as an asset."""
+
+    notes: str
+
+
+Intent = PostReport | PublishRelease
+
+
+@dataclass(frozen=True)
 class Artifact:
     """Files handed from one job to later jobs of the same pipeline run.
 
@@ -164,6 +184,7 @@ class Job:
     needs: tuple[str, ...] = ()  # ids of jobs of the same flow that must succeed first
     steps: tuple[str, ...] = ()  # spec steps this job runs (graph order)
     commands: tuple[Command, ...] = ()
+    intents: tuple[Intent, ...] = ()  # run after `commands`, rendered by each target
     downloads: tuple[Artifact, ...] = ()  # restored in this order before `cache`/commands
     uploads: tuple[Artifact, ...] = ()
     cache: Cache | None = None

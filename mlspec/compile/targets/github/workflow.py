@@ -17,12 +17,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mlspec.compile import render as layer
+from mlspec.compile.model import Command, PostReport, Var
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
     import jinja2
 
-    from mlspec.compile.model import Artifact, Command, EnvValue, Flow, Job, Plan, Trigger
+    from mlspec.compile.model import Artifact, EnvValue, Flow, Intent, Job, Plan, Trigger
 
 WORKFLOWS = {"experiment": ".github/workflows/mlspec-experiment.yml",
              "release": ".github/workflows/mlspec-release.yml",
@@ -59,8 +60,6 @@ def render(plan: Plan) -> dict[str, str]:
 
 def expr(plan: Plan, job: Job, value: EnvValue) -> str:
     """An env value: a literal (quoted) or the GitHub expression of a plan Var."""
-    from mlspec.compile.model import Var
-
     if not isinstance(value, Var):
         return yq(value)
     name = value.name
@@ -204,6 +203,47 @@ def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
                  if_="${{ !cancelled() }}" if cmd.always else None)
 
 
+def _intent(intent: Intent) -> Command:
+    """An intent as GitHub runs it: the GitHub CLI with the job's own token."""
+    token: dict[str, EnvValue] = {"GH_TOKEN": Var("ci.token")}
+    if isinstance(intent, PostReport):
+        report = layer.shell_word(intent.report)
+        return Command("post or update the comment", _STICKY.replace("report.md", report),
+                       env=token)
+    notes = layer.shell_word(intent.notes)
+    return Command("create the release", 'gh release create "$TAG" --verify-tag --title "$TAG" '
+                   f"--notes-file {notes} {notes}", env=token)
+
+
+def _intent_env(job: Job) -> dict[str, EnvValue]:
+    """Job-wide values an intent's script reads."""
+    if any(isinstance(i, PostReport) for i in job.intents):
+        return {"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository"),
+                "RUN_URL": Var("ci.run_url")}
+    return {}
+
+
+_STICKY = """\
+marker='<!-- mlspec-report -->'
+if [ ! -f report.md ]; then  # a step failed before the report: say so, keep the comment current
+  printf '%s\\n## mlspec experiment\\n\\nThe experiment failed before its report: %s\\n' \\
+    "$marker" "$RUN_URL" > report.md
+fi
+if [ "$(head -n 1 report.md)" = "$marker" ]; then
+  cp report.md comment.md
+else
+  { echo "$marker"; cat report.md; } > comment.md
+fi
+id=$(gh api "repos/$REPO/issues/$PR_NUMBER/comments" --paginate \\
+  --jq ".[] | select(.body | startswith(\\"$marker\\")) | .id" | head -n 1)
+if [ -n "$id" ]; then
+  gh api --method PATCH "repos/$REPO/issues/comments/$id" -F body=@comment.md > /dev/null
+else
+  gh api --method POST "repos/$REPO/issues/$PR_NUMBER/comments" -F body=@comment.md > /dev/null
+fi"""
+
+
+
 def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     if job.checkout:
@@ -231,6 +271,7 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
                            with_=[("path", paths if len(paths) > 1 else paths[0]),
                                   ("key", key)]))
     steps.extend(_command(plan, job, c) for c in job.commands)
+    steps.extend(_command(plan, job, _intent(i)) for i in job.intents)
     if job.outputs:
         steps.append(_step("Job outputs", id_="outputs",
                            run='cat "$MLSPEC_OUTPUT" >> "$GITHUB_OUTPUT"',
@@ -255,8 +296,15 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
     return steps
 
 
+def _title(job: Job) -> str:
+    if job.attest and job.environment is not None:  # the attestation is GitHub's alone
+        return f"build, push, attest and deploy to {job.environment.name}"
+    return job.name
+
+
 def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
-    env: list[tuple[str, str]] = [(k, expr(plan, job, v)) for k, v in sorted(job.env.items())]
+    env: list[tuple[str, str]] = [(k, expr(plan, job, v))
+                                  for k, v in sorted({**job.env, **_intent_env(job)}.items())]
     if job.secrets and job.environment is None:  # the plan never does this; keep the rule here
         raise ValueError(f"job {job.id} uses secrets without an environment")
     perms = [{"scope": p.scope, "access": p.access, "why": p.why} for p in job.permissions]
@@ -272,7 +320,7 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
         environment.append({"name": yq(job.environment.name),
                             "url": [yq(job.environment.url)] if job.environment.url else []})
     return {
-        "id": job.id, "name": yq(job.name),
+        "id": job.id, "name": yq(_title(job)),
         "needs": ["[" + ", ".join(job.needs) + "]"] if job.needs else [],
         "if": _job_if(plan, job), "runs_on": yq(job.runner), "timeout": job.timeout_minutes,
         "container": [yq(job.image)] if job.image else [],

@@ -7,10 +7,11 @@ does, quoting every string.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlspec.compile.model import Var
+from mlspec.compile.model import PostReport, Var
 from mlspec.compile.targets.gitlab.cache import KEYS_ENV, CacheKeys, env_key
 from mlspec.compile.targets.gitlab.conditions import tag_condition
 
@@ -116,7 +117,7 @@ def job_rules(plan: Plan, flow: Flow, job: Job) -> list[tuple[str, str | None]]:
     extra = ""
     if job.same_repo_only:
         extra += " && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID == $CI_PROJECT_ID"
-    if job.kind == "comment":
+    if any(isinstance(i, PostReport) for i in job.intents):  # only with a note token
         extra += f" && ${note_token_variable(plan)}"
     when = "always" if job.always else None
     if not job.when:
@@ -240,12 +241,9 @@ class _Builder:
     def _variables(self, gl: GLJob, job: Job, names: dict[str, str]) -> None:
         env: dict[str, str] = {}
         sources = [job.env, *(c.env for c in (*job.commands, *job.after_attest))]
-        drop = {"GH_TOKEN"} if job.kind == "publish" else set()
-        if job.kind == "comment":  # GitLab's note goes through ci.py with a named token
-            sources = []
         for src in sources:
             for k, v in src.items():
-                if k in drop or (k in names.values() and v == Var(_axis_of(names, k))):
+                if k in names.values() and v == Var(_axis_of(names, k)):
                     continue
                 if isinstance(v, Var) and v.name == f"needs.{job.id}." + v.name.split(".")[-1]:
                     continue  # an output of this very job: read in the script
@@ -282,17 +280,16 @@ class _Builder:
         if job.kind == "report":
             gl.script.extend(self._report_extras(job))
         for cmd in (*job.commands, *job.after_attest):
-            if job.kind == "comment" or (job.kind == "publish" and cmd.run.startswith("gh ")):
-                continue
             target = gl.after_script if cmd.always else gl.script
             target.extend(self._own_outputs(job, cmd))
             target.append(cmd.run)
-        if job.kind == "comment":
-            gl.script.append(f'python3 {HELPER} note --token-variable '
-                             f'{note_token_variable(self.plan)} report.md')
-            gl.helper_scripts.append(HELPER)
-        if job.kind == "publish":
-            gl.script.append(f'python3 {HELPER} release "$CI_COMMIT_TAG" model-card.md')
+        for intent in job.intents:  # through the helper: no GitHub CLI, a named token
+            if isinstance(intent, PostReport):
+                gl.script.append(f"python3 {HELPER} note --token-variable "
+                                 f"{note_token_variable(self.plan)} {shlex.quote(intent.report)}")
+            else:
+                notes = shlex.quote(intent.notes)
+                gl.script.append(f'python3 {HELPER} release "$CI_COMMIT_TAG" {notes}')
             gl.helper_scripts.append(HELPER)
 
     def _own_outputs(self, job: Job, cmd: Command) -> list[str]:
@@ -336,10 +333,10 @@ def _axis_of(names: dict[str, str], var: str) -> str:
 
 
 def _title(job: Job) -> str:
-    """The plan's job title in GitLab's words (no attestation here; notes, not comments)."""
+    """The plan's job title in GitLab's words (notes, not comments)."""
     if job.kind == "comment":
         return "sticky merge-request note with the report"
-    return job.name.replace(", attest and", " and")
+    return job.name
 
 
 def _scalar(v: object) -> str:

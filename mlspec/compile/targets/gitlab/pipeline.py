@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlspec.compile import render as layer
+from mlspec.compile.model import PostReport
 from mlspec.compile.targets.gitlab.conditions import branch_condition, tag_condition
 from mlspec.compile.targets.gitlab.jobs import GLJob, flow_jobs, note_token_variable
 
@@ -109,7 +110,8 @@ def build_pipeline(plan: Plan) -> Pipeline:
         notes += [f"Deploy jobs read the CI/CD variables {', '.join(secrets)} (by name): make "
                   "them protected and masked,", "and scope them to the deploy environments so no "
                   "other job sees them."]
-    if any(j.name == "experiment:comment" for j in jobs):
+    if any(isinstance(i, PostReport) for f in plan.flows.values() for j in f.jobs
+           for i in j.intents):
         token = note_token_variable(plan)
         notes += [f"Merge-request note: add a masked CI/CD variable {token} holding a project "
                   "access token", "(api scope); without it the report stays a job artifact and "
