@@ -20,17 +20,19 @@ from mlspec.compile.model import (
     SWEEP_RECORDS,
     Artifact,
     Cache,
+    CiVar,
     Command,
     Environment,
     EnvValue,
     Flow,
     Job,
+    JobOutputVar,
     Matrix,
+    MatrixVar,
     Permission,
     PostReport,
     PublishRelease,
     Trigger,
-    Var,
 )
 from mlspec.run.stepkey import key_material
 
@@ -140,7 +142,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
             continue
         jobs.extend(_sweep_jobs(ctx, members, tuple(needs), downloads))
     step_jobs = [j.id for j in jobs if j.kind in ("step", "select")]
-    base: dict[str, EnvValue] = {"BASE_REF": Var("ci.base_ref")}
+    base: dict[str, EnvValue] = {"BASE_REF": CiVar("base_ref")}
     all_arts = tuple(step_artifact(n, ctx.step(n).all_outs()) for n in g.order)
     jobs.append(Job(
         id="verify", name="reproduce from the commit (mlspec run --verify)", kind="verify",
@@ -184,7 +186,7 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
             if param not in dict(axes):
                 axes.append((param, tuple(values)))
     sets = " ".join(f'--set "{p}=${_env_name(p)}"' for p, _ in axes)
-    env: dict[str, EnvValue] = {_env_name(p): Var(f"matrix.{p}") for p, _ in axes}
+    env: dict[str, EnvValue] = {_env_name(p): MatrixVar(p) for p, _ in axes}
     records = Artifact(f"mlspec-sweep-{head}", (f"{SWEEP_RECORDS}/",), per_variant=True)
     first = ctx.step(head)
     return [
@@ -267,12 +269,12 @@ def release_flow(ctx: PlanContext) -> Flow:
                 env={"IMAGE": inf.image.name},
                 commands=(Command("mlspec build serve --push", _BUILD),),
                 after_attest=(Command(f"deploy to {env_name}", deploy_cmd,
-                                      env={"IMAGE_DIGEST": Var(f"needs.{job_id}.digest")}),),
+                                      env={"IMAGE_DIGEST": JobOutputVar(job_id, "digest")}),),
                 outputs={"digest": "sha256 digest of the pushed serving image"},
                 permissions=tuple(perms), id_token=True, attest=True, when=(trig,),
                 timeout_minutes=30))
     card = 'mlspec lineage "$TAG" --model-card > model-card.md\ncat model-card.md'
-    publish_env: dict[str, EnvValue] = {"TAG": Var("ci.ref_name")}
+    publish_env: dict[str, EnvValue] = {"TAG": CiVar("ref_name")}
     jobs.append(Job(
         id="publish", name="publish the release with the model card", kind="publish",
         needs=("verify", *tag_deploys), full_history=True, env=publish_env,

@@ -31,26 +31,45 @@ SWEEP_RECORDS = layout.SWEEPS
 REPORT = layout.REPORT
 
 
-@dataclass(frozen=True)
-class Var:
-    """A value known only when CI runs. `name` is one of:
+CiName = Literal["base_ref", "ref_name", "sha", "pr_number", "repository", "token",
+                 "variant", "run_url"]
 
-    - `ci.base_ref`     the PR/MR target branch name (e.g. `main`)
-    - `ci.ref_name`     the branch or tag name being built
-    - `ci.sha`          the commit
-    - `ci.pr_number`    the PR/MR number
-    - `ci.repository`   `owner/repo` (GitHub) / project path (GitLab)
-    - `ci.token`        the job's own API token (GitHub `github.token`, GitLab `CI_JOB_TOKEN`)
-    - `ci.variant`      a unique id of this matrix combination (e.g. GitHub `strategy.job-index`)
-    - `ci.run_url`      the web page of this pipeline run
-    - `matrix.<axis>`   this job's value of a matrix axis (a sweep param)
-    - `secret.<NAME>`   a CI secret / masked variable called NAME
-    - `needs.<job>.<output>`  an output of a needed job (`Job.outputs`)
-    """
+
+@dataclass(frozen=True)
+class CiVar:
+    """A value CI knows about the run: `base_ref` the PR/MR target branch name, `ref_name` the
+    branch or tag built, `sha` the commit, `pr_number`, `repository` (owner/repo, project
+    path), `token` the job's own API token, `variant` a unique id of this matrix combination,
+    `run_url` the web page of this pipeline run."""
+
+    name: CiName
+
+
+@dataclass(frozen=True)
+class MatrixVar:
+    """This job's value of a matrix axis (a sweep param)."""
+
+    axis: str
+
+
+@dataclass(frozen=True)
+class SecretVar:
+    """A CI secret / masked variable called `name`."""
 
     name: str
 
 
+@dataclass(frozen=True)
+class JobOutputVar:
+    """An output of a needed job (or of this job, for its later commands), see Job.outputs."""
+
+    job: str
+    output: str
+
+
+# A value known only when CI runs; each target maps it to its own syntax (GitHub
+# `${{ github.base_ref }}`, GitLab `$CI_MERGE_REQUEST_TARGET_BRANCH_NAME`, …).
+Var = CiVar | MatrixVar | SecretVar | JobOutputVar
 EnvValue = str | Var
 
 
@@ -165,6 +184,10 @@ class Environment:
     approval: bool = False
 
 
+JobKind = Literal["check", "step", "sweep", "select", "verify", "report", "comment", "deploy",
+                  "publish", "refresh", "monitor"]
+
+
 @dataclass(frozen=True)
 class Job:
     """One CI job. Fields a target cannot express are documented as such by its renderer.
@@ -180,7 +203,7 @@ class Job:
 
     id: str  # unique in its flow, [a-z0-9-]
     name: str  # human title
-    kind: str
+    kind: JobKind
     needs: tuple[str, ...] = ()  # ids of jobs of the same flow that must succeed first
     steps: tuple[str, ...] = ()  # spec steps this job runs (graph order)
     commands: tuple[Command, ...] = ()
@@ -281,7 +304,6 @@ class Plan:
     actions: dict[str, tuple[str, str]]  # GitHub action -> (version, sha)
     has_inference: bool
     image: str | None  # serving image repository (inference.image.name)
-    targets: tuple[str, ...]  # ci.targets (docker is added by the driver when inference is set)
     order: tuple[str, ...]  # spec steps in graph order
     steps: dict[str, StepFacts]
     requirements: str | None  # project.requirements

@@ -90,7 +90,7 @@ def build_plan(loaded: LoadedSpec) -> Plan:
         remote=read_remote(loaded.root), tag_prefix=ci.tag_prefix,
         flows=flows,  # type: ignore[arg-type]
         actions=actions, has_inference=inf is not None,
-        image=inf.image.name if inf is not None else None, targets=tuple(ci.targets),
+        image=inf.image.name if inf is not None else None,
         order=tuple(loaded.graph.order), steps=step_facts(loaded),
         requirements=spec.project.requirements, ci_image=ci.image, secrets=dict(ci.secrets),
         docker=image_facts(loaded),

@@ -24,7 +24,7 @@ def _plan(spec_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("spec_dir", SPECS, ids=lambda p: p.name)
 def test_plan_invariants(spec_dir: Path) -> None:
-    from mlspec.compile.model import Var
+    from mlspec.compile.model import CiVar, JobOutputVar, MatrixVar, SecretVar
 
     plan = _plan(spec_dir)
     assert set(plan.flows) == {"experiment", "release", "schedule"}
@@ -53,9 +53,10 @@ def test_plan_invariants(spec_dir: Path) -> None:
             envs = [job.env, *(c.env for c in (*job.commands, *job.after_attest))]
             for env in envs:
                 for value in env.values():
-                    if isinstance(value, Var):
-                        head = value.name.split(".")[0]
-                        assert value.name in KNOWN_VARS or head in ("matrix", "secret", "needs")
+                    if isinstance(value, CiVar):
+                        assert "ci." + value.name in KNOWN_VARS
+                    else:
+                        assert isinstance(value, str | MatrixVar | SecretVar | JobOutputVar)
             for cmd in (*job.commands, *job.after_attest):
                 assert "${{" not in cmd.run and "$[[" not in cmd.run
             seen.add(job.id)

@@ -17,7 +17,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mlspec.compile import render as layer
-from mlspec.compile.model import Command, PostReport, Var
+from mlspec.compile.model import (
+    CiVar,
+    Command,
+    MatrixVar,
+    PostReport,
+    SecretVar,
+    Var,
+)
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
@@ -62,26 +69,21 @@ def expr(plan: Plan, job: Job, value: EnvValue) -> str:
     """An env value: a literal (quoted) or the GitHub expression of a plan Var."""
     if not isinstance(value, Var):
         return yq(value)
-    name = value.name
-    simple = {"ci.base_ref": f"github.base_ref || '{plan.default_branch}'",
-              "ci.ref_name": "github.ref_name", "ci.sha": "github.sha",
-              "ci.pr_number": "github.event.pull_request.number",
-              "ci.repository": "github.repository", "ci.token": "github.token",
-              "ci.variant": "strategy.job-index",  # (unused by the flows today)
-              "ci.run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
-                            "github.repository, github.run_id)"}
-    if name in simple:
-        inner = simple[name]
-    elif name.startswith("matrix."):
-        inner = name
-    elif name.startswith("secret."):
-        inner = f"secrets.{name[7:]}"
-    elif name.startswith("needs."):
-        _, job_id, output = name.split(".", 2)
-        inner = (f"steps.outputs.outputs.{output}" if job_id == job.id
-                 else f"needs.{job_id}.outputs.{output}")
+    if isinstance(value, CiVar):
+        inner = {"base_ref": f"github.base_ref || '{plan.default_branch}'",
+                 "ref_name": "github.ref_name", "sha": "github.sha",
+                 "pr_number": "github.event.pull_request.number",
+                 "repository": "github.repository", "token": "github.token",
+                 "variant": "strategy.job-index",
+                 "run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
+                            "github.repository, github.run_id)"}[value.name]
+    elif isinstance(value, MatrixVar):
+        inner = f"matrix.{value.axis}"
+    elif isinstance(value, SecretVar):
+        inner = f"secrets.{value.name}"
     else:
-        raise ValueError(f"unknown plan variable {name}")
+        inner = (f"steps.outputs.outputs.{value.output}" if value.job == job.id
+                 else f"needs.{value.job}.outputs.{value.output}")
     return "${{ " + inner + " }}"
 
 
@@ -205,7 +207,7 @@ def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
 
 def _intent(intent: Intent) -> Command:
     """An intent as GitHub runs it: the GitHub CLI with the job's own token."""
-    token: dict[str, EnvValue] = {"GH_TOKEN": Var("ci.token")}
+    token: dict[str, EnvValue] = {"GH_TOKEN": CiVar("token")}
     if isinstance(intent, PostReport):
         report = layer.shell_word(intent.report)
         return Command("post or update the comment", _STICKY.replace("report.md", report),
@@ -218,8 +220,8 @@ def _intent(intent: Intent) -> Command:
 def _intent_env(job: Job) -> dict[str, EnvValue]:
     """Job-wide values an intent's script reads."""
     if any(isinstance(i, PostReport) for i in job.intents):
-        return {"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository"),
-                "RUN_URL": Var("ci.run_url")}
+        return {"PR_NUMBER": CiVar("pr_number"), "REPO": CiVar("repository"),
+                "RUN_URL": CiVar("run_url")}
     return {}
 
 

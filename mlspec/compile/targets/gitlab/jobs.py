@@ -11,12 +11,12 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlspec.compile.model import PostReport, Var
+from mlspec.compile.model import CiVar, JobOutputVar, MatrixVar, PostReport, SecretVar
 from mlspec.compile.targets.gitlab.cache import KEYS_ENV, CacheKeys, env_key
 from mlspec.compile.targets.gitlab.conditions import tag_condition
 
 if TYPE_CHECKING:
-    from mlspec.compile.model import Command, Flow, Job, Plan, Trigger
+    from mlspec.compile.model import Command, EnvValue, Flow, Job, Plan, Trigger
 
 HELPER = ".gitlab/mlspec/ci.py"
 OUTPUT_ENV = "mlspec-output.env"
@@ -32,10 +32,11 @@ KIND_STAGE = {"check": "check", "verify": "verify", "report": "report", "comment
               "monitor": "monitor"}
 TIERS = (("prod", "production"), ("stag", "staging"), ("test", "testing"), ("qa", "testing"),
          ("dev", "development"))
-CI_VARS = {"ci.base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
-           "ci.ref_name": "$CI_COMMIT_REF_NAME", "ci.sha": "$CI_COMMIT_SHA",
-           "ci.pr_number": "$CI_MERGE_REQUEST_IID", "ci.repository": "$CI_PROJECT_PATH",
-           "ci.token": "$CI_JOB_TOKEN", "ci.variant": "$CI_NODE_INDEX"}
+CI_VARS = {"base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+           "ref_name": "$CI_COMMIT_REF_NAME", "sha": "$CI_COMMIT_SHA",
+           "pr_number": "$CI_MERGE_REQUEST_IID", "repository": "$CI_PROJECT_PATH",
+           "token": "$CI_JOB_TOKEN", "variant": "$CI_NODE_INDEX",
+           "run_url": "$CI_PIPELINE_URL"}
 INSTALL_GIT = ("command -v git >/dev/null 2>&1 || { apt-get update -qq && "
                "apt-get install -y -qq --no-install-recommends git >/dev/null; }")
 
@@ -146,19 +147,16 @@ def stage_of(plan: Plan, job: Job) -> str:
     return KIND_STAGE[job.kind]
 
 
-def _value(var: str | Var, names: dict[str, str]) -> str:
-    if not isinstance(var, Var):
+def _value(var: EnvValue, names: dict[str, str]) -> str:
+    if isinstance(var, str):
         return var
-    n = var.name
-    if n in CI_VARS:
-        return CI_VARS[n]
-    if n.startswith("secret."):
-        return "$" + n[len("secret."):]
-    if n.startswith("matrix."):
-        return "$" + names["matrix." + n[len("matrix."):]]
-    if n.startswith("needs."):
-        return "$" + n.split(".", 2)[2]  # the needed job's dotenv report
-    raise AssertionError(f"unknown plan variable {n!r}")
+    if isinstance(var, CiVar):
+        return CI_VARS[var.name]
+    if isinstance(var, SecretVar):
+        return "$" + var.name
+    if isinstance(var, MatrixVar):
+        return "$" + names[var.axis]
+    return "$" + var.output  # the needed job's dotenv report
 
 
 def _tier(env_name: str) -> str:
@@ -215,8 +213,8 @@ class _Builder:
         if job.matrix is not None:
             for axis, values in job.matrix.axes:
                 var = next((k for c in job.commands for k, v in c.env.items()
-                            if v == Var(f"matrix.{axis}")), f"MLSPEC_SWEEP_{env_key(axis)}")
-                names[f"matrix.{axis}"] = var
+                            if v == MatrixVar(axis)), f"MLSPEC_SWEEP_{env_key(axis)}")
+                names[axis] = var
                 gl.matrix.append((var, [_scalar(v) for v in values]))
         self._variables(gl, job, names)
         self._before(gl, job)
@@ -243,9 +241,9 @@ class _Builder:
         sources = [job.env, *(c.env for c in (*job.commands, *job.after_attest))]
         for src in sources:
             for k, v in src.items():
-                if k in names.values() and v == Var(_axis_of(names, k)):
+                if k in names.values() and v == MatrixVar(_axis_of(names, k)):
                     continue
-                if isinstance(v, Var) and v.name == f"needs.{job.id}." + v.name.split(".")[-1]:
+                if isinstance(v, JobOutputVar) and v.job == job.id:
                     continue  # an output of this very job: read in the script
                 val = _value(v, names)
                 if env.get(k, val) != val:
@@ -266,7 +264,7 @@ class _Builder:
         if job.python:
             gl.before_script.extend(self.plan.install)
         base = [k for src in (job.env, *(c.env for c in job.commands))
-                for k, v in src.items() if v == Var("ci.base_ref")]
+                for k, v in src.items() if v == CiVar("base_ref")]
         for k in dict.fromkeys(base):
             gl.before_script.append(f'export {k}="${{{k}:-$CI_DEFAULT_BRANCH}}"')
             gl.before_script.append(
@@ -295,15 +293,15 @@ class _Builder:
     def _own_outputs(self, job: Job, cmd: Command) -> list[str]:
         lines = []
         for k, v in cmd.env.items():
-            if isinstance(v, Var) and v.name.startswith(f"needs.{job.id}."):
-                out = v.name.split(".")[-1]
+            if isinstance(v, JobOutputVar) and v.job == job.id:
+                out = v.output
                 lines.append(f"{k}=\"$(sed -n 's/^{out}=//p' {OUTPUT_ENV} | tail -n 1)\"")
                 lines.append(f"export {k}")
         return lines
 
     def _report_extras(self, job: Job) -> list[str]:
         """Metrics as GitLab reports: a dotenv of values and an OpenMetrics metrics file."""
-        base = next((k for k, v in job.env.items() if v == Var("ci.base_ref")), None)
+        base = next((k for k, v in job.env.items() if v == CiVar("base_ref")), None)
         diff = f' --diff "origin/${base}"' if base else ""
         return [f"mlspec metrics{diff} --format json > metrics-diff.json",
                 f"python3 {HELPER} reports metrics-diff.json {METRICS_TXT} {METRICS_ENV}"]
