@@ -1,7 +1,7 @@
 """Plan jobs → GitLab jobs: names, stages, rules, needs, variables, cache, artifacts.
 
-See mlspec.compile.gitlab for the pipeline as a whole. Nothing here prints YAML: the template
-does, quoting every string.
+See mlspec.compile.targets.gitlab.pipeline for the pipeline as a whole. Nothing here prints
+YAML: the template does, quoting every string.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ What is GitLab-specific is derived here, not in the plan: job names (`<flow>:<id
 (graph order), cache keys (computed at run time by the first job, passed on as a dotenv
 report), the merge-request note and the release (GitLab API through small Python helpers,
 since CI_JOB_TOKEN cannot write notes and no GitHub CLI exists here). Every string scalar is
-quoted (`yamlq.quote`) because GitLab reads YAML 1.1.
+quoted (`mlspec.compile.render.quote`) because GitLab reads YAML 1.1.
 
 What GitLab has no equivalent for is left out, on purpose: GitHub's provenance attestation
 (deploy jobs get an `id_tokens:` token for the deploy itself), token permissions (CI_JOB_TOKEN
