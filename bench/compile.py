@@ -91,7 +91,7 @@ def wall(repo: Path, repeat: int) -> tuple[float, int]:
 
 def in_process(repo: Path) -> tuple[float, float]:
     """(load + validate seconds, plan + render seconds) inside one process, best of 2."""
-    from mlspec.compile.write import render_all
+    from mlspec.compile.driver import render_all
     from mlspec.spec.loader import load_spec
 
     t_load = t_render = float("inf")

@@ -32,8 +32,8 @@ def median_ms(fn: Callable[[], Any], n: int) -> float:
 
 
 def phases(spec: Path, n: int) -> str:
-    from mlspec.compile.gitlab import render
-    from mlspec.compile.plan import build_plan
+    from mlspec.compile.planner import build_plan
+    from mlspec.compile.targets.gitlab.pipeline import render
     from mlspec.spec.loader import load_spec
 
     loaded = load_spec(spec)

@@ -77,7 +77,7 @@ def init(directory: Path, name: str | None, targets: str | None = None,
 
 @_outcome
 def compile(spec_path: Path, targets: str | None, check: bool, force: bool) -> Outcome:
-    from mlspec.compile.write import compile_spec
+    from mlspec.compile.driver import compile_spec
     from mlspec.gitignore import ensure
 
     loaded = load(spec_path)

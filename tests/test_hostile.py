@@ -141,7 +141,7 @@ def test_hostile_spec(case: str, tmp_path: Path, update_golden: bool) -> None:
 
 # Commands that load the spec first must also stop with exit 2 and write nothing. compile and
 # run live in modules other areas own; once they exist they are tested here as well.
-WRITERS = [("graph", None), ("compile", "mlspec.compile.write"), ("run", "mlspec.run.runner"),
+WRITERS = [("graph", None), ("compile", "mlspec.compile.driver"), ("run", "mlspec.run.runner"),
            ("status", "mlspec.run.runner")]
 
 

@@ -1,37 +1,81 @@
 """The three flows of a plan (experiment, release, schedule) as target-neutral jobs.
 
-See mlspec.compile.plan for the data model. The shell in `Command.run` is plain POSIX/bash
+See mlspec.compile.model for the data model. The shell in `Command.run` is plain POSIX/bash
 with every CI value read from the environment ("$NAME", quoted), never a CI expression.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlspec.compile.plan import (
+from mlspec import __version__
+from mlspec.compile.model import (
     LOCK,
     RECORDS,
     REPORT,
     SWEEP_RECORDS,
     Artifact,
+    Cache,
+    CiVar,
     Command,
     Environment,
     EnvValue,
     Flow,
     Job,
+    JobOutputVar,
     Matrix,
+    MatrixVar,
     Permission,
+    PostReport,
+    PublishRelease,
     Trigger,
-    Var,
 )
+from mlspec.run.stepkey import key_material
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import PlanContext
+    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.step import Step
 
 READ = Permission("contents", "read", "check out the repository")
 MAX_TIMEOUT = 360
 CHECK_JOB = "check"
+
+
+def _short(data: object) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What the flow builders share while the plan is being built."""
+
+    loaded: LoadedSpec
+    install: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def step(self, name: str) -> Step:
+        step: Step = self.loaded.graph.steps[name]
+        return step
+
+    def cache_for(self, name: str) -> Cache | None:
+        """The cache of one step: its outs keyed by its static definition + file hashes."""
+        step = self.step(name)
+        if not step.all_outs():
+            return None
+        spec = self.loaded.spec
+        static = _short({"mlspec": __version__, "step": name,
+                         "key": key_material(step, dict(step.params)),
+                         "python": spec.project.python, "image": step.resources.image})
+        files = [d for d in step.deps]
+        if spec.project.requirements:
+            files.append(spec.project.requirements)
+        return Cache(step=name, prefix=f"mlspec-{name}-{static}-", files=tuple(files),
+                     paths=tuple(step.all_outs()))
 
 
 def step_artifact(name: str, outs: list[str]) -> Artifact:
@@ -98,7 +142,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
             continue
         jobs.extend(_sweep_jobs(ctx, members, tuple(needs), downloads))
     step_jobs = [j.id for j in jobs if j.kind in ("step", "select")]
-    base: dict[str, EnvValue] = {"BASE_REF": Var("ci.base_ref")}
+    base: dict[str, EnvValue] = {"BASE_REF": CiVar("base_ref")}
     all_arts = tuple(step_artifact(n, ctx.step(n).all_outs()) for n in g.order)
     jobs.append(Job(
         id="verify", name="reproduce from the commit (mlspec run --verify)", kind="verify",
@@ -119,10 +163,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
     jobs.append(Job(
         id="comment", name="sticky PR comment", kind="comment", needs=("report",),
         downloads=(Artifact("mlspec-report", (REPORT,), optional=True),), checkout=False,
-        python=False, env={"PR_NUMBER": Var("ci.pr_number"), "REPO": Var("ci.repository"),
-                           "RUN_URL": Var("ci.run_url")},
-        commands=(Command("post or update the comment", _STICKY,
-                          env={"GH_TOKEN": Var("ci.token")}),),
+        python=False, intents=(PostReport(REPORT),),
         permissions=(Permission("pull-requests", "write",
                                 "create or update the sticky metrics comment"),),
         when=(Trigger("pull_request"),), same_repo_only=True, always=True, timeout_minutes=5))
@@ -145,7 +186,7 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
             if param not in dict(axes):
                 axes.append((param, tuple(values)))
     sets = " ".join(f'--set "{p}=${_env_name(p)}"' for p, _ in axes)
-    env: dict[str, EnvValue] = {_env_name(p): Var(f"matrix.{p}") for p, _ in axes}
+    env: dict[str, EnvValue] = {_env_name(p): MatrixVar(p) for p, _ in axes}
     records = Artifact(f"mlspec-sweep-{head}", (f"{SWEEP_RECORDS}/",), per_variant=True)
     first = ctx.step(head)
     return [
@@ -173,26 +214,6 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
 def _total_timeout(ctx: PlanContext, names: list[str]) -> int:
     total = 10 + sum(ctx.step(n).resources.timeout_minutes for n in names)
     return min(total, MAX_TIMEOUT)
-
-
-_STICKY = """\
-marker='<!-- mlspec-report -->'
-if [ ! -f report.md ]; then  # a step failed before the report: say so, keep the comment current
-  printf '%s\\n## mlspec experiment\\n\\nThe experiment failed before its report: %s\\n' \\
-    "$marker" "$RUN_URL" > report.md
-fi
-if [ "$(head -n 1 report.md)" = "$marker" ]; then
-  cp report.md comment.md
-else
-  { echo "$marker"; cat report.md; } > comment.md
-fi
-id=$(gh api "repos/$REPO/issues/$PR_NUMBER/comments" --paginate \\
-  --jq ".[] | select(.body | startswith(\\"$marker\\")) | .id" | head -n 1)
-if [ -n "$id" ]; then
-  gh api --method PATCH "repos/$REPO/issues/comments/$id" -F body=@comment.md > /dev/null
-else
-  gh api --method POST "repos/$REPO/issues/$PR_NUMBER/comments" -F body=@comment.md > /dev/null
-fi"""
 
 
 def _deploy_trigger(when: str) -> Trigger:
@@ -242,26 +263,23 @@ def release_flow(ctx: PlanContext) -> Flow:
             deploy_cmd = dep.command or (
                 'echo "no deploy command in the spec: the image $IMAGE@$IMAGE_DIGEST is pushed"')
             jobs.append(Job(
-                id=job_id, name=f"build, push, attest and deploy to {env_name}", kind="deploy",
+                id=job_id, name=f"build, push and deploy to {env_name}", kind="deploy",
                 needs=("verify",), downloads=(built,), full_history=True,
                 environment=Environment(env_name, dep.url, dep.approval), secrets=secrets,
                 env={"IMAGE": inf.image.name},
                 commands=(Command("mlspec build serve --push", _BUILD),),
                 after_attest=(Command(f"deploy to {env_name}", deploy_cmd,
-                                      env={"IMAGE_DIGEST": Var(f"needs.{job_id}.digest")}),),
+                                      env={"IMAGE_DIGEST": JobOutputVar(job_id, "digest")}),),
                 outputs={"digest": "sha256 digest of the pushed serving image"},
                 permissions=tuple(perms), id_token=True, attest=True, when=(trig,),
                 timeout_minutes=30))
     card = 'mlspec lineage "$TAG" --model-card > model-card.md\ncat model-card.md'
-    publish_env: dict[str, EnvValue] = {"TAG": Var("ci.ref_name")}
+    publish_env: dict[str, EnvValue] = {"TAG": CiVar("ref_name")}
     jobs.append(Job(
         id="publish", name="publish the release with the model card", kind="publish",
         needs=("verify", *tag_deploys), full_history=True, env=publish_env,
-        commands=(Command("write the model card", card),
-                  Command("create the release",
-                          'gh release create "$TAG" --verify-tag --title "$TAG" '
-                          "--notes-file model-card.md model-card.md",
-                          env={"GH_TOKEN": Var("ci.token")})),
+        commands=(Command("write the model card", card),),
+        intents=(PublishRelease("model-card.md"),),
         permissions=(Permission("contents", "write", "create the release and upload the card"),),
         when=tuple(Trigger("push_tag", t) for t in ctx.tags), timeout_minutes=10))
     return Flow("release", "mlspec release", triggers, tuple(jobs), cancel_in_progress=False)

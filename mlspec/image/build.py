@@ -129,7 +129,7 @@ def metric_values(loaded: Any) -> dict[str, Any]:
 
 
 def build_args(loaded: Any, facts: GitFacts | None, version: str | None) -> dict[str, str]:
-    from mlspec.compile.docker import metric_args
+    from mlspec.compile.imagefacts import metric_args
 
     args = {
         "MLSPEC_REVISION": facts.commit if facts else "unknown",
@@ -164,7 +164,7 @@ def image_tags(repo: str, facts: GitFacts | None, version: str | None,
 
 def check_dockerfile(loaded: Any, which: str) -> str:
     """The generated Dockerfile's path, after checking it exists and matches the spec."""
-    from mlspec.compile.write import render_all
+    from mlspec.compile.driver import render_all
 
     rel = f"docker/{which}.Dockerfile"
     path = loaded.root / rel

@@ -79,10 +79,15 @@ def step_state(name: str, step: Step, params: dict[str, Scalar], env: dict[str, 
 def step_key(step: Step, params: dict[str, Scalar], deps: dict[str, str | None],
              env: dict[str, str]) -> str:
     """The key of a step run with these params, dep hashes and environment."""
-    command = command_of(step)
+    material = {**key_material(step, params), "deps": deps, "env": env}
+    return sha256_bytes(canonical(material))
+
+
+def key_material(step: Step, params: dict[str, Scalar]) -> dict[str, Any]:
+    """What a step's key hashes from its definition (the deps' content and the environment
+    are added by `step_key`). The one list: CI cache keys (mlspec.compile) hash it too."""
     material: dict[str, Any] = {
-        "command": command, "params": params, "deps": deps, "env": env,
-        "outs": sorted(step.all_outs()),
+        "command": command_of(step), "params": params, "outs": sorted(step.all_outs()),
     }
     if step.estimator is not None:
         material["builtin"] = {
@@ -91,7 +96,7 @@ def step_key(step: Step, params: dict[str, Scalar], deps: dict[str, str | None],
             "split": step.split.model_dump() if step.split else None,
             "metrics": step.metrics,
         }
-    return sha256_bytes(canonical(material))
+    return material
 
 
 def missing_deps(loaded: LoadedSpec, st: StepState) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from mlspec.compile.registry import CI_TARGETS
 from mlspec.spec.common import EnvName, Ident, Strict, fail
 
 
@@ -40,6 +41,10 @@ class CI(Strict):
     def _targets(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise fail("spec.duplicate", "a target is listed twice")
+        unknown = [t for t in v if t not in CI_TARGETS]  # the compile target registry
+        if unknown:
+            raise fail("spec.ci-target", f"unknown CI target '{unknown[0]}'",
+                       f"one of: {', '.join(CI_TARGETS)}")
         return v
 
     @field_validator("actions")

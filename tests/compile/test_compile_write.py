@@ -118,10 +118,10 @@ def test_unknown_and_unavailable_targets(repo: Path) -> None:
 def test_missing_renderer_is_reported_not_crashed(repo: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from mlspec import api
-    from mlspec.compile import write
+    from mlspec.compile import registry
 
-    monkeypatch.setitem(write.TARGETS, "gitlab",
-                        write.Target("mlspec.compile.not_written_yet", (".gitlab-ci.yml",)))
+    monkeypatch.setitem(registry.TARGETS, "gitlab",
+                        ("mlspec.compile.not_written_yet", (".gitlab-ci.yml",)))
     out = api.compile(repo / "mlspec.yaml", "github,gitlab", check=False, force=False)
     assert out.code == 2
     assert "compile target 'gitlab' is not available" in out.diagnostics[0].message
@@ -132,7 +132,7 @@ def test_missing_renderer_is_reported_not_crashed(repo: Path,
 
 def test_example_generated_files_have_headers() -> None:
     for path in sorted((EXAMPLES / "iris" / ".github" / "workflows").glob("*.yml")):
-        from mlspec.compile.write import parse_generated
+        from mlspec.compile.driver import parse_generated
 
         parsed = parse_generated(path.read_text())
         assert parsed is not None and parsed[1] is False, path
@@ -152,3 +152,14 @@ def test_compile_imports_no_heavy_modules() -> None:
     assert "jinja2" in modules
     heavy = {m for m in modules if m.split(".")[0] in ("docker", "git", "sklearn", "numpy")}
     assert not heavy, sorted(heavy)
+
+
+def test_ci_targets_are_the_registry() -> None:
+    """`ci.targets` accepts exactly the registered CI targets (schema enum included)."""
+    from typing import get_args
+
+    from mlspec.compile.registry import CI_TARGETS, TARGETS
+    from mlspec.spec.ci import Target
+
+    assert set(CI_TARGETS) <= set(TARGETS)
+    assert get_args(Target) == CI_TARGETS

@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from mlspec.compile.yamlq import quote, quote_lines
+from mlspec.compile.render import quote, quote_lines
 
 HERE = Path(__file__).resolve().parent
 SPECS = {p.name: p for p in sorted((HERE / "specs").iterdir()) if (p / "mlspec.yaml").is_file()}

@@ -1,4 +1,4 @@
-"""Invariants of the target-neutral plan (mlspec.compile.plan) for every golden spec: what one
+"""Invariants of the target-neutral plan (mlspec.compile.model) for every golden spec: what one
 renderer relies on, every renderer can rely on."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ KNOWN_VARS = {"ci.base_ref", "ci.ref_name", "ci.sha", "ci.pr_number", "ci.reposi
 
 
 def _plan(spec_dir: Path):  # type: ignore[no-untyped-def]
-    from mlspec.compile.plan import build_plan
+    from mlspec.compile.planner import build_plan
     from mlspec.spec.loader import load_spec
 
     return build_plan(load_spec(spec_dir / "mlspec.yaml"))
@@ -24,7 +24,7 @@ def _plan(spec_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("spec_dir", SPECS, ids=lambda p: p.name)
 def test_plan_invariants(spec_dir: Path) -> None:
-    from mlspec.compile.plan import Var
+    from mlspec.compile.model import CiVar, JobOutputVar, MatrixVar, SecretVar
 
     plan = _plan(spec_dir)
     assert set(plan.flows) == {"experiment", "release", "schedule"}
@@ -53,9 +53,10 @@ def test_plan_invariants(spec_dir: Path) -> None:
             envs = [job.env, *(c.env for c in (*job.commands, *job.after_attest))]
             for env in envs:
                 for value in env.values():
-                    if isinstance(value, Var):
-                        head = value.name.split(".")[0]
-                        assert value.name in KNOWN_VARS or head in ("matrix", "secret", "needs")
+                    if isinstance(value, CiVar):
+                        assert "ci." + value.name in KNOWN_VARS
+                    else:
+                        assert isinstance(value, str | MatrixVar | SecretVar | JobOutputVar)
             for cmd in (*job.commands, *job.after_attest):
                 assert "${{" not in cmd.run and "$[[" not in cmd.run
             seen.add(job.id)
@@ -80,7 +81,7 @@ def test_sweep_plan_shape() -> None:
 
 
 def test_remote_is_normalised_or_dropped() -> None:
-    from mlspec.compile.plan import normalise_remote
+    from mlspec.compile.planner import normalise_remote
 
     assert normalise_remote("git@github.com:acme/iris.git") == "https://github.com/acme/iris"
     assert normalise_remote("https://token@gitlab.com/g/sub/p.git") == "https://gitlab.com/g/sub/p"

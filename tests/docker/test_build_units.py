@@ -137,7 +137,7 @@ def test_build_record_keeps_the_other_image(tmp_path: Path) -> None:
 
 
 def test_compile_and_cli_do_not_import_docker_git_or_sklearn() -> None:
-    code = ("import sys, mlspec.cli, mlspec.compile.docker, mlspec.image.build\n"
+    code = ("import sys, mlspec.cli, mlspec.compile.targets.docker, mlspec.image.build\n"
             "import mlspec.image.serve\n"
             "bad = [m for m in ('docker', 'git', 'sklearn', 'jinja2') if m in sys.modules]\n"
             "print(','.join(bad))")

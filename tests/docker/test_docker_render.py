@@ -13,7 +13,8 @@ import pytest
 from conftest import EXAMPLES, copy_example, mlspec, tool
 
 from mlspec.api import load
-from mlspec.compile.docker import render_loaded
+from mlspec.compile.planner import build_plan
+from mlspec.compile.targets.docker.dockerfiles import render
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 FILES = ("docker/train.Dockerfile", "docker/serve.Dockerfile", ".dockerignore")
@@ -32,7 +33,7 @@ def instructions(text: str) -> list[tuple[str, str]]:
 
 
 def render_repo(repo: Path) -> dict[str, str]:
-    return render_loaded(load(repo / "mlspec.yaml"))
+    return render(build_plan(load(repo / "mlspec.yaml")))
 
 
 def edit_spec(repo: Path, old: str, new: str) -> None:
@@ -152,7 +153,7 @@ def test_variants(variant: tuple[str, dict[str, str]]) -> None:
     if name == "ci-install":
         assert "pip install --no-cache-dir 'mlspec>=0.1,<0.2'" in serve
     if name == "no-requirements":
-        assert "COPY docker/serve.Dockerfile docker/wheel[s] /tmp/deps/" in serve
+        assert 'COPY ["docker/serve.Dockerfile", "docker/wheel[s]", "/tmp/deps/"]' in serve
         assert " -r " not in serve
 
 

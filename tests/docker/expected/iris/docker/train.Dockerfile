@@ -14,7 +14,7 @@ WORKDIR /app
 # wheels and a pip.conf (e.g. no-index = true, find-links = /tmp/deps) in docker/wheels/,
 # picked up by the glob below.
 ARG PIP_CONFIG_FILE=/tmp/deps/pip.conf
-COPY requirements.txt docker/wheel[s] /tmp/deps/
+COPY ["requirements.txt", "docker/wheel[s]", "/tmp/deps/"]
 RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir -r /tmp/deps/requirements.txt \
     && pip install --no-cache-dir mlspec==0.1.0 \

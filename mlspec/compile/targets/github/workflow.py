@@ -13,36 +13,32 @@ schedule flows, `id-token: write` only on the attesting deploy jobs, `concurrenc
 
 from __future__ import annotations
 
-import json
 import re
-from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from mlspec.compile import render as layer
+from mlspec.compile.model import (
+    CiVar,
+    Command,
+    MatrixVar,
+    PostReport,
+    SecretVar,
+    Var,
+)
 from mlspec.errors import Diagnostic, MlspecError
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Artifact, Command, EnvValue, Flow, Job, Plan, Trigger
+    import jinja2
+
+    from mlspec.compile.model import Artifact, EnvValue, Flow, Intent, Job, Plan, Trigger
 
 WORKFLOWS = {"experiment": ".github/workflows/mlspec-experiment.yml",
              "release": ".github/workflows/mlspec-release.yml",
              "schedule": ".github/workflows/mlspec-schedule.yml"}
-_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n", ""}
-_PLAIN = re.compile(r"^[A-Za-z0-9_$./][^#:*\n\"']*$")
 OUTPUTS_FILE = "${{ runner.temp }}/mlspec-outputs"
 
 
-@lru_cache(maxsize=4096, typed=True)
-def yq(value: Any) -> str:
-    """A YAML scalar: plain when unambiguous, else JSON-quoted (JSON is valid YAML)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    s = str(value)
-    if (s.lower() in _RESERVED or not _PLAIN.match(s) or s != s.strip()
-            or re.match(r"^[-+]?[0-9.]", s) or s.endswith(":")):
-        return json.dumps(s)
-    return s
+yq = layer.scalar
 
 
 def _text(value: Any) -> str:
@@ -52,39 +48,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _bytecode_cache() -> Any:
-    """Jinja's compiled-template cache in the user's cache dir (saves ~25 ms per compile);
-    None when that directory cannot be used. Output does not depend on it."""
-    import os
-
-    import jinja2
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "mlspec", "jinja")
-    try:
-        os.makedirs(path, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            return None
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(path)
-
-
-@cache
-def _template() -> Any:
-    import importlib.resources
-
-    import jinja2
-
-    def load(name: str) -> tuple[str, None, Any]:
-        path = importlib.resources.files("mlspec.templates").joinpath(*name.split("/"))
-        return path.read_text(encoding="utf-8"), None, lambda: True
-
-    env = jinja2.Environment(loader=jinja2.FunctionLoader(load),
-                             bytecode_cache=_bytecode_cache(),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    return env.get_template("github/workflow.yml.j2")
+def _template() -> jinja2.Template:
+    return layer.environment().get_template("github/workflow.yml.j2")
 
 
 def render(plan: Plan) -> dict[str, str]:
@@ -102,30 +67,23 @@ def render(plan: Plan) -> dict[str, str]:
 
 def expr(plan: Plan, job: Job, value: EnvValue) -> str:
     """An env value: a literal (quoted) or the GitHub expression of a plan Var."""
-    from mlspec.compile.plan import Var
-
     if not isinstance(value, Var):
         return yq(value)
-    name = value.name
-    simple = {"ci.base_ref": f"github.base_ref || '{plan.default_branch}'",
-              "ci.ref_name": "github.ref_name", "ci.sha": "github.sha",
-              "ci.pr_number": "github.event.pull_request.number",
-              "ci.repository": "github.repository", "ci.token": "github.token",
-              "ci.variant": "strategy.job-index",  # (unused by the flows today)
-              "ci.run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
-                            "github.repository, github.run_id)"}
-    if name in simple:
-        inner = simple[name]
-    elif name.startswith("matrix."):
-        inner = name
-    elif name.startswith("secret."):
-        inner = f"secrets.{name[7:]}"
-    elif name.startswith("needs."):
-        _, job_id, output = name.split(".", 2)
-        inner = (f"steps.outputs.outputs.{output}" if job_id == job.id
-                 else f"needs.{job_id}.outputs.{output}")
+    if isinstance(value, CiVar):
+        inner = {"base_ref": f"github.base_ref || '{plan.default_branch}'",
+                 "ref_name": "github.ref_name", "sha": "github.sha",
+                 "pr_number": "github.event.pull_request.number",
+                 "repository": "github.repository", "token": "github.token",
+                 "variant": "strategy.job-index",
+                 "run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
+                            "github.repository, github.run_id)"}[value.name]
+    elif isinstance(value, MatrixVar):
+        inner = f"matrix.{value.axis}"
+    elif isinstance(value, SecretVar):
+        inner = f"secrets.{value.name}"
     else:
-        raise ValueError(f"unknown plan variable {name}")
+        inner = (f"steps.outputs.outputs.{value.output}" if value.job == job.id
+                 else f"needs.{value.job}.outputs.{value.output}")
     return "${{ " + inner + " }}"
 
 
@@ -180,16 +138,17 @@ def _step(name: str, *, uses: str | None = None, run: str | None = None,
           if_: str | None = None, id_: str | None = None) -> dict[str, Any]:
     withs = []
     for key, value in with_ or []:
-        if isinstance(value, list):
-            withs.append({"key": key, "value": " |", "lines": value})
+        if isinstance(value, list):  # an input read as one entry per line (e.g. path)
+            listed = layer.line_list(value, f"the {key} input of step {name!r}")
+            withs.append({"key": key, "value": layer.text(listed + "\n", 12)})
         else:
-            withs.append({"key": key, "value": " " + yq(value), "lines": []})
-    runs: list[dict[str, Any]] = []
+            withs.append({"key": key, "value": " " + yq(value)})
+    runs: list[str] = []
     if run is not None:
-        lines = run.rstrip("\n").split("\n")
-        plain = len(lines) == 1 and yq(lines[0]) == lines[0]
-        runs.append({"value": " " + lines[0], "lines": []} if plain
-                    else {"value": " |", "lines": lines})
+        # a shell script: one plain line, or a block (or quoted scalar) ending in a newline
+        plain = "\n" not in run and yq(run) == run
+        runs.append(" " + run if plain
+                    else layer.text(run if run.endswith("\n") else run + "\n", 10))
     return {"name": yq(name), "id": [id_] if id_ else [], "if": [if_] if if_ else [],
             "uses": [uses] if uses else [], "with": withs, "with_header": [1] if withs else [],
             "env": [{"key": k, "value": v} for k, v in env or []],
@@ -246,6 +205,47 @@ def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
                  if_="${{ !cancelled() }}" if cmd.always else None)
 
 
+def _intent(intent: Intent) -> Command:
+    """An intent as GitHub runs it: the GitHub CLI with the job's own token."""
+    token: dict[str, EnvValue] = {"GH_TOKEN": CiVar("token")}
+    if isinstance(intent, PostReport):
+        report = layer.shell_word(intent.report)
+        return Command("post or update the comment", _STICKY.replace("report.md", report),
+                       env=token)
+    notes = layer.shell_word(intent.notes)
+    return Command("create the release", 'gh release create "$TAG" --verify-tag --title "$TAG" '
+                   f"--notes-file {notes} {notes}", env=token)
+
+
+def _intent_env(job: Job) -> dict[str, EnvValue]:
+    """Job-wide values an intent's script reads."""
+    if any(isinstance(i, PostReport) for i in job.intents):
+        return {"PR_NUMBER": CiVar("pr_number"), "REPO": CiVar("repository"),
+                "RUN_URL": CiVar("run_url")}
+    return {}
+
+
+_STICKY = """\
+marker='<!-- mlspec-report -->'
+if [ ! -f report.md ]; then  # a step failed before the report: say so, keep the comment current
+  printf '%s\\n## mlspec experiment\\n\\nThe experiment failed before its report: %s\\n' \\
+    "$marker" "$RUN_URL" > report.md
+fi
+if [ "$(head -n 1 report.md)" = "$marker" ]; then
+  cp report.md comment.md
+else
+  { echo "$marker"; cat report.md; } > comment.md
+fi
+id=$(gh api "repos/$REPO/issues/$PR_NUMBER/comments" --paginate \\
+  --jq ".[] | select(.body | startswith(\\"$marker\\")) | .id" | head -n 1)
+if [ -n "$id" ]; then
+  gh api --method PATCH "repos/$REPO/issues/comments/$id" -F body=@comment.md > /dev/null
+else
+  gh api --method POST "repos/$REPO/issues/$PR_NUMBER/comments" -F body=@comment.md > /dev/null
+fi"""
+
+
+
 def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     if job.checkout:
@@ -273,6 +273,7 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
                            with_=[("path", paths if len(paths) > 1 else paths[0]),
                                   ("key", key)]))
     steps.extend(_command(plan, job, c) for c in job.commands)
+    steps.extend(_command(plan, job, _intent(i)) for i in job.intents)
     if job.outputs:
         steps.append(_step("Job outputs", id_="outputs",
                            run='cat "$MLSPEC_OUTPUT" >> "$GITHUB_OUTPUT"',
@@ -290,14 +291,22 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
                            with_=[("path", paths if len(paths) > 1 else paths[0]),
                                   ("key", "${{ steps.cache.outputs.cache-primary-key }}")]))
     for path in job.summary:
+        word = layer.shell_word(path)
         steps.append(_step(f"Job summary: {path}", if_="${{ !cancelled() }}",
-                           run=f'if [ -f {path} ]; then cat {path} >> "$GITHUB_STEP_SUMMARY"; fi'))
+                           run=f'if [ -f {word} ]; then cat {word} >> "$GITHUB_STEP_SUMMARY"; fi'))
     steps.extend(_upload(plan, job, a, job.upload_always) for a in job.uploads)
     return steps
 
 
+def _title(job: Job) -> str:
+    if job.attest and job.environment is not None:  # the attestation is GitHub's alone
+        return f"build, push, attest and deploy to {job.environment.name}"
+    return job.name
+
+
 def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
-    env: list[tuple[str, str]] = [(k, expr(plan, job, v)) for k, v in sorted(job.env.items())]
+    env: list[tuple[str, str]] = [(k, expr(plan, job, v))
+                                  for k, v in sorted({**job.env, **_intent_env(job)}.items())]
     if job.secrets and job.environment is None:  # the plan never does this; keep the rule here
         raise ValueError(f"job {job.id} uses secrets without an environment")
     perms = [{"scope": p.scope, "access": p.access, "why": p.why} for p in job.permissions]
@@ -305,14 +314,15 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
         raise ValueError(f"job {job.id} needs id-token but the plan gives no permission")
     matrix = []
     if job.matrix is not None:
-        matrix = [{"key": k, "list": "[" + ", ".join(json.dumps(_text(v)) for v in values) + "]"}
+        matrix = [{"key": k, "list": "[" + ", ".join(layer.double_quoted(_text(v))
+                                                      for v in values) + "]"}
                   for k, values in job.matrix.axes]
     environment = []
     if job.environment is not None:
         environment.append({"name": yq(job.environment.name),
                             "url": [yq(job.environment.url)] if job.environment.url else []})
     return {
-        "id": job.id, "name": yq(job.name),
+        "id": job.id, "name": yq(_title(job)),
         "needs": ["[" + ", ".join(job.needs) + "]"] if job.needs else [],
         "if": _job_if(plan, job), "runs_on": yq(job.runner), "timeout": job.timeout_minutes,
         "container": [yq(job.image)] if job.image else [],

@@ -12,7 +12,7 @@ What is GitLab-specific is derived here, not in the plan: job names (`<flow>:<id
 (graph order), cache keys (computed at run time by the first job, passed on as a dotenv
 report), the merge-request note and the release (GitLab API through small Python helpers,
 since CI_JOB_TOKEN cannot write notes and no GitHub CLI exists here). Every string scalar is
-quoted (`yamlq.quote`) because GitLab reads YAML 1.1.
+quoted (`mlspec.compile.render.quote`) because GitLab reads YAML 1.1.
 
 What GitLab has no equivalent for is left out, on purpose: GitHub's provenance attestation
 (deploy jobs get an `id_tokens:` token for the deploy itself), token permissions (CI_JOB_TOKEN
@@ -23,16 +23,16 @@ live in GitLab's settings; the file's header says what to configure.
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mlspec.compile.gitlab_jobs import GLJob, flow_jobs, note_token_variable
+from mlspec.compile import render as layer
+from mlspec.compile.model import PostReport
+from mlspec.compile.targets.gitlab.conditions import branch_condition, tag_condition
+from mlspec.compile.targets.gitlab.jobs import GLJob, flow_jobs, note_token_variable
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Plan
+    from mlspec.compile.model import Plan
 
 PIPELINE = ".gitlab-ci.yml"
 FIXED_STAGES_BEFORE = ("check",)
@@ -58,35 +58,6 @@ class Pipeline:
     notes: list[str] = field(default_factory=list)  # comment lines at the top
 
 
-def tag_regex(glob: str) -> str:
-    """A tag glob (`v*`) as a GitLab (RE2) regex literal anchored at both ends."""
-    out = []
-    for ch in glob:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch.isalnum() or ch in "_-":
-            out.append(ch)
-        else:
-            out.append("[" + ch + "]")
-    return "/^" + "".join(out) + "$/"
-
-
-def tag_condition(globs: tuple[str, ...] | list[str]) -> str:
-    tags = " || ".join(f"$CI_COMMIT_TAG =~ {tag_regex(g)}" for g in globs)
-    if len(globs) > 1:
-        tags = f"({tags})"
-    return f'{tags} && $CI_COMMIT_REF_PROTECTED == "true"'
-
-
-def branch_condition(branches: list[str]) -> str:
-    names = " || ".join(f'$CI_COMMIT_BRANCH == "{b}"' for b in branches)
-    if len(branches) > 1:
-        names = f"({names})"
-    return f'$CI_PIPELINE_SOURCE == "push" && {names}'
-
-
 def workflow_rules(plan: Plan) -> list[Rule]:
     rules: list[Rule] = []
     sched = plan.flows["schedule"]
@@ -109,8 +80,7 @@ def workflow_rules(plan: Plan) -> list[Rule]:
 
 
 def _stages(plan: Plan, jobs: list[GLJob]) -> list[str]:
-    g = plan.loaded.graph
-    step_stages = [f"{g.stage[n]}:{n}" for n in g.order]
+    step_stages = [f"{plan.steps[n].stage}:{n}" for n in plan.order]
     order = [*FIXED_STAGES_BEFORE, *step_stages, *FIXED_STAGES_AFTER]
     used = {j.stage for j in jobs}
     unknown = used - set(order)
@@ -140,7 +110,8 @@ def build_pipeline(plan: Plan) -> Pipeline:
         notes += [f"Deploy jobs read the CI/CD variables {', '.join(secrets)} (by name): make "
                   "them protected and masked,", "and scope them to the deploy environments so no "
                   "other job sees them."]
-    if any(j.name == "experiment:comment" for j in jobs):
+    if any(isinstance(i, PostReport) for f in plan.flows.values() for j in f.jobs
+           for i in j.intents):
         token = note_token_variable(plan)
         notes += [f"Merge-request note: add a masked CI/CD variable {token} holding a project "
                   "access token", "(api scope); without it the report stays a job artifact and "
@@ -149,49 +120,13 @@ def build_pipeline(plan: Plan) -> Pipeline:
                     schedules=schedules, schedule_options=options, notes=notes)
 
 
-def _bytecode_cache() -> Any:
-    """Jinja's compiled templates cached in the user's cache dir (keyed by the template's
-    source, so output never depends on it); None when that directory is not writable."""
-    import jinja2
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "mlspec", "jinja")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(path) if os.access(path, os.W_OK) else None
-
-
-@functools.lru_cache(maxsize=1)
-def _env() -> object:
-    from importlib.resources import files
-
-    import jinja2
-
-    from mlspec.compile.yamlq import flow_list, quote, quote_lines
-
-    def load(name: str) -> tuple[str, None, Callable[[], bool]]:
-        text = (files("mlspec.templates") / "gitlab" / name).read_text(encoding="utf-8")
-        return text, None, lambda: True
-
-    env = jinja2.Environment(loader=jinja2.FunctionLoader(load), bytecode_cache=_bytecode_cache(),
-                             undefined=jinja2.StrictUndefined, autoescape=False,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["q"] = quote
-    env.filters["qlist"] = flow_list
-    env.filters["qb"] = lambda v, indent: quote_lines(str(v).rstrip("\n"), indent)
-    return env
-
-
 def render(plan: Plan) -> dict[str, str]:
     """{path: body without header} for the GitLab target."""
     pipeline = build_pipeline(plan)
-    env = _env()
-    out = {PIPELINE: env.get_template("gitlab-ci.yml.j2").render(  # type: ignore[attr-defined]
-        p=pipeline, plan=plan)}
+    env = layer.environment()
+    out = {PIPELINE: env.get_template("gitlab/gitlab-ci.yml.j2").render(p=pipeline, plan=plan)}
     scripts = {s for j in pipeline.jobs for s in j.helper_scripts}
     for path in sorted(scripts):
         name = path.rsplit("/", 1)[-1] + ".j2"
-        out[path] = env.get_template(name).render()  # type: ignore[attr-defined]
+        out[path] = env.get_template("gitlab/" + name).render()
     return out

@@ -16,12 +16,12 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlspec import layout
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Flow, Job, Plan
+    from mlspec.compile.model import Flow, Job, Plan, StepFacts
 
 KEYS_ENV = "mlspec-keys.env"
 RECORDS = layout.RECORDS
@@ -44,7 +44,7 @@ class CacheKeys:
 
     def __init__(self, plan: Plan, flow: Flow):
         self.plan = plan
-        self.shell = _unique_names([*(f"step:{n}" for n in plan.loaded.graph.order),
+        self.shell = _unique_names([*(f"step:{n}" for n in plan.order),
                                     *(f"job:{j.id}" for j in flow.jobs)])
         self.caches = {j.id: c for j in flow.jobs if (c := self.spec(j)) is not None}
 
@@ -54,7 +54,7 @@ class CacheKeys:
         inputs and the variant's values, so an unchanged variant is not retrained; the select
         job caches the outs and records of the whole group (run with the spec's params), not
         only the swept step's outs, so the steps after it are not recomputed either."""
-        g = self.plan.loaded.graph
+        steps = self.plan.steps
         var = self.var(job.id)
         if job.kind not in ("sweep", "select"):
             if job.cache is None:
@@ -62,11 +62,11 @@ class CacheKeys:
             return CacheSpec(var, job.cache.prefix, (job.cache.step,),
                              [*job.cache.paths, f"{RECORDS}/{job.cache.step}.lock"])
         static = {"mlspec": self.plan.version, "python": self.plan.python, "kind": job.kind,
-                  "steps": {n: g.steps[n].model_dump(mode="json") for n in job.steps},
+                  "steps": {n: json.loads(steps[n].definition) for n in job.steps},
                   "axes": [[a, [str(v) for v in vs]] for a, vs in
                            (job.matrix.axes if job.matrix is not None else ())]}
         digest = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:12]
-        outs = [o for n in job.steps for o in g.steps[n].all_outs()]
+        outs = [o for n in job.steps for o in steps[n].outs]
         outs += [f"{RECORDS}/{n}.lock" for n in job.steps]
         if job.kind == "sweep":
             outs += [p for a in job.uploads for p in a.paths]
@@ -78,20 +78,20 @@ class CacheKeys:
     def script(self) -> list[str]:
         """Shell computing every cache key from the commit alone (a Merkle hash: a step's
         repo files, plus the keys of the steps whose outs it reads)."""
-        g = self.plan.loaded.graph
+        steps = self.plan.steps
         lines = ['mlspec_hash() { for f in "$@"; do if [ -d "$f" ]; then find "$f" -type f '
                  "-print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; elif [ -f \"$f\" ]; then "
                  'sha256sum "$f"; else echo "absent $f"; fi; done | sha256sum | cut -c1-16; }',
                  ]
-        wanted = {n for c in self.caches.values() for n in c.steps}
-        needed = set(g.closure_up(sorted(wanted)))
-        requirements = self.plan.loaded.spec.project.requirements
-        position = {n: i for i, n in enumerate(g.order)}
-        for name in g.order:
+        needed = _closure_up(steps, {n for c in self.caches.values() for n in c.steps})
+        requirements = self.plan.requirements
+        position = {n: i for i, n in enumerate(self.plan.order)}
+        for name in self.plan.order:
             if name not in needed:
                 continue
-            files = [*g.steps[name].deps, *([requirements] if requirements else [])]
-            made = {f: _producer(g, f) for f in files}
+            st = steps[name]
+            files = [*st.deps, *([requirements] if requirements else [])]
+            made = {**{f: None for f in files}, **dict(zip(st.deps, st.producers, strict=True))}
             own = [f for f in files if made[f] is None]
             ups = sorted({p for p in made.values() if p is not None}, key=position.__getitem__)
             parts = [f'"$(mlspec_hash {" ".join(_sh(f) for f in own)})"'] * bool(own) + [
@@ -110,10 +110,17 @@ class CacheKeys:
         return ["\n".join(lines)]
 
 
-def _producer(g: Any, path: str) -> str | None:
-    """The step whose outs hold path (exactly, or as a directory either way), else None."""
-    found = g.producer_of(path)
-    return str(found) if found is not None else None
+def _closure_up(steps: dict[str, StepFacts], names: set[str]) -> set[str]:
+    """names and every step whose outs they read, transitively."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo.extend(p for p in steps[n].producers if p is not None)
+    return seen
 
 
 def _sh(word: str) -> str:

@@ -1,20 +1,22 @@
 """Plan jobs → GitLab jobs: names, stages, rules, needs, variables, cache, artifacts.
 
-See mlspec.compile.gitlab for the pipeline as a whole. Nothing here prints YAML: the template
-does, quoting every string.
+See mlspec.compile.targets.gitlab.pipeline for the pipeline as a whole. Nothing here prints
+YAML: the template does, quoting every string.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlspec.compile.gitlab_cache import KEYS_ENV, CacheKeys, env_key
-from mlspec.compile.plan import Var
+from mlspec.compile.model import CiVar, JobOutputVar, MatrixVar, PostReport, SecretVar
+from mlspec.compile.targets.gitlab.cache import KEYS_ENV, CacheKeys, env_key
+from mlspec.compile.targets.gitlab.conditions import tag_condition
 
 if TYPE_CHECKING:
-    from mlspec.compile.plan import Command, Flow, Job, Plan, Trigger
+    from mlspec.compile.model import Command, EnvValue, Flow, Job, Plan, Trigger
 
 HELPER = ".gitlab/mlspec/ci.py"
 OUTPUT_ENV = "mlspec-output.env"
@@ -30,10 +32,11 @@ KIND_STAGE = {"check": "check", "verify": "verify", "report": "report", "comment
               "monitor": "monitor"}
 TIERS = (("prod", "production"), ("stag", "staging"), ("test", "testing"), ("qa", "testing"),
          ("dev", "development"))
-CI_VARS = {"ci.base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
-           "ci.ref_name": "$CI_COMMIT_REF_NAME", "ci.sha": "$CI_COMMIT_SHA",
-           "ci.pr_number": "$CI_MERGE_REQUEST_IID", "ci.repository": "$CI_PROJECT_PATH",
-           "ci.token": "$CI_JOB_TOKEN", "ci.variant": "$CI_NODE_INDEX"}
+CI_VARS = {"base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+           "ref_name": "$CI_COMMIT_REF_NAME", "sha": "$CI_COMMIT_SHA",
+           "pr_number": "$CI_MERGE_REQUEST_IID", "repository": "$CI_PROJECT_PATH",
+           "token": "$CI_JOB_TOKEN", "variant": "$CI_NODE_INDEX",
+           "run_url": "$CI_PIPELINE_URL"}
 INSTALL_GIT = ("command -v git >/dev/null 2>&1 || { apt-get update -qq && "
                "apt-get install -y -qq --no-install-recommends git >/dev/null; }")
 
@@ -85,18 +88,15 @@ class GLJob:
 
 def note_token_variable(plan: Plan) -> str:
     """The CI/CD variable holding a token that may write MR notes: named, never a value."""
-    return str(plan.loaded.spec.ci.secrets.get("gitlab_token", DEFAULT_NOTE_TOKEN))
+    return plan.secrets.get("gitlab_token", DEFAULT_NOTE_TOKEN)
 
 
 def job_image(plan: Plan, job: Job) -> str:
-    ci_image = plan.loaded.spec.ci.image
-    return job.image or ci_image or f"python:{plan.python}-slim"
+    return job.image or plan.ci_image or f"python:{plan.python}-slim"
 
 
 def trigger_condition(trig: Trigger, job: Job) -> str | None:
     """A GitLab rule condition for one plan trigger; None where GitLab has no such event."""
-    from mlspec.compile.gitlab import tag_condition
-
     if trig.kind == "pull_request":
         return '$CI_PIPELINE_SOURCE == "merge_request_event"'
     if trig.kind == "manual":
@@ -118,7 +118,7 @@ def job_rules(plan: Plan, flow: Flow, job: Job) -> list[tuple[str, str | None]]:
     extra = ""
     if job.same_repo_only:
         extra += " && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID == $CI_PROJECT_ID"
-    if job.kind == "comment":
+    if any(isinstance(i, PostReport) for i in job.intents):  # only with a note token
         extra += f" && ${note_token_variable(plan)}"
     when = "always" if job.always else None
     if not job.when:
@@ -137,29 +137,26 @@ def job_rules(plan: Plan, flow: Flow, job: Job) -> list[tuple[str, str | None]]:
 
 
 def stage_of(plan: Plan, job: Job) -> str:
-    g = plan.loaded.graph
+    steps = plan.steps
     if job.kind in ("step", "sweep"):
-        return f"{g.stage[job.steps[0]]}:{job.steps[0]}"
+        return f"{steps[job.steps[0]].stage}:{job.steps[0]}"
     if job.kind == "select":
-        return f"{g.stage[job.steps[-1]]}:{job.steps[-1]}"
+        return f"{steps[job.steps[-1]].stage}:{job.steps[-1]}"
     if job.kind not in KIND_STAGE:
         raise AssertionError(f"no GitLab stage for job kind {job.kind!r}")
     return KIND_STAGE[job.kind]
 
 
-def _value(var: str | Var, names: dict[str, str]) -> str:
-    if not isinstance(var, Var):
+def _value(var: EnvValue, names: dict[str, str]) -> str:
+    if isinstance(var, str):
         return var
-    n = var.name
-    if n in CI_VARS:
-        return CI_VARS[n]
-    if n.startswith("secret."):
-        return "$" + n[len("secret."):]
-    if n.startswith("matrix."):
-        return "$" + names["matrix." + n[len("matrix."):]]
-    if n.startswith("needs."):
-        return "$" + n.split(".", 2)[2]  # the needed job's dotenv report
-    raise AssertionError(f"unknown plan variable {n!r}")
+    if isinstance(var, CiVar):
+        return CI_VARS[var.name]
+    if isinstance(var, SecretVar):
+        return "$" + var.name
+    if isinstance(var, MatrixVar):
+        return "$" + names[var.axis]
+    return "$" + var.output  # the needed job's dotenv report
 
 
 def _tier(env_name: str) -> str:
@@ -216,8 +213,8 @@ class _Builder:
         if job.matrix is not None:
             for axis, values in job.matrix.axes:
                 var = next((k for c in job.commands for k, v in c.env.items()
-                            if v == Var(f"matrix.{axis}")), f"MLSPEC_SWEEP_{env_key(axis)}")
-                names[f"matrix.{axis}"] = var
+                            if v == MatrixVar(axis)), f"MLSPEC_SWEEP_{env_key(axis)}")
+                names[axis] = var
                 gl.matrix.append((var, [_scalar(v) for v in values]))
         self._variables(gl, job, names)
         self._before(gl, job)
@@ -242,14 +239,11 @@ class _Builder:
     def _variables(self, gl: GLJob, job: Job, names: dict[str, str]) -> None:
         env: dict[str, str] = {}
         sources = [job.env, *(c.env for c in (*job.commands, *job.after_attest))]
-        drop = {"GH_TOKEN"} if job.kind == "publish" else set()
-        if job.kind == "comment":  # GitLab's note goes through ci.py with a named token
-            sources = []
         for src in sources:
             for k, v in src.items():
-                if k in drop or (k in names.values() and v == Var(_axis_of(names, k))):
+                if k in names.values() and v == MatrixVar(_axis_of(names, k)):
                     continue
-                if isinstance(v, Var) and v.name == f"needs.{job.id}." + v.name.split(".")[-1]:
+                if isinstance(v, JobOutputVar) and v.job == job.id:
                     continue  # an output of this very job: read in the script
                 val = _value(v, names)
                 if env.get(k, val) != val:
@@ -270,7 +264,7 @@ class _Builder:
         if job.python:
             gl.before_script.extend(self.plan.install)
         base = [k for src in (job.env, *(c.env for c in job.commands))
-                for k, v in src.items() if v == Var("ci.base_ref")]
+                for k, v in src.items() if v == CiVar("base_ref")]
         for k in dict.fromkeys(base):
             gl.before_script.append(f'export {k}="${{{k}:-$CI_DEFAULT_BRANCH}}"')
             gl.before_script.append(
@@ -284,31 +278,30 @@ class _Builder:
         if job.kind == "report":
             gl.script.extend(self._report_extras(job))
         for cmd in (*job.commands, *job.after_attest):
-            if job.kind == "comment" or (job.kind == "publish" and cmd.run.startswith("gh ")):
-                continue
             target = gl.after_script if cmd.always else gl.script
             target.extend(self._own_outputs(job, cmd))
             target.append(cmd.run)
-        if job.kind == "comment":
-            gl.script.append(f'python3 {HELPER} note --token-variable '
-                             f'{note_token_variable(self.plan)} report.md')
-            gl.helper_scripts.append(HELPER)
-        if job.kind == "publish":
-            gl.script.append(f'python3 {HELPER} release "$CI_COMMIT_TAG" model-card.md')
+        for intent in job.intents:  # through the helper: no GitHub CLI, a named token
+            if isinstance(intent, PostReport):
+                gl.script.append(f"python3 {HELPER} note --token-variable "
+                                 f"{note_token_variable(self.plan)} {shlex.quote(intent.report)}")
+            else:
+                notes = shlex.quote(intent.notes)
+                gl.script.append(f'python3 {HELPER} release "$CI_COMMIT_TAG" {notes}')
             gl.helper_scripts.append(HELPER)
 
     def _own_outputs(self, job: Job, cmd: Command) -> list[str]:
         lines = []
         for k, v in cmd.env.items():
-            if isinstance(v, Var) and v.name.startswith(f"needs.{job.id}."):
-                out = v.name.split(".")[-1]
+            if isinstance(v, JobOutputVar) and v.job == job.id:
+                out = v.output
                 lines.append(f"{k}=\"$(sed -n 's/^{out}=//p' {OUTPUT_ENV} | tail -n 1)\"")
                 lines.append(f"export {k}")
         return lines
 
     def _report_extras(self, job: Job) -> list[str]:
         """Metrics as GitLab reports: a dotenv of values and an OpenMetrics metrics file."""
-        base = next((k for k, v in job.env.items() if v == Var("ci.base_ref")), None)
+        base = next((k for k, v in job.env.items() if v == CiVar("base_ref")), None)
         diff = f' --diff "origin/${base}"' if base else ""
         # exit 1 (a failed gate) still wrote the JSON; the job's gates command fails the job
         return [f"mlspec metrics{diff} --format json > metrics-diff.json || [ \"$?\" -eq 1 ]",
@@ -339,10 +332,10 @@ def _axis_of(names: dict[str, str], var: str) -> str:
 
 
 def _title(job: Job) -> str:
-    """The plan's job title in GitLab's words (no attestation here; notes, not comments)."""
+    """The plan's job title in GitLab's words (notes, not comments)."""
     if job.kind == "comment":
         return "sticky merge-request note with the report"
-    return job.name.replace(", attest and", " and")
+    return job.name
 
 
 def _scalar(v: object) -> str:

@@ -1,6 +1,6 @@
-"""The compile plan: spec + git facts → flows of jobs. Target-neutral data, no jinja, no YAML.
+"""The compile plan's data model: flows of jobs. Target-neutral data, no jinja, no YAML.
 
-A renderer (`mlspec.compile.github`, `.gitlab`, `.docker`) turns a `Plan` into files. Everything
+A renderer (a target under `mlspec.compile.targets`) turns a `Plan` into files. Everything
 a renderer needs is decided here, so the three targets agree on what runs where:
 
 - three **flows** — `experiment` (pull/merge requests), `release` (default branch + tags) and
@@ -19,18 +19,10 @@ remote (never on absolute paths, clocks or hostnames).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from mlspec import layout
-
-if TYPE_CHECKING:
-    from mlspec.spec.loader import LoadedSpec
-    from mlspec.spec.step import Step
 
 FlowName = Literal["experiment", "release", "schedule"]
 LOCK = layout.LOCK
@@ -39,26 +31,45 @@ SWEEP_RECORDS = layout.SWEEPS
 REPORT = layout.REPORT
 
 
-@dataclass(frozen=True)
-class Var:
-    """A value known only when CI runs. `name` is one of:
+CiName = Literal["base_ref", "ref_name", "sha", "pr_number", "repository", "token",
+                 "variant", "run_url"]
 
-    - `ci.base_ref`     the PR/MR target branch name (e.g. `main`)
-    - `ci.ref_name`     the branch or tag name being built
-    - `ci.sha`          the commit
-    - `ci.pr_number`    the PR/MR number
-    - `ci.repository`   `owner/repo` (GitHub) / project path (GitLab)
-    - `ci.token`        the job's own API token (GitHub `github.token`, GitLab `CI_JOB_TOKEN`)
-    - `ci.variant`      a unique id of this matrix combination (e.g. GitHub `strategy.job-index`)
-    - `ci.run_url`      the web page of this pipeline run
-    - `matrix.<axis>`   this job's value of a matrix axis (a sweep param)
-    - `secret.<NAME>`   a CI secret / masked variable called NAME
-    - `needs.<job>.<output>`  an output of a needed job (`Job.outputs`)
-    """
+
+@dataclass(frozen=True)
+class CiVar:
+    """A value CI knows about the run: `base_ref` the PR/MR target branch name, `ref_name` the
+    branch or tag built, `sha` the commit, `pr_number`, `repository` (owner/repo, project
+    path), `token` the job's own API token, `variant` a unique id of this matrix combination,
+    `run_url` the web page of this pipeline run."""
+
+    name: CiName
+
+
+@dataclass(frozen=True)
+class MatrixVar:
+    """This job's value of a matrix axis (a sweep param)."""
+
+    axis: str
+
+
+@dataclass(frozen=True)
+class SecretVar:
+    """A CI secret / masked variable called `name`."""
 
     name: str
 
 
+@dataclass(frozen=True)
+class JobOutputVar:
+    """An output of a needed job (or of this job, for its later commands), see Job.outputs."""
+
+    job: str
+    output: str
+
+
+# A value known only when CI runs; each target maps it to its own syntax (GitHub
+# `${{ github.base_ref }}`, GitLab `$CI_MERGE_REQUEST_TARGET_BRANCH_NAME`, …).
+Var = CiVar | MatrixVar | SecretVar | JobOutputVar
 EnvValue = str | Var
 
 
@@ -70,6 +81,26 @@ class Command:
     run: str  # POSIX shell (bash), may span lines
     env: dict[str, EnvValue] = field(default_factory=dict)
     always: bool = False  # run even when an earlier command failed (e.g. write the report)
+
+
+@dataclass(frozen=True)
+class PostReport:
+    """Intent: create or update the one sticky comment of the pull/merge request with the
+    markdown file `report`; when it is missing (a step failed first), say so with a link to
+    the run. Each target renders it its own way (GitHub: `gh api`; GitLab: its helper)."""
+
+    report: str
+
+
+@dataclass(frozen=True)
+class PublishRelease:
+    """Intent: create the release of the tag being built, with the markdown file `notes` as
+    its description and as an asset."""
+
+    notes: str
+
+
+Intent = PostReport | PublishRelease
 
 
 @dataclass(frozen=True)
@@ -153,6 +184,10 @@ class Environment:
     approval: bool = False
 
 
+JobKind = Literal["check", "step", "sweep", "select", "verify", "report", "comment", "deploy",
+                  "publish", "refresh", "monitor"]
+
+
 @dataclass(frozen=True)
 class Job:
     """One CI job. Fields a target cannot express are documented as such by its renderer.
@@ -168,10 +203,11 @@ class Job:
 
     id: str  # unique in its flow, [a-z0-9-]
     name: str  # human title
-    kind: str
+    kind: JobKind
     needs: tuple[str, ...] = ()  # ids of jobs of the same flow that must succeed first
     steps: tuple[str, ...] = ()  # spec steps this job runs (graph order)
     commands: tuple[Command, ...] = ()
+    intents: tuple[Intent, ...] = ()  # run after `commands`, rendered by each target
     downloads: tuple[Artifact, ...] = ()  # restored in this order before `cache`/commands
     uploads: tuple[Artifact, ...] = ()
     cache: Cache | None = None
@@ -218,10 +254,43 @@ class Flow:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Everything the renderers need. `loaded` gives renderers the raw spec when they must."""
+class StepFacts:
+    """One spec step as the targets see it (graph order is `Plan.order`)."""
 
-    loaded: LoadedSpec
+    name: str
+    stage: str  # data / model / … (the spec section)
+    deps: tuple[str, ...]
+    producers: tuple[str | None, ...]  # per dep: the step whose outs hold it, else None
+    outs: tuple[str, ...]
+    definition: str  # the step's whole definition, canonical JSON (static cache keys)
+
+
+@dataclass(frozen=True)
+class MetricArg:
+    name: str  # design metric name
+    arg: str  # build argument carrying its value, e.g. MLSPEC_METRIC_F1_MACRO
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the Dockerfiles are made of."""
+
+    base: str  # FROM
+    requirements: str | None  # repository path of the requirements file
+    require_hashes: bool  # the requirements file pins sha256 hashes
+    mlspec_install: str  # pip arguments installing mlspec, shell-quoted
+    metrics: tuple[MetricArg, ...]
+    title: str  # project name
+    serve_argv: tuple[str, ...] | None  # exec form of the serving command; None: no inference
+    port: int
+    health: str  # health-check path
+    data_outs: tuple[str, ...]  # outs of the data stage (kept out of the build context)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the targets need: no target reads the spec itself."""
+
     source: str  # the spec file name relative to the repo root, e.g. "mlspec.yaml"
     spec_hash: str  # sha256 of the spec and its stage files
     project: str
@@ -235,121 +304,9 @@ class Plan:
     actions: dict[str, tuple[str, str]]  # GitHub action -> (version, sha)
     has_inference: bool
     image: str | None  # serving image repository (inference.image.name)
-    targets: tuple[str, ...]  # ci.targets (docker is added by write.py when inference is set)
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-def _short(data: object) -> str:
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def read_remote(root: Path) -> str | None:
-    """origin's URL as https://host/owner/repo for github.com/gitlab.com remotes, else None.
-
-    Read from .git/config without GitPython (compile stays light). Local-path remotes give None
-    so that two clones at different paths compile to the same bytes.
-    """
-    git = root / ".git"
-    if git.is_file():  # a worktree: "gitdir: …"
-        text = git.read_text(errors="replace").strip()
-        if not text.startswith("gitdir:"):
-            return None
-        gd = Path(text[7:].strip())
-        gd = gd if gd.is_absolute() else (root / gd)
-        common = gd / "commondir"
-        git = (gd / common.read_text().strip()).resolve() if common.is_file() else gd
-    cfg = git / "config"
-    if not cfg.is_file():
-        return None
-    section = None
-    for line in cfg.read_text(errors="replace").splitlines():
-        s = line.strip()
-        if s.startswith("["):
-            section = s
-        elif section == '[remote "origin"]' and s.replace(" ", "").startswith("url="):
-            return normalise_remote(s.split("=", 1)[1].strip())
-    return None
-
-
-def normalise_remote(url: str) -> str | None:
-    m = re.match(r"^(?:https://(?:[^@/]+@)?|ssh://git@|git@)(github\.com|gitlab\.com)[:/]"
-                 r"([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+)/?$", url)
-    if m is None:
-        return None
-    path = m.group(2)[:-4] if m.group(2).endswith(".git") else m.group(2)
-    return f"https://{m.group(1)}/{path}"
-
-
-def load_pins() -> dict[str, tuple[str, str]]:
-    """The SHA-pinned GitHub Actions shipped with mlspec (mlspec/compile/pins.json)."""
-    raw = json.loads((Path(__file__).with_name("pins.json")).read_text())
-    return {k: (v["version"], v["sha"]) for k, v in raw.items() if not k.startswith("_")}
-
-
-def build_plan(loaded: LoadedSpec) -> Plan:
-    """The plan of a validated spec. Pure: reads only the spec and .git/config."""
-    from mlspec import __version__
-    from mlspec.compile.flows import experiment_flow, release_flow, schedule_flow
-
-    spec = loaded.spec
-    ci = spec.ci
-    install = [ci.install or f"pip install mlspec=={__version__}"]
-    if spec.project.requirements:
-        install.append(f"pip install -r {spec.project.requirements}")
-    actions = load_pins()
-    for name, pin in sorted(ci.actions.items()):
-        actions[name] = (pin.version, pin.sha)
-    tags = [f"{ci.tag_prefix}*"]
-    if spec.inference is not None:
-        for dep in spec.inference.deploy.values():
-            if dep.when.startswith("tag:") and dep.when[4:] not in tags:
-                tags.append(dep.when[4:])
-    ctx = PlanContext(loaded=loaded, install=tuple(install), tags=tuple(tags))
-    flows = {"experiment": experiment_flow(ctx), "release": release_flow(ctx),
-             "schedule": schedule_flow(ctx)}
-    inf = spec.inference
-    return Plan(
-        loaded=loaded, source=loaded.path.name, spec_hash=loaded.spec_hash,
-        project=spec.project.name, python=spec.project.python, version=__version__,
-        install=tuple(install), default_branch=ci.default_branch,
-        remote=read_remote(loaded.root), tag_prefix=ci.tag_prefix,
-        flows=flows,  # type: ignore[arg-type]
-        actions=actions, has_inference=inf is not None,
-        image=inf.image.name if inf is not None else None, targets=tuple(ci.targets),
-    )
-
-
-@dataclass(frozen=True)
-class PlanContext:
-    """What the flow builders share while the plan is being built."""
-
-    loaded: LoadedSpec
-    install: tuple[str, ...]
-    tags: tuple[str, ...]
-
-    def step(self, name: str) -> Step:
-        step: Step = self.loaded.graph.steps[name]
-        return step
-
-    def cache_for(self, name: str) -> Cache | None:
-        """The cache of one step: its outs keyed by its static definition + file hashes."""
-        step = self.step(name)
-        if not step.all_outs():
-            return None
-        spec = self.loaded.spec
-        from mlspec import __version__
-
-        static = _short({"mlspec": __version__, "step": name, "command": step.command,
-                         "estimator": step.estimator,
-                         "dataset": step.dataset.model_dump() if step.dataset else None,
-                         "split": step.split.model_dump() if step.split else None,
-                         "params": step.params, "outs": step.all_outs(),
-                         "python": spec.project.python, "image": step.resources.image})
-        files = [d for d in step.deps]
-        if spec.project.requirements:
-            files.append(spec.project.requirements)
-        return Cache(step=name, prefix=f"mlspec-{name}-{static}-", files=tuple(files),
-                     paths=tuple(step.all_outs()))
+    order: tuple[str, ...]  # spec steps in graph order
+    steps: dict[str, StepFacts]
+    requirements: str | None  # project.requirements
+    ci_image: str | None  # ci.image: the job image where a target needs one
+    secrets: dict[str, str]  # ci.secrets: logical name -> CI secret / variable NAME
+    docker: ImageFacts
