@@ -110,8 +110,11 @@ def test_cycle_detector_finds_a_cycle() -> None:
 
 
 def test_package_inits_hold_no_code() -> None:
-    """Importing mlspec.run.lock must not drag in the rest of mlspec.run."""
+    """Importing mlspec.run.lock must not drag in the rest of mlspec.run. (A compile target's
+    package is its plug-in: its __init__ exposes TARGET by design.)"""
     for init in PKG.rglob("__init__.py"):
+        if (PKG / "compile" / "targets") in (init.parent, *init.parents):
+            continue
         tree = ast.parse(init.read_text(encoding="utf-8"))
         body = [n for n in tree.body if not (isinstance(n, ast.Expr)
                                              and isinstance(n.value, ast.Constant))]
