@@ -34,7 +34,7 @@ def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                         "--disable-pip-version-check", "-w", str(tmp / "dist")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    (wheel,) = (tmp / "dist").glob("mlspec-*.whl")
+    (wheel,) = (tmp / "dist").glob("mlspec_gitops-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     vpy = venv / "bin" / "python"

@@ -36,7 +36,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
                     str(REPO)], check=True, capture_output=True, timeout=300)
-    return next(out.glob("mlspec-*.whl"))
+    return next(out.glob("mlspec_gitops-*.whl"))
 
 
 def _set_install(repo: Path, wheel: Path) -> None:

@@ -91,7 +91,7 @@ def test_iris_rules_and_labels() -> None:
     assert 'CMD ["mlspec", "serve", "model/model.pkl", "--port", "8080", "--host", "0.0.0.0"]' \
         in serve
     assert "http://127.0.0.1:8080/healthz" in serve
-    assert "pip install --no-cache-dir mlspec==0.1.0" in serve
+    assert "pip install --no-cache-dir mlspec-gitops==0.1.0" in serve
     assert "--require-hashes" not in serve  # requirements.txt has no hashes
     assert "data/iris.csv" in files[".dockerignore"].splitlines()
 
@@ -146,8 +146,8 @@ def test_variants(variant: tuple[str, dict[str, str]]) -> None:
         assert f"FROM python:3.11-slim@sha256:{'a' * 64}\n" in serve
     if name == "custom-serve":
         assert 'CMD ["gunicorn", "app:server", "--bind", "0.0.0.0:8080"]' in serve
-        assert "mlspec==" not in serve  # the serving command does not need mlspec
-        assert "mlspec==" in files["docker/train.Dockerfile"]  # `mlspec run` does
+        assert "mlspec-gitops==" not in serve  # the serving command does not need mlspec
+        assert "mlspec-gitops==" in files["docker/train.Dockerfile"]  # `mlspec run` does
     if name == "host-given":
         assert '"--host=::"]' in serve and "0.0.0.0" not in serve.split("CMD [")[-1]
     if name == "ci-install":
