@@ -1,5 +1,5 @@
-"""Benchmark `mlspec compile` (DESIGN.md §8): examples/iris under 250 ms wall, 1,000 steps under
-2 s, and growth linear in the number of steps (100 / 1,000 / 5,000).
+"""Benchmark `mlspec compile` (docs/DESIGN.md §8): examples/iris under 250 ms wall, 1,000 steps
+under 2 s, and growth linear in the number of steps (100 / 1,000 / 5,000).
 
     .venv/bin/python bench/compile.py [--repeat 5]
 

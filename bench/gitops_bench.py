@@ -8,7 +8,7 @@ a param and reruns), then times `mlspec metrics --diff main`, `mlspec report --b
 `mlspec metrics` (base found automatically), `mlspec lineage <tag>`, and `mlspec models` with
 --tags release tags (each tag reads its lock and spec from git). Median of --repeat runs after
 one warm-up; CPU time (user + sys of mlspec and its git subprocesses) is printed beside wall
-time because it barely moves when the machine is busy. DESIGN.md sets no budget for these;
+time because it barely moves when the machine is busy. docs/docs/DESIGN.md sets no budget for these;
 the figures guard against regressions (e.g. one git subprocess per file).
 """
 

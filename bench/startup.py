@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Start-up budgets (DESIGN.md §8) as ratios to the import floor, measured side by side.
+"""Start-up budgets (docs/DESIGN.md §8) as ratios to the import floor, measured side by side.
 
 The floor is `python -c "import typer, pydantic, ruamel.yaml, jinja2"`: what mlspec's own
 dependencies cost in a bare interpreter. Each case is timed in *paired* runs (floor, command,

@@ -1,1 +1,1 @@
-"""mlspec compile: spec + git facts -> plan -> rendered files -> written (DESIGN.md §4)."""
+"""mlspec compile: spec + git facts -> plan -> rendered files -> written (docs/DESIGN.md §4)."""

@@ -139,7 +139,7 @@ def test_example_generated_files_have_headers() -> None:
 
 
 def test_compile_imports_no_heavy_modules() -> None:
-    """`mlspec compile` must not pay for docker, GitPython or scikit-learn (DESIGN.md §7)."""
+    """`mlspec compile` must not pay for docker, GitPython or scikit-learn (docs/DESIGN.md §7)."""
     import subprocess
     import sys
 

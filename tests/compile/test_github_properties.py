@@ -1,4 +1,4 @@
-"""DESIGN.md §5 for every generated GitHub workflow (all golden specs), checked two ways: the
+"""docs/DESIGN.md §5 for every generated GitHub workflow (all golden specs), checked two ways: the
 real linters (zizmor, actionlint with shellcheck, check-jsonschema) with zero findings, and
 direct assertions on the parsed YAML for the properties the linters do not cover."""
 

@@ -1,5 +1,5 @@
-"""The `docker` compile target: golden bodies, determinism, the Dockerfile rules of DESIGN.md §5
-checked on the parsed instructions, and hadolint on every generated Dockerfile."""
+"""The `docker` compile target: golden bodies, determinism, the Dockerfile rules of
+docs/DESIGN.md §5 checked on the parsed instructions, and hadolint on every generated Dockerfile."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 This module maps the target-neutral plan onto GitHub Actions (contexts, actions, `if:`
 conditions, quoting) and hands the template plain lists to loop over (an optional section is
 a list of zero or one item, so the template has loops and nothing else). Properties kept for every
-workflow (DESIGN.md §5): `name:` everywhere, top-level `permissions: {}` and per-job least
+workflow (docs/DESIGN.md §5): `name:` everywhere, top-level `permissions: {}` and per-job least
 privilege with a comment per permission, actions pinned to a commit SHA with the version in a
 comment, `persist-credentials: false`, no `${{ }}` inside `run:` (values arrive via `env:`),
 `pull_request` only, secrets only in jobs with an `environment:`, no cache in the release and
