@@ -229,3 +229,29 @@ def test_valid_spec_formats() -> None:
     assert (r.returncode, json.loads(r.stdout)) == (0, [])
     r = mlspec("validate", "--format", "github", cwd=EXAMPLES / "iris")
     assert r.returncode == 0 and "::error" not in r.stdout
+
+
+def test_placeless_diagnostics_print_without_a_pseudo_location() -> None:
+    """An error with no place (line 0) prints no 'file:0:0:' or invented '1:1'."""
+    from mlspec.errors import Diagnostic, format_diagnostics
+
+    nowhere = Diagnostic.nowhere("git is not installed", "git.missing", "install git")
+    whole = Diagnostic.in_file("mlspec.lock", "cannot read the lock", "lock.read")
+    placed = Diagnostic("mlspec.yaml", 3, 5, "bad", "spec.x")
+    assert format_diagnostics([nowhere, whole, placed]) == (
+        "git is not installed [git.missing]\n  hint: install git\n"
+        "mlspec.lock: cannot read the lock [lock.read]\n"
+        "mlspec.yaml:3:5: bad [spec.x]\n")
+    assert format_diagnostics([nowhere, whole, placed], "github") == (
+        "::error title=git.missing::git is not installed [git.missing] (hint: install git)\n"
+        "::error file=mlspec.lock,title=lock.read::cannot read the lock [lock.read]\n"
+        "::error file=mlspec.yaml,line=3,col=5,title=spec.x::bad [spec.x]\n")
+    items = json.loads(format_diagnostics([nowhere], "json"))
+    assert items == [{"file": "", "line": 0, "col": 0, "message": "git is not installed",
+                      "rule": "git.missing", "hint": "install git"}]
+
+
+def test_missing_spec_has_no_location(tmp_path: Path) -> None:
+    r = mlspec("validate", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("no spec at mlspec.yaml [spec.missing-file]\n"), r.stderr

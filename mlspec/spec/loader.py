@@ -47,7 +47,7 @@ class LoadedSpec:
 
     def loc(self, key: Key) -> Loc:
         """The position of a node, or of its nearest ancestor that has one."""
-        return nearest(self.locs, key) or Loc(self.display, 1, 1)
+        return nearest(self.locs, key) or Loc(self.display, 0, 0)
 
     def key_loc(self, key: Key) -> Loc:
         return self.key_locs.get(key) or self.loc(key)
@@ -151,8 +151,8 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
             loaded.broken.add(stage)
             continue
         if not isinstance(sub.data, dict):
-            loc = sub.locs.get(())
-            diags.append(Diagnostic(shown, loc.line if loc else 1, loc.col if loc else 1,
+            loc = sub.locs.get(()) or Loc(shown, 0, 0)
+            diags.append(Diagnostic(shown, loc.line, loc.col,
                                     f"stage file must hold a mapping for '{stage}'",
                                     "spec.stage-file", None))
             data[stage] = None
@@ -173,15 +173,15 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     root = Path(os.path.realpath(path)).parent
     loaded = LoadedSpec(spec=None, path=path.absolute(), root=root, display=display)
     if not os.path.isfile(path):
-        raise MlspecError([Diagnostic(display, 1, 1, f"no spec at {display}", "spec.missing-file",
-                                      "run `mlspec init` to create one")])
+        raise MlspecError([Diagnostic.nowhere(f"no spec at {display}", "spec.missing-file",
+                                              "run `mlspec init` to create one")])
     doc = read_yaml(path, display)
     loaded.files[path.name] = path.absolute()
     loaded.locs.update(doc.locs)
     loaded.key_locs.update(doc.key_locs)
     if doc.data is None:
-        raise MlspecError([Diagnostic(display, 1, 1, "the spec is empty", "spec.empty",
-                                      "run `mlspec init` for a starter spec")])
+        raise MlspecError([Diagnostic.in_file(display, "the spec is empty", "spec.empty",
+                                              "run `mlspec init` for a starter spec")])
     if not isinstance(doc.data, dict):
         kind = "a sequence" if isinstance(doc.data, list) else "a scalar"
         raise MlspecError([loaded.diag((), f"the spec must be a mapping, not {kind}",

@@ -122,21 +122,21 @@ def read_yaml(path: Path, file: str) -> Document:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise MlspecError([Diagnostic(file, 1, 1, f"cannot read {file}: {exc.strerror}",
-                                      "spec.missing-file", None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, f"cannot read {file}: {exc.strerror}",
+                                              "spec.missing-file")]) from None
     if size > MAX_BYTES:
-        raise MlspecError([Diagnostic(
-            file, 1, 1, f"spec file is {size:,} bytes; the limit is {MAX_BYTES:,}",
+        raise MlspecError([Diagnostic.in_file(
+            file, f"spec file is {size:,} bytes; the limit is {MAX_BYTES:,}",
             "yaml.too-large", "a spec describes a pipeline; keep data out of it")])
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:  # permissions, a directory, an I/O error
-        raise MlspecError([Diagnostic(file, 1, 1, f"cannot read {file}: {exc.strerror}",
-                                      "spec.missing-file", None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, f"cannot read {file}: {exc.strerror}",
+                                              "spec.missing-file")]) from None
     if len(raw) > MAX_BYTES:  # grew since stat(), or a special file
-        raise MlspecError([Diagnostic(file, 1, 1, f"spec file is over {MAX_BYTES:,} bytes",
-                                      "yaml.too-large", None)])
+        raise MlspecError([Diagnostic.in_file(file, f"spec file is over {MAX_BYTES:,} bytes",
+                                              "yaml.too-large")])
     return parse_yaml(_decode(raw, file), file, plain_text=True)
 
 
@@ -295,12 +295,12 @@ def parse_yaml(text: str, file: str, plain_text: bool = False) -> Document:
         if "'\\t'" in problem or "\t" in problem:
             problem = "tab character used for indentation"
             hint = "YAML indents with spaces only"
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
         raise MlspecError([Diagnostic(file, line, col, problem, "yaml.syntax", hint)]) from None
     except YAMLError as exc:  # reader errors without a mark
-        raise MlspecError([Diagnostic(file, 1, 1, str(exc).splitlines()[0], "yaml.syntax",
-                                      None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, str(exc).splitlines()[0],
+                                              "yaml.syntax")]) from None
     except RecursionError:
-        raise MlspecError([Diagnostic(file, 1, 1, "nesting too deep", "yaml.too-deep",
-                                      None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, "nesting too deep",
+                                              "yaml.too-deep")]) from None
     return doc
