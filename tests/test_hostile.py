@@ -255,3 +255,20 @@ def test_missing_spec_has_no_location(tmp_path: Path) -> None:
     r = mlspec("validate", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.startswith("no spec at mlspec.yaml [spec.missing-file]\n"), r.stderr
+
+
+@pytest.mark.parametrize("written", ["true", "1.0", "0x1", "+1", "1e0", "01", "0o1", '"1"', "'1'",
+                                     "2", "!!int 1"])
+def test_version_must_be_the_integer_literal_1(written: str, tmp_path: Path) -> None:
+    from mlspec.errors import MlspecError
+    from mlspec.spec.loader import load_spec
+
+    spec = tmp_path / "mlspec.yaml"
+    spec.write_text(f"version: {written}\nproject: {{name: p}}\n")
+    with pytest.raises(MlspecError) as err:
+        load_spec(spec, display="mlspec.yaml")
+    [d] = err.value.diagnostics
+    assert (d.file, d.line, d.col) == ("mlspec.yaml", 1, 10), d
+    assert d.rule in ("spec.version", "yaml.tag"), d
+    spec.write_text("version: 1\nproject: {name: p}\n")
+    assert load_spec(spec).spec.version == 1

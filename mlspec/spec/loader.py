@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.spec.textrules import string_problem, text_checks, version_check
 from mlspec.spec.yamlsafe import Document, Key, Loc, read_yaml
 
 STAGE_KEYS = ("design", "data", "model", "inference", "ci")
@@ -118,6 +119,12 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
         if not isinstance(ref, str):
             continue
         key = (stage,)
+        problem = string_problem(ref, key)
+        if problem is not None:
+            diags.append(loaded.diag(key, *problem))
+            data[stage] = None
+            loaded.broken.add(stage)
+            continue
         try:
             rel = normalise_path(ref)
         except Exception as exc:  # PydanticCustomError
@@ -188,19 +195,23 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
                                        "spec.top-level", "start with 'version: 1' and 'project:'")])
     diags: list[Diagnostic] = []
     _graft_stage_files(doc, loaded, diags)
+    diags.extend(text_checks(doc.data, loaded))
+    diags.extend(version_check(doc.data, doc, loaded))
     diags.extend(content_checks(doc.data, loaded))
 
     from mlspec.spec.semantics import check_semantics
     from mlspec.spec.validate import validate_model
 
     spec, schema_diags = validate_model(doc.data, loaded, doc)
-    # a secret's value where its name belongs is reported once, as the leak it is
-    leaks = {(d.file, d.line, d.col) for d in diags if d.rule == "spec.secret-literal"}
-    diags.extend(d for d in schema_diags
-                 if not (d.rule == "spec.secret-name" and (d.file, d.line, d.col) in leaks))
+    # a value already refused by a text rule (or a secret's value where its name belongs) is
+    # reported once, by that rule
+    seen = {(d.file, d.line, d.col) for d in diags}
+    diags.extend(d for d in schema_diags if (d.file, d.line, d.col) not in seen)
     loaded.spec = spec
     # cross-field checks run on whatever is valid, so every error is reported in one go
-    diags.extend(check_semantics(loaded, doc.data))
+    seen = {(d.file, d.line, d.col) for d in diags}
+    diags.extend(d for d in check_semantics(loaded, doc.data)
+                 if (d.file, d.line, d.col) not in seen)
     if diags:
         raise MlspecError(diags)
     loaded.spec_hash = hash_spec_files({rel: p.read_bytes() for rel, p in loaded.files.items()})

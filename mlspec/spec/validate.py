@@ -88,7 +88,7 @@ def _dotted(key: Key) -> str:
     return out
 
 
-def _where(key: Key) -> str:
+def where(key: Key) -> str:
     if len(key) >= 3 and key[0] in ("data", "model") and key[1] == "steps":
         rest = _dotted(key[3:])
         return f"step '{key[2]}'" + (f" ({rest})" if rest else "")
@@ -138,8 +138,13 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
         errors = exc.errors(include_url=False)
 
     by_key: dict[tuple[Key, str], list[Any]] = {}
+    on_key: set[Key] = set()  # errors about a mapping key itself (a step's name, a param's)
     for err in errors:
         key = _trim(err["loc"], data)
+        if key == ("version",) and "version" in data:
+            continue  # the version literal is checked on its source text (textrules)
+        if "[key]" in err["loc"]:
+            on_key.add(key)
         by_key.setdefault((key, err["type"] if "." in err["type"] else "schema"), []).append(err)
 
     diags: list[Diagnostic] = []
@@ -153,7 +158,7 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
                 if e["type"] == "spec.unquoted-version" and raw is not None:
                     msg = f"version {raw} is unquoted, so YAML reads the number {e['input']!r}"
                     hint = f'quote it: "{raw}"'
-                diags.append(loaded.diag(key, msg, e["type"], hint))
+                diags.append(loaded.diag(key, msg, e["type"], hint, at_key=key in on_key))
             continue
         types_ = {e["type"] for e in errs}
         e = errs[0]
@@ -165,11 +170,11 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
             close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
             hint = (f"did you mean '{close[0]}'?" if close
                     else f"allowed here: {', '.join(allowed)}" if allowed else None)
-            diags.append(loaded.diag(key, f"unknown field '{field}' in {_where(parent)}",
+            diags.append(loaded.diag(key, f"unknown field '{field}' in {where(parent)}",
                                      "spec.unknown-field", hint, at_key=True))
         elif types_ == {"missing"}:
             diags.append(loaded.diag(parent, f"missing required field '{field}' in "
-                                     f"{_where(parent)}", "spec.missing-field", None,
+                                     f"{where(parent)}", "spec.missing-field", None,
                                      at_key=True))
         elif types_ & set(_TYPE_WORDS):
             value = e.get("input")
@@ -180,20 +185,17 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
                 wanted = [f"one of {exp}"] if not wanted else [*wanted, exp]
             if "none_required" in types_ and len(wanted) > 1:
                 wanted.remove("empty")
-            if key == ("version",):
-                msg = f"'version' must be 1, not {value!r}"
-                hint = "this is version 1 of the mlspec format: write 'version: 1'"
-            else:
-                got = _kind(value)
-                if "literal_error" in types_ and isinstance(value, str | int | float):
-                    got = repr(value)
-                msg = f"{_where(key)} must be {_alternatives(wanted)}, not {got}"
-                raw = doc.raw.get(key)
-                hint = f"quote it: \"{raw}\"" if raw is not None and "a string" in wanted else None
-            diags.append(loaded.diag(key, msg, "spec.type", hint))
+            got = _kind(value)
+            if "literal_error" in types_ and isinstance(value, str | int | float):
+                got = repr(value)
+            msg = f"{where(key)} must be {_alternatives(wanted)}, not {got}"
+            raw = doc.raw.get(key)
+            hint = f"quote it: \"{raw}\"" if raw is not None and "a string" in wanted else None
+            diags.append(loaded.diag(key, msg, "spec.type", hint, at_key=key in on_key))
         else:
             msg = str(e["msg"])
             msg = msg[0].lower() + msg[1:] if msg else msg
             msg = msg.removeprefix("value error, ").replace("input should", "should")
-            diags.append(loaded.diag(key, f"{_where(key)}: {msg}", "spec.value"))
+            diags.append(loaded.diag(key, f"{where(key)}: {msg}", "spec.value",
+                                     at_key=key in on_key))
     return None, diags

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from mlspec.errors import Diagnostic, MlspecError
 
@@ -20,6 +20,8 @@ MAX_DEPTH = 32
 MAX_NODES = 100_000
 
 Key = tuple[str | int, ...]
+# what a spec document holds: plain data, no tags, keys are strings
+Yaml: TypeAlias = "bool | int | float | str | list[Yaml] | dict[str, Yaml] | None"
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL)?$")
 _BOOL_TRUE = re.compile(r"^(?:true|True|TRUE)$")
