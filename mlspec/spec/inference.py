@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from mlspec.spec.common import Cron, Name, Strict, fail
+from mlspec.spec.common import Cron, Name, ShellWords, Strict, fail, ref_problem
 
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _BASE = re.compile(
@@ -44,7 +44,7 @@ class Image(Strict):
 
 
 class Serve(Strict):
-    command: str = Field("mlspec serve model/model.pkl --port 8080")
+    command: ShellWords = Field("mlspec serve model/model.pkl --port 8080")
     port: int = Field(8080, ge=1, le=65535)
     health: str = Field("/healthz", pattern=r"^/[A-Za-z0-9_./-]*$")
 
@@ -59,10 +59,12 @@ class Deploy(Strict):
     @classmethod
     def _when(cls, v: str) -> str:
         if v.startswith("tag:"):
-            if not re.match(r"^[A-Za-z0-9_.*-]+$", v[4:]):
-                raise fail("spec.deploy-when", f"bad tag pattern '{v[4:]}'", "e.g. tag:v*")
-        elif not re.match(r"^[A-Za-z0-9_./-]+$", v):
-            raise fail("spec.deploy-when", f"'{v}' is neither a branch nor tag:<glob>",
+            problem = ref_problem(v[4:], glob=True)
+            if problem:
+                raise fail("spec.deploy-when", f"bad tag pattern '{v[4:]}': {problem}",
+                           "e.g. tag:v*")
+        elif problem := ref_problem(v):
+            raise fail("spec.deploy-when", f"'{v}' is neither a branch nor tag:<glob>: {problem}",
                        "e.g. main, or tag:v*")
         return v
 
