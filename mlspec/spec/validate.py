@@ -80,6 +80,26 @@ def _model_at(root: type[BaseModel], key: Key) -> type[BaseModel] | None:
     return None
 
 
+def _homes(field: str, model: type[BaseModel], prefix: str = "", depth: int = 0) -> list[str]:
+    """Where a field of that name exists in the spec: ['model.gates'], shallowest first."""
+    found: list[str] = []
+    if depth > 6:
+        return found
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        if name == field:
+            found.append(path)
+        for tp in _unwrap(info.annotation):
+            sub = path
+            if typing.get_origin(tp) is dict:
+                tp, sub = _unwrap(typing.get_args(tp)[1])[0], f"{path}.<name>"
+            elif typing.get_origin(tp) is list:
+                tp = _unwrap(typing.get_args(tp)[0])[0]
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                found.extend(_homes(field, tp, f"{sub}.", depth + 1))
+    return sorted(set(found), key=lambda p: (p.count("."), p))
+
+
 def _dotted(key: Key) -> str:
     """a.b[0].c: list indexes in brackets, as people write them."""
     out = ""
@@ -168,7 +188,10 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
             model = _model_at(Spec, parent)
             allowed = sorted(model.model_fields) if model else []
             close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+            homes = [h for h in _homes(field, Spec) if h != _dotted(key)][:2]
             hint = (f"did you mean '{close[0]}'?" if close
+                    else f"'{field}' belongs elsewhere: did you mean {' or '.join(homes)}? "
+                    "(check its indentation)" if homes
                     else f"allowed here: {', '.join(allowed)}" if allowed else None)
             diags.append(loaded.diag(key, f"unknown field '{field}' in {where(parent)}",
                                      "spec.unknown-field", hint, at_key=True))

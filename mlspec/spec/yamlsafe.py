@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.spec.indentation import find_misindent
 
 MAX_BYTES = 1_000_000  # a spec is hand-written; a megabyte is already absurd
 MAX_DEPTH = 32
@@ -294,10 +295,17 @@ def parse_yaml(text: str, file: str, plain_text: bool = False) -> Document:
                 if kind in exc.context:
                     hint = (f"the {kind} '{opener}' opened at line {cm.line + 1}, column "
                             f"{cm.column + 1} is not closed, or lacks a ','")
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
         if "'\\t'" in problem or "\t" in problem:
             problem = "tab character used for indentation"
             hint = "YAML indents with spaces only"
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        elif (off := find_misindent(text, line)) is not None:
+            line, col, problem, hint = off.line, off.col, off.message, off.hint
+            raise MlspecError([Diagnostic(file, line, col, problem, "yaml.indentation",
+                                          hint)]) from None
+        elif "expected <block end>" in problem:
+            problem = "this line does not fit the indentation of the lines above it"
+            hint = (f"{hint}; " if hint else "") + "check its indentation against its siblings"
         raise MlspecError([Diagnostic(file, line, col, problem, "yaml.syntax", hint)]) from None
     except YAMLError as exc:  # reader errors without a mark
         raise MlspecError([Diagnostic.in_file(file, str(exc).splitlines()[0],
