@@ -24,7 +24,7 @@ from mlspec.spec.validate import where
 from mlspec.spec.yamlsafe import Document, Key, Yaml
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.loader import SpecSource
 
 LINE_BREAKS = "\n\r\x85\u2028\u2029"
 BLANKS = " \t"
@@ -104,7 +104,7 @@ def _strings(data: Yaml, key: Key = ()) -> Iterator[tuple[Key, str, bool]]:
             yield from _strings(v, (*key, i))
 
 
-def text_checks(data: Yaml, loaded: LoadedSpec) -> list[Diagnostic]:
+def text_checks(data: Yaml, loaded: SpecSource) -> list[Diagnostic]:
     """One diagnostic per string that breaks a rule, located at the value (or the key)."""
     diags: list[Diagnostic] = []
     for key, text, is_key in _strings(data):
@@ -115,7 +115,7 @@ def text_checks(data: Yaml, loaded: LoadedSpec) -> list[Diagnostic]:
     return diags
 
 
-def version_check(data: dict[str, Yaml], doc: Document, loaded: LoadedSpec) -> list[Diagnostic]:
+def version_check(data: dict[str, Yaml], doc: Document, loaded: SpecSource) -> list[Diagnostic]:
     """`version` is written `1`: a plain integer literal, no sign, base, exponent or quotes."""
     if "version" not in data:
         return []  # reported by the schema as a missing field

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from mlspec.errors import Diagnostic
-from mlspec.spec.yamlsafe import Document, Key
+from mlspec.spec.root import Spec
+from mlspec.spec.yamlsafe import Document, Key, Yaml
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import LoadedSpec
-    from mlspec.spec.root import Spec
+    from mlspec.spec.loader import SpecSource
 
 _TYPE_WORDS = {
     "string_type": "a string", "int_type": "an integer", "float_type": "a number",
@@ -26,7 +26,7 @@ _TYPE_WORDS = {
 }
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -126,7 +126,7 @@ def _alternatives(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _trim(loc: tuple[Any, ...], data: Any) -> Key:
+def _trim(loc: tuple[str | int, ...], data: Yaml) -> Key:
     """Drop pydantic's union-member and validator labels from an error location."""
     key: list[str | int] = []
     node = data
@@ -148,10 +148,8 @@ def key_is_label(part: str) -> bool:
         ("function-", "literal[", "constrained-"))
 
 
-def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
+def validate_model(data: dict[str, Yaml], loaded: SpecSource, doc: Document
                    ) -> tuple[Spec | None, list[Diagnostic]]:
-    from mlspec.spec.root import Spec
-
     try:
         return Spec.model_validate(data), []
     except ValidationError as exc:

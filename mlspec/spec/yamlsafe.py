@@ -48,14 +48,14 @@ class Loc:
 class Document:
     """Plain Python data plus where each node (and each mapping key) came from."""
 
-    data: Any
+    data: Yaml
     file: str
     locs: dict[Key, Loc] = field(default_factory=dict)  # value positions
     key_locs: dict[Key, Loc] = field(default_factory=dict)  # positions of mapping keys
     raw: dict[Key, str] = field(default_factory=dict)  # plain-scalar source text
 
 
-def resolve_plain(text: str) -> Any:
+def resolve_plain(text: str) -> Yaml:
     """YAML 1.2 core schema resolution of a plain (unquoted) scalar."""
     if _NULL.match(text):
         return None
