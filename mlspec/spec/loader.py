@@ -11,20 +11,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic_core import PydanticCustomError
 
 from mlspec.errors import Diagnostic, MlspecError
 from mlspec.spec.common import normalise_path
+from mlspec.spec.graph import Graph
+from mlspec.spec.root import Spec
 from mlspec.spec.semantics import check_semantics
 from mlspec.spec.textrules import string_problem, text_checks, version_check
 from mlspec.spec.validate import validate_model
 from mlspec.spec.yamlsafe import Key, Loc, Yaml, read_yaml
-
-if TYPE_CHECKING:
-    from mlspec.spec.graph import Graph
-    from mlspec.spec.root import Spec
 
 STAGE_KEYS = ("design", "data", "model", "inference", "ci")
 
