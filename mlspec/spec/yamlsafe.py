@@ -9,6 +9,7 @@ costs a few events, not memory. Plain scalars are resolved with the YAML 1.2 cor
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -90,13 +91,27 @@ def _decode(raw: bytes, file: str) -> str:
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    for m in re.finditer(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text):
+    # raw characters the YAML reader would fold away or that display differently from what
+    # they are: C0/C1 controls (but tab, LF, CR), NEL/LS/PS, and invisible format characters
+    for m in re.finditer("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|[^\x00-\x7f]",
+                         text):
+        char = m.group()
+        if char >= "\xa0" and char not in "\u2028\u2029" and unicodedata.category(char) != "Cf":
+            continue
         line = text.count("\n", 0, m.start()) + 1
         col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-        raise MlspecError(
-            [Diagnostic(file, line, col, f"control character {m.group()!r} in the spec",
-                        "yaml.control-char", "remove it; specs are plain text")]
-        )
+        name = f"U+{ord(char):04X}" + (f" ({unicodedata.name(char)})"
+                                        if unicodedata.name(char, "") else "")
+        if char in "\x85\u2028\u2029":
+            problem = (f"line break {name} in the spec", "spec.line-break",
+                       "use plain newlines (LF) to end lines")
+        elif char >= "\xa0":
+            problem = (f"invisible format character {name} in the spec", "spec.invisible-char",
+                       "remove it: it can make text display differently from what it is")
+        else:
+            problem = (f"control character {char!r} in the spec", "yaml.control-char",
+                       "remove it; specs are plain text")
+        raise MlspecError([Diagnostic(file, line, col, *problem)])
     return text
 
 
