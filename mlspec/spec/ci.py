@@ -7,7 +7,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from mlspec.spec.common import Branch, EnvName, Ident, ShellWords, Strict, TagPrefix, fail
+from mlspec.spec.common import (
+    Branch,
+    EnvName,
+    Ident,
+    ImageRef,
+    ShellWords,
+    Strict,
+    TagPrefix,
+    fail,
+)
 
 
 class ActionPin(Strict):
@@ -32,7 +41,8 @@ class CI(Strict):
         default_factory=dict, description="logical name -> CI secret NAME (never a value)")
     tag_prefix: TagPrefix = Field("v", json_schema_extra={"pattern": r"^(?![-.])[A-Za-z0-9_.-]*$"},
                             description="release tags are <prefix><version>, e.g. v1.2.0")
-    image: str | None = Field(None, description="GitLab job image; default python:<version>-slim")
+    image: ImageRef | None = Field(
+        None, description="GitLab job image; default python:<version>-slim")
     actions: dict[str, ActionPin] = Field(
         default_factory=dict, description="override the pinned GitHub Actions (owner/repo)")
 

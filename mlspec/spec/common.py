@@ -142,6 +142,19 @@ def check_shell_words(v: str) -> str:
     return v
 
 
+# an image reference: [registry[:port]/]repository[:tag][@sha256:digest], lowercase repository
+IMAGE_REF = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+def _check_image_ref(v: str) -> str:
+    if not IMAGE_REF.match(v):
+        raise fail("spec.image", f"'{v}' is not an image reference",
+                   "like python:3.11-slim or ghcr.io/acme/base:1.2@sha256:…")
+    return v
+
+
 def _check_cron(v: str) -> str:
     problem = cron_problem(v)
     if problem:
@@ -164,6 +177,7 @@ ParamName = Annotated[str, AfterValidator(_check_param)]
 EnvName = Annotated[str, AfterValidator(_check_env)]
 RelPath = Annotated[str, AfterValidator(normalise_path)]
 Cron = Annotated[str, AfterValidator(_check_cron)]
+ImageRef = Annotated[str, AfterValidator(_check_image_ref)]
 Branch = Annotated[str, AfterValidator(_check_branch)]
 TagPrefix = Annotated[str, AfterValidator(_check_tag_prefix)]
 ShellWords = Annotated[str, AfterValidator(check_shell_words)]

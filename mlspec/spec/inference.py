@@ -6,12 +6,10 @@ import re
 
 from pydantic import Field, field_validator
 
-from mlspec.spec.common import Cron, Name, ShellWords, Strict, fail, ref_problem
+from mlspec.spec.common import IMAGE_REF, Cron, Name, ShellWords, Strict, fail, ref_problem
 
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-_BASE = re.compile(
-    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+_BASE = IMAGE_REF
 
 
 class Image(Strict):
