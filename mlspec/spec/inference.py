@@ -16,7 +16,8 @@ class Image(Strict):
     name: str = Field(description="image repository without a tag, e.g. ghcr.io/acme/iris")
     base: str = Field("python:3.11-slim", description="base image with a tag (never latest), "
                       "optionally @sha256:digest")
-    username: str | None = Field(None, description="registry user for `mlspec build --push`")
+    username: str | None = Field(None, description="registry user for `mlspec build --push`",
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,254}$")
 
     @field_validator("name")
     @classmethod
@@ -50,8 +51,16 @@ class Serve(Strict):
 class Deploy(Strict):
     when: str = Field(description="a branch name (e.g. main) or tag:<glob> (e.g. tag:v*)")
     approval: bool = Field(False, description="the CI environment requires a reviewer")
-    url: str | None = None
+    url: str | None = Field(None, description="the environment's URL (http or https)")
     command: str | None = Field(None, description="what deploys the pushed image")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s\"'<>`\\]+$", v):
+            raise fail("spec.url", f"'{v}' is not an http(s) URL",
+                       "e.g. https://staging.example.com")
+        return v
 
     @field_validator("when")
     @classmethod
