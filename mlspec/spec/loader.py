@@ -133,7 +133,8 @@ def _graft_stage_files(data: dict[str, Yaml], loaded: SpecSource,
         key = (stage,)
         problem = string_problem(ref, key)
         if problem is not None:
-            diags.append(loaded.diag(key, *problem))
+            rule, message, hint = problem
+            diags.append(loaded.diag(key, message, rule, hint))
             data[stage] = None
             loaded.broken.add(stage)
             continue
