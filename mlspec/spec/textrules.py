@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mlspec.errors import Diagnostic
 from mlspec.spec.validate import where
@@ -30,8 +30,10 @@ LINE_BREAKS = "\n\r\x85\u2028\u2029"
 BLANKS = " \t"
 MAY_BE_EMPTY: frozenset[Key] = frozenset({("ci", "tag_prefix")})
 
-# (rule, message, hint)
-Problem = tuple[str, str, str | None]
+class Problem(NamedTuple):
+    rule: str
+    message: str
+    hint: str | None
 
 
 def is_command(key: Key) -> bool:
@@ -59,35 +61,36 @@ def string_problem(text: str, key: Key, is_key: bool = False) -> Problem | None:
             if command and c == "\n":
                 continue
             if command:
-                return ("spec.line-break", f"{_char(c)} in {what}",
-                        "separate a command's lines with plain newlines (LF) only")
-            return ("spec.line-break", f"line break {_char(c)} in {what}",
-                    "this value must be one line; only a command may span lines")
+                return Problem("spec.line-break", f"{_char(c)} in {what}",
+                               "separate a command's lines with plain newlines (LF) only")
+            return Problem("spec.line-break", f"line break {_char(c)} in {what}",
+                           "this value must be one line; only a command may span lines")
         category = unicodedata.category(c)
         if category == "Cc":
             if command and c == "\t":
                 continue
-            return ("spec.control-char", f"control character {_char(c)} in {what}",
-                    "remove it; spec values are plain text")
+            return Problem("spec.control-char", f"control character {_char(c)} in {what}",
+                           "remove it; spec values are plain text")
         if category == "Cf":
-            return ("spec.invisible-char", f"invisible format character {_char(c)} in {what}",
-                    "remove it: it can make text display differently from what runs")
+            return Problem("spec.invisible-char",
+                           f"invisible format character {_char(c)} in {what}",
+                           "remove it: it can make text display differently from what runs")
     if not text.strip(BLANKS + ("\n" if command else "")):
         if text or (key not in MAY_BE_EMPTY or is_key):
-            return ("spec.empty-value", f"{what} is empty" if not text
-                    else f"{what} holds only blanks",
-                    "remove the empty entry" if key and isinstance(key[-1], int)
-                    else "write a value")
+            return Problem("spec.empty-value", f"{what} is empty" if not text
+                           else f"{what} holds only blanks",
+                           "remove the empty entry" if key and isinstance(key[-1], int)
+                           else "write a value")
         return None
     if command:
         if text[0] in BLANKS:
-            return ("spec.command-indent", f"{what}: the command's first line is indented",
-                    "start the command at its first character; indent only later lines")
+            return Problem("spec.command-indent", f"{what}: the command's first line is indented",
+                           "start the command at its first character; indent only later lines")
         return None
     if text[0] in BLANKS or text[-1] in BLANKS:
         side = "leading" if text[0] in BLANKS else "trailing"
-        return ("spec.blank", f"{side} blank in {what}: {text!r}",
-                "remove the spaces or tabs around the value")
+        return Problem("spec.blank", f"{side} blank in {what}: {text!r}",
+                       "remove the spaces or tabs around the value")
     return None
 
 
