@@ -11,6 +11,10 @@ shells and Dockerfiles is one clean line (or, for a command, clean lines).
   is not indented;
 - no empty or blank-only string, except `ci.tag_prefix` (release tags may have no prefix);
 - `version` is the integer literal 1 (not true, 1.0, 0x1, +1, 1e0 or "1").
+
+These rules see values after YAML unescaping ("\u202e" written as an escape). Written raw in
+the file, the same characters (and C1 controls) are refused by mlspec.spec.yamlsafe before
+parsing, comments included: YAML would otherwise fold a raw NEL into a space unseen.
 """
 
 from __future__ import annotations
