@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 _PLAIN_REST = r"(?:[^:#\n]|:(?![ \t]|$)|(?<![ \t])#)*?"
 _KEY = re.compile(r"^(?:'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\""
-                  r"|[^\s#'\"\[\]{}&*!|>%@`,?:-]" + _PLAIN_REST
-                  + r"|[-?:][^\s#]" + _PLAIN_REST + r")[ \t]*:(?:[ \t]|$)")
+                  r"|[^ \t#'\"\[\]{}&*!|>%@`,?:-]" + _PLAIN_REST
+                  + r"|[-?:][^ \t#]" + _PLAIN_REST + r")[ \t]*:(?:[ \t]|$)")
 _INDICATORS = ("- ", "? ", ": ")  # a sequence item, an explicit key, its value
 _BLOCK_SCALAR = re.compile(r":\s*[|>][-+0-9]*\s*(?:#.*)?$")
 
