@@ -10,7 +10,11 @@ from typing import Any
 
 @dataclass(frozen=True, order=True)
 class Diagnostic:
-    """One finding, located in a file. Ordering sorts by file, then line, then column."""
+    """One finding. Ordering sorts by file, then line, then column.
+
+    A finding has a place (file, line >= 1, col >= 1), only a file (line 0: the whole file),
+    or no place at all (file "", line 0): those print without a pseudo-location.
+    """
 
     file: str
     line: int
@@ -19,8 +23,29 @@ class Diagnostic:
     rule: str
     hint: str | None = None
 
+    @classmethod
+    def nowhere(cls, message: str, rule: str, hint: str | None = None) -> Diagnostic:
+        """An error that has no place (a git failure, a bad command-line argument)."""
+        return cls("", 0, 0, message, rule, hint)
+
+    @classmethod
+    def in_file(cls, file: str, message: str, rule: str, hint: str | None = None) -> Diagnostic:
+        """An error about a whole file (missing, unreadable, too large, empty)."""
+        return cls(file, 0, 0, message, rule, hint)
+
+    @property
+    def where(self) -> str:
+        """'file:line:col', 'file' or '' (no place)."""
+        if not self.file:
+            return ""
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{max(self.col, 1)}"
+
     def render(self) -> str:
-        text = f"{self.file}:{self.line}:{self.col}: {self.message} [{self.rule}]"
+        where = self.where
+        text = f"{where}: " if where else ""
+        text += f"{self.message} [{self.rule}]"
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
@@ -30,10 +55,13 @@ class Diagnostic:
         msg = f"{self.message} [{self.rule}]"
         if self.hint:
             msg += f" (hint: {self.hint})"
-        return (
-            f"::error file={_gh_escape_prop(self.file)},line={self.line},col={self.col},"
-            f"title={_gh_escape_prop(self.rule)}::{_gh_escape_data(msg)}"
-        )
+        props = []
+        if self.file:
+            props.append(f"file={_gh_escape_prop(self.file)}")
+            if self.line > 0:
+                props.append(f"line={self.line},col={max(self.col, 1)}")
+        props.append(f"title={_gh_escape_prop(self.rule)}")
+        return f"::error {','.join(props)}::{_gh_escape_data(msg)}"
 
 
 def _gh_escape_data(s: str) -> str:

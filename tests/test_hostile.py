@@ -229,3 +229,46 @@ def test_valid_spec_formats() -> None:
     assert (r.returncode, json.loads(r.stdout)) == (0, [])
     r = mlspec("validate", "--format", "github", cwd=EXAMPLES / "iris")
     assert r.returncode == 0 and "::error" not in r.stdout
+
+
+def test_placeless_diagnostics_print_without_a_pseudo_location() -> None:
+    """An error with no place (line 0) prints no 'file:0:0:' or invented '1:1'."""
+    from mlspec.errors import Diagnostic, format_diagnostics
+
+    nowhere = Diagnostic.nowhere("git is not installed", "git.missing", "install git")
+    whole = Diagnostic.in_file("mlspec.lock", "cannot read the lock", "lock.read")
+    placed = Diagnostic("mlspec.yaml", 3, 5, "bad", "spec.x")
+    assert format_diagnostics([nowhere, whole, placed]) == (
+        "git is not installed [git.missing]\n  hint: install git\n"
+        "mlspec.lock: cannot read the lock [lock.read]\n"
+        "mlspec.yaml:3:5: bad [spec.x]\n")
+    assert format_diagnostics([nowhere, whole, placed], "github") == (
+        "::error title=git.missing::git is not installed [git.missing] (hint: install git)\n"
+        "::error file=mlspec.lock,title=lock.read::cannot read the lock [lock.read]\n"
+        "::error file=mlspec.yaml,line=3,col=5,title=spec.x::bad [spec.x]\n")
+    items = json.loads(format_diagnostics([nowhere], "json"))
+    assert items == [{"file": "", "line": 0, "col": 0, "message": "git is not installed",
+                      "rule": "git.missing", "hint": "install git"}]
+
+
+def test_missing_spec_has_no_location(tmp_path: Path) -> None:
+    r = mlspec("validate", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("no spec at mlspec.yaml [spec.missing-file]\n"), r.stderr
+
+
+@pytest.mark.parametrize("written", ["true", "1.0", "0x1", "+1", "1e0", "01", "0o1", '"1"', "'1'",
+                                     "2", "!!int 1"])
+def test_version_must_be_the_integer_literal_1(written: str, tmp_path: Path) -> None:
+    from mlspec.errors import MlspecError
+    from mlspec.spec.loader import load_spec
+
+    spec = tmp_path / "mlspec.yaml"
+    spec.write_text(f"version: {written}\nproject: {{name: p}}\n")
+    with pytest.raises(MlspecError) as err:
+        load_spec(spec, display="mlspec.yaml")
+    [d] = err.value.diagnostics
+    assert (d.file, d.line, d.col) == ("mlspec.yaml", 1, 10), d
+    assert d.rule in ("spec.version", "yaml.tag"), d
+    spec.write_text("version: 1\nproject: {name: p}\n")
+    assert load_spec(spec).spec.version == 1

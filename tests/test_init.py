@@ -92,7 +92,7 @@ def test_second_init_refuses_and_writes_nothing(scaffolded: Path) -> None:
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.count("[init.exists]") == len(FILES) - len(SHARED)
-    assert "mlspec.yaml:0:0: mlspec.yaml already exists; init overwrites nothing" in r.stderr
+    assert "mlspec.yaml: mlspec.yaml already exists; init overwrites nothing" in r.stderr
     assert _listing(scaffolded) == before
 
 
@@ -104,7 +104,7 @@ def test_init_refuses_when_any_one_file_exists(tmp_path: Path) -> None:
     r = mlspec("init", cwd=repo)
     assert r.returncode == 2
     assert r.stderr == (
-        "src/train.py:0:0: src/train.py already exists; init overwrites nothing [init.exists]\n"
+        "src/train.py: src/train.py already exists; init overwrites nothing [init.exists]\n"
         "  hint: run init in a repository without an mlspec project, or move the file away\n"
         "1 error\n")
     assert _listing(repo) == before

@@ -67,7 +67,9 @@ def _check(repo: Path, text: str | bytes) -> None:
         for d in out.diagnostics:
             assert isinstance(d, Diagnostic)
             assert d.rule and "." in d.rule and d.message
-            assert d.line >= 1 and d.col >= 1, d
+            # located, or (a file with no place in it: empty, too large) line 0, col 0
+            assert (d.line >= 1 and d.col >= 1) or (d.line, d.col) == (0, 0), d
+            assert d.file, d
             assert "Traceback" not in d.message and "validation error" not in d.message
 
 
@@ -179,3 +181,175 @@ def test_console_script_never_shows_a_traceback(repo: Path, doc: Any) -> None:
         assert "Traceback" not in r.stdout + r.stderr
         assert r.returncode == 0 or (r.stderr if fmt == "text" else r.stdout)
 
+
+
+# --- spec-level text rules: every string field, every forbidden character -------------------
+
+def _full_data() -> dict[str, Any]:
+    """The iris spec with every optional string field filled in, all stages inline."""
+    data = copy.deepcopy(IRIS)
+    data["ci"].update(install="pip install mlspec", image="python:3.11-slim", tag_prefix="v")
+    inference = data["inference"]
+    inference["image"]["username"] = "bot"
+    inference["deploy"]["staging"].update(url="https://example.com/iris", command="./deploy.sh")
+    data["model"]["steps"]["train"]["resources"]["image"] = "python:3.11"
+    return data
+
+
+FULL = _full_data()
+
+
+def _strings(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], bool]]:
+    """(path, is a mapping key) of every string in the document."""
+    out: list[tuple[tuple[Any, ...], bool]] = []
+    if isinstance(node, str):
+        out.append((prefix, False))
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            out.append(((*prefix, k), True))
+            out.extend(_strings(v, (*prefix, k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.extend(_strings(v, (*prefix, i)))
+    return out
+
+
+STRINGS = _strings(FULL)
+VALUES = [p for p, is_key in STRINGS if not is_key]
+KEYS = [p for p, is_key in STRINGS if is_key]
+LINE_BREAKS = ["\n", "\r", "\x85", "\u2028", "\u2029"]
+CONTROLS = ["\x00", "\x01", "\x07", "\x1b", "\x7f", "\x9b", "\t", "\x0b", "\x0c"]
+FORMATS = ["\u200b", "\u200e", "\u200f", "\u202a", "\u202e", "\u2066", "\u2069", "\u2060",
+           "\ufeff", "\u00ad", "\u061c"]
+TEXT_RULES = {"spec.line-break", "spec.control-char", "spec.invisible-char", "spec.blank",
+              "spec.command-indent", "yaml.control-char"}
+
+
+def _is_command(path: tuple[Any, ...]) -> bool:
+    from mlspec.spec.textrules import is_command
+
+    return is_command(path)
+
+
+def _set(data: dict[str, Any], path: tuple[Any, ...], value: str, is_key: bool) -> None:
+    parent: Any = data
+    for part in path[:-1]:
+        parent = parent[part]
+    if is_key:  # rename the key, keeping its place
+        items = list(parent.items())
+        parent.clear()
+        parent.update({(value if k == path[-1] else k): v for k, v in items})
+    else:
+        parent[path[-1]] = value
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=10**6)
+
+
+def _line_of(data: dict[str, Any], path: tuple[Any, ...], is_key: bool) -> int:
+    """The line a value (or key) is on: the same document with a harmless marker there."""
+    marked = copy.deepcopy(data)
+    _set(marked, path, "zmarkz", is_key)
+    doc = parse_yaml(_dump(marked), "mlspec.yaml")
+    key = (*path[:-1], "zmarkz") if is_key else path
+    return (doc.key_locs if is_key else doc.locs)[key].line
+
+
+@st.composite
+def poisoned(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[Any, ...], bool, str]:
+    is_key = draw(st.booleans())
+    path = draw(st.sampled_from(KEYS if is_key else VALUES))
+    parent: Any = FULL
+    for part in path[:-1]:
+        parent = parent[part]
+    old = path[-1] if is_key else parent[path[-1]]
+    command = _is_command(path) and not is_key
+    bad = [c for c in LINE_BREAKS + CONTROLS + FORMATS
+           if not (command and c in ("\n", "\t"))]
+    kind = draw(st.sampled_from(["inside", "lead", "trail"] if not command else
+                                ["inside", "lead"]))
+    if kind == "inside":
+        char = draw(st.sampled_from(bad))
+        i = draw(st.integers(0, len(old)))
+        new = old[:i] + char + old[i:]
+    elif kind == "lead":
+        new = draw(st.sampled_from([" ", "\t", "  "])) + old
+    else:
+        new = old + draw(st.sampled_from([" ", "\t", " \t"]))
+    data = copy.deepcopy(FULL)
+    _set(data, path, new, is_key)
+    return data, path, is_key, new
+
+
+@SETTINGS
+@given(poisoned())
+def test_forbidden_characters_are_refused_where_they_are(
+        repo: Path, case: tuple[dict[str, Any], tuple[Any, ...], bool, str]) -> None:
+    """Any string field holding a control, format or line-break character, or blanks around
+    it, is refused with a diagnostic on that value's line (never a crash, never accepted)."""
+    data, path, is_key, new = case
+    spec = repo / "mlspec.yaml"
+    spec.write_text(_dump(data), encoding="utf-8")
+    out = api.validate(spec)
+    assert out.code == 2, (path, new)
+    line = _line_of(FULL, path, is_key)  # the mutated value starts where the original did
+    hits = [d for d in out.diagnostics if d.file == str(spec) and d.line == line]
+    assert hits, (path, new, out.diagnostics)
+    assert {d.rule for d in hits} & TEXT_RULES, (path, new, hits)
+
+
+SAFE_TEXT = st.text(alphabet=st.characters(
+    blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn"),
+    blacklist_characters="'\"\\$`"), min_size=1, max_size=15)
+
+
+@SETTINGS
+@given(st.sampled_from([p for p in VALUES if _is_command(p) or p == ("design", "hypothesis")]),
+       SAFE_TEXT, st.booleans())
+def test_allowed_text_passes(repo: Path, path: tuple[Any, ...], extra: str,
+                             newline: bool) -> None:
+    """Commands and free text accept any printable text in their middle; commands also accept
+    LF-separated lines and tabs."""
+    parent: Any = FULL
+    for part in path[:-1]:
+        parent = parent[part]
+    old = parent[path[-1]]
+    sep = "\n\t" if newline and _is_command(path) else " "
+    data = copy.deepcopy(FULL)
+    _set(data, path, old + sep + extra + "x", False)
+    spec = repo / "mlspec.yaml"
+    spec.write_text(_dump(data), encoding="utf-8")
+    out = api.validate(spec)
+    assert out.code == 0, (path, extra, out.diagnostics)
+
+
+def test_full_spec_is_valid(repo: Path) -> None:
+    spec = repo / "mlspec.yaml"
+    spec.write_text(_dump(FULL), encoding="utf-8")
+    out = api.validate(spec)
+    assert out.code == 0, out.diagnostics
+
+
+@settings(max_examples=4, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(poisoned())
+def test_forbidden_characters_exit_2_without_traceback(
+        repo: Path, case: tuple[dict[str, Any], tuple[Any, ...], bool, str]) -> None:
+    (repo / "mlspec.yaml").write_text(_dump(case[0]), encoding="utf-8")
+    r = mlspec("validate", cwd=repo)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert r.stderr.startswith("mlspec.yaml:"), r.stderr
+
+
+@SETTINGS
+@given(documents, st.integers(2, 4))
+def test_indentation_scan_never_blames_valid_yaml(doc: Any, indent: int) -> None:
+    """The mis-indentation scan is consulted only on a parse error; on valid block YAML (as
+    PyYAML writes it) it must find nothing, or it would hide the real error."""
+    from mlspec.spec.indentation import find_misindent
+
+    text = yaml.safe_dump(doc, allow_unicode=True, default_flow_style=False, indent=indent,
+                          width=10**6)
+    assert find_misindent(text, text.count("\n") + 1) is None, text

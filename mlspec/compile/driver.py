@@ -57,7 +57,7 @@ def parse_generated(text: str) -> tuple[str, bool] | None:
 
 def default_targets(loaded: LoadedSpec) -> list[str]:
     spec = loaded.spec
-    names = list(spec.ci.targets)
+    names: list[str] = list(spec.ci.targets)
     if spec.inference is not None:
         names.append("docker")
     return names

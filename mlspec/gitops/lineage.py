@@ -297,7 +297,7 @@ def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
 
     spec = loaded.spec
     design = spec.design
-    goals = {n: m.goal for n, m in design.metrics.items()} if design else {}
+    goals: dict[str, str] = {n: m.goal for n, m in design.metrics.items()} if design else {}
     stages = {n: st for n, (st, _) in spec.steps().items()}
     sha = author = date = subject = ""
     dirty = False

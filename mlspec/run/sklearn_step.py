@@ -141,7 +141,7 @@ def validate_builtin_cached(loaded: LoadedSpec) -> None:
 
 def builtin_config(loaded: LoadedSpec, name: str, params: dict[str, Any]) -> dict[str, Any]:
     step = loaded.graph.steps[name]
-    cls = _load_class(step.estimator)
+    cls = _load_class(step.estimator or "")
     assert not isinstance(cls, str)
     from mlspec.spec.step import Split
 

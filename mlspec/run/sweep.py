@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 SWEEPS = layout.SWEEPS
 
 
-def grid(sweep: dict[str, list[Scalar]]) -> list[dict[str, Scalar]]:
+def grid(sweep: Mapping[str, Sequence[Scalar]]) -> list[dict[str, Scalar]]:
     names = sorted(sweep)
     return [dict(zip(names, combo, strict=True))
             for combo in itertools.product(*(sweep[n] for n in names))]

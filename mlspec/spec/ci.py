@@ -8,7 +8,16 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from mlspec.compile.registry import CI_TARGETS
-from mlspec.spec.common import EnvName, Ident, Strict, fail
+from mlspec.spec.common import (
+    Branch,
+    EnvName,
+    Ident,
+    ImageRef,
+    ShellWords,
+    Strict,
+    TagPrefix,
+    fail,
+)
 
 
 class ActionPin(Strict):
@@ -16,6 +25,7 @@ class ActionPin(Strict):
     sha: str = Field(pattern=r"^[0-9a-f]{40}$")
 
 
+_BRANCH = r"^(?![-./])[A-Za-z0-9_./-]+$"
 Target = Literal["github", "gitlab"]
 
 
@@ -25,14 +35,15 @@ def _default_targets() -> list[Target]:
 
 class CI(Strict):
     targets: list[Target] = Field(default_factory=_default_targets)
-    default_branch: str = Field("main", pattern=r"^[A-Za-z0-9_./-]+$")
-    install: str | None = Field(
+    default_branch: Branch = Field("main", json_schema_extra={"pattern": _BRANCH})
+    install: ShellWords | None = Field(
         None, description="how jobs install mlspec; default: the version that compiled")
     secrets: dict[Ident, EnvName] = Field(
         default_factory=dict, description="logical name -> CI secret NAME (never a value)")
-    tag_prefix: str = Field("v", pattern=r"^[A-Za-z0-9_.-]*$",
+    tag_prefix: TagPrefix = Field("v", json_schema_extra={"pattern": r"^(?![-.])[A-Za-z0-9_.-]*$"},
                             description="release tags are <prefix><version>, e.g. v1.2.0")
-    image: str | None = Field(None, description="GitLab job image; default python:<version>-slim")
+    image: ImageRef | None = Field(
+        None, description="GitLab job image; default python:<version>-slim")
     actions: dict[str, ActionPin] = Field(
         default_factory=dict, description="override the pinned GitHub Actions (owner/repo)")
 

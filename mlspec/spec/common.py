@@ -87,6 +87,74 @@ def normalise_path(v: str) -> str:
     return norm + "/" if trailing else norm
 
 
+_REF_CHAR = re.compile(r"[A-Za-z0-9_./-]")
+
+
+def ref_problem(v: str, glob: bool = False) -> str | None:
+    """Why `v` is not a safe git ref name (or, glob=True, tag pattern): git check-ref-format's
+    rules, narrowed to a plain character set, and no leading '-' (it would read as an option)."""
+    if not v:
+        return "it is empty"
+    if v.startswith("-"):
+        return "it starts with '-', so git would read it as an option"
+    for c in v:
+        if not (_REF_CHAR.match(c) or (glob and c == "*")):
+            return f"{c!r} is not allowed (use letters, digits, '_', '.', '/', '-')"
+    if ".." in v:
+        return "it contains '..'"
+    if v.startswith("/") or v.endswith("/") or "//" in v:
+        return "it starts or ends with '/', or holds '//'"
+    if v.endswith("."):
+        return "it ends with '.'"
+    for part in v.split("/"):
+        if part.startswith("."):
+            return f"its component '{part}' starts with '.'"
+        if part.endswith(".lock"):
+            return f"its component '{part}' ends with '.lock'"
+    return None
+
+
+def _check_branch(v: str) -> str:
+    problem = ref_problem(v)
+    if problem:
+        raise fail("spec.git-ref", f"'{v}' is not a safe git branch name: {problem}",
+                   "a branch name like main or release/1.x")
+    return v
+
+
+def _check_tag_prefix(v: str) -> str:
+    problem = ref_problem(v + "0.1.0")  # the prefix starts every release tag
+    if problem or "/" in v:
+        raise fail("spec.git-ref", f"tag prefix '{v}' does not make safe git tags: "
+                   f"{problem or 'it holds /'}", "e.g. v (tags v1.2.0) or release- ; or ''")
+    return v
+
+
+def check_shell_words(v: str) -> str:
+    """A command mlspec itself splits into words (shlex): quotes must balance."""
+    import shlex
+
+    try:
+        shlex.split(v)
+    except ValueError as exc:
+        raise fail("spec.shell-syntax", f"cannot split '{v}' into words: {str(exc).lower()}",
+                   "close the quote, or escape it with a backslash") from None
+    return v
+
+
+# an image reference: [registry[:port]/]repository[:tag][@sha256:digest], lowercase repository
+IMAGE_REF = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+def _check_image_ref(v: str) -> str:
+    if not IMAGE_REF.match(v):
+        raise fail("spec.image", f"'{v}' is not an image reference",
+                   "like python:3.11-slim or ghcr.io/acme/base:1.2@sha256:…")
+    return v
+
+
 def _check_cron(v: str) -> str:
     problem = cron_problem(v)
     if problem:
@@ -109,5 +177,9 @@ ParamName = Annotated[str, AfterValidator(_check_param)]
 EnvName = Annotated[str, AfterValidator(_check_env)]
 RelPath = Annotated[str, AfterValidator(normalise_path)]
 Cron = Annotated[str, AfterValidator(_check_cron)]
+ImageRef = Annotated[str, AfterValidator(_check_image_ref)]
+Branch = Annotated[str, AfterValidator(_check_branch)]
+TagPrefix = Annotated[str, AfterValidator(_check_tag_prefix)]
+ShellWords = Annotated[str, AfterValidator(check_shell_words)]
 VersionStr = Annotated[str, BeforeValidator(_no_float_version)]
 Scalar = str | int | float | bool

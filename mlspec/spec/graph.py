@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from mlspec.errors import Diagnostic
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import LoadedSpec
+    from mlspec.spec.loader import SpecSource
+    from mlspec.spec.root import Spec
     from mlspec.spec.step import Step
 
 
@@ -135,8 +136,7 @@ class Analysis:
     diagnostics: list[Diagnostic]
 
 
-def build_graph(loaded: LoadedSpec) -> Graph:
-    spec = loaded.spec
+def build_graph(loaded: SpecSource, spec: Spec) -> Graph:
     steps_info = spec.steps()
     steps = {n: s for n, (_, s) in steps_info.items()}
     stage = {n: st for n, (st, _) in steps_info.items()}
@@ -151,7 +151,7 @@ def build_graph(loaded: LoadedSpec) -> Graph:
                  paths=a.paths)
 
 
-def analyse(loaded: LoadedSpec, ios: dict[str, StepIO], stage: dict[str, str],
+def analyse(loaded: SpecSource, ios: dict[str, StepIO], stage: dict[str, str],
             check_missing: bool = True) -> Analysis:
     """Edges, order and graph errors of steps given by their IO (in declaration order).
 
@@ -245,7 +245,7 @@ def analyse(loaded: LoadedSpec, ios: dict[str, StepIO], stage: dict[str, str],
     return Analysis(upstream=ups, paths=index_paths, order=order, diagnostics=diags)
 
 
-def _cycles(loaded: LoadedSpec, names: list[str], ups: dict[str, list[str]], done: set[str],
+def _cycles(loaded: SpecSource, names: list[str], ups: dict[str, list[str]], done: set[str],
             stage_of: dict[str, str]) -> list[Diagnostic]:
     """Report each cycle once, as `a -> b -> a`, starting from its earliest-declared step."""
     diags = []

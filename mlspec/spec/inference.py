@@ -6,19 +6,18 @@ import re
 
 from pydantic import Field, field_validator
 
-from mlspec.spec.common import Cron, Name, Strict, fail
+from mlspec.spec.common import IMAGE_REF, Cron, Name, ShellWords, Strict, fail, ref_problem
 
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-_BASE = re.compile(
-    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+_BASE = IMAGE_REF
 
 
 class Image(Strict):
     name: str = Field(description="image repository without a tag, e.g. ghcr.io/acme/iris")
     base: str = Field("python:3.11-slim", description="base image with a tag (never latest), "
                       "optionally @sha256:digest")
-    username: str | None = Field(None, description="registry user for `mlspec build --push`")
+    username: str | None = Field(None, description="registry user for `mlspec build --push`",
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,254}$")
 
     @field_validator("name")
     @classmethod
@@ -44,7 +43,7 @@ class Image(Strict):
 
 
 class Serve(Strict):
-    command: str = Field("mlspec serve model/model.pkl --port 8080")
+    command: ShellWords = Field("mlspec serve model/model.pkl --port 8080")
     port: int = Field(8080, ge=1, le=65535)
     health: str = Field("/healthz", pattern=r"^/[A-Za-z0-9_./-]*$")
 
@@ -52,17 +51,27 @@ class Serve(Strict):
 class Deploy(Strict):
     when: str = Field(description="a branch name (e.g. main) or tag:<glob> (e.g. tag:v*)")
     approval: bool = Field(False, description="the CI environment requires a reviewer")
-    url: str | None = None
+    url: str | None = Field(None, description="the environment's URL (http or https)")
     command: str | None = Field(None, description="what deploys the pushed image")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s\"'<>`\\]+$", v):
+            raise fail("spec.url", f"'{v}' is not an http(s) URL",
+                       "e.g. https://staging.example.com")
+        return v
 
     @field_validator("when")
     @classmethod
     def _when(cls, v: str) -> str:
         if v.startswith("tag:"):
-            if not re.match(r"^[A-Za-z0-9_.*-]+$", v[4:]):
-                raise fail("spec.deploy-when", f"bad tag pattern '{v[4:]}'", "e.g. tag:v*")
-        elif not re.match(r"^[A-Za-z0-9_./-]+$", v):
-            raise fail("spec.deploy-when", f"'{v}' is neither a branch nor tag:<glob>",
+            problem = ref_problem(v[4:], glob=True)
+            if problem:
+                raise fail("spec.deploy-when", f"bad tag pattern '{v[4:]}': {problem}",
+                           "e.g. tag:v*")
+        elif problem := ref_problem(v):
+            raise fail("spec.deploy-when", f"'{v}' is neither a branch nor tag:<glob>: {problem}",
                        "e.g. main, or tag:v*")
         return v
 

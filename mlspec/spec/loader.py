@@ -8,12 +8,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic_core import PydanticCustomError
 
 from mlspec.errors import Diagnostic, MlspecError
-from mlspec.spec.yamlsafe import Document, Key, Loc, read_yaml
+from mlspec.spec.common import normalise_path
+from mlspec.spec.graph import Graph
+from mlspec.spec.root import Spec
+from mlspec.spec.semantics import check_semantics
+from mlspec.spec.textrules import string_problem, text_checks, version_check
+from mlspec.spec.validate import validate_model
+from mlspec.spec.yamlsafe import Key, Loc, Yaml, read_yaml
 
 STAGE_KEYS = ("design", "data", "model", "inference", "ci")
 
@@ -31,23 +39,21 @@ _EXPR = re.compile(r"\$\{\{|\$\[\[")
 
 
 @dataclass
-class LoadedSpec:
-    """A validated spec with the positions of its nodes and the files it came from."""
+class SpecSource:
+    """Where a spec came from: its files and the position of every node. Diagnostics are
+    located through it while the spec is being loaded, and afterwards."""
 
-    spec: Any  # mlspec.spec.root.Spec
     path: Path  # the root spec file (absolute)
     root: Path  # the repository root: the spec's directory
     display: str  # the spec path as the user named it
     locs: dict[Key, Loc] = field(default_factory=dict)
     key_locs: dict[Key, Loc] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)  # repo-relative path -> absolute path
-    spec_hash: str = ""
-    graph: Any = None  # mlspec.spec.graph.Graph, built by validation
     broken: set[str] = field(default_factory=set)  # stages whose file failed to load
 
     def loc(self, key: Key) -> Loc:
         """The position of a node, or of its nearest ancestor that has one."""
-        return nearest(self.locs, key) or Loc(self.display, 1, 1)
+        return nearest(self.locs, key) or Loc(self.display, 0, 0)
 
     def key_loc(self, key: Key) -> Loc:
         return self.key_locs.get(key) or self.loc(key)
@@ -56,6 +62,15 @@ class LoadedSpec:
              at_key: bool = False) -> Diagnostic:
         loc = self.key_loc(key) if at_key else self.loc(key)
         return Diagnostic(loc.file, loc.line, loc.col, message, rule, hint)
+
+
+@dataclass(kw_only=True)
+class LoadedSpec(SpecSource):
+    """A validated spec, its step graph and its hash, with the positions of its nodes."""
+
+    spec: Spec
+    graph: Graph
+    spec_hash: str
 
 
 def nearest(locs: dict[Key, Loc], key: Key) -> Loc | None:
@@ -75,7 +90,7 @@ def display_path(path: Path, base_display: str, root: Path) -> str:
     return f"{base_dir}/{rel}" if base_dir else rel
 
 
-def _walk_strings(data: Any, key: Key = ()) -> Any:
+def _walk_strings(data: Yaml, key: Key = ()) -> Iterator[tuple[Key, str]]:
     if isinstance(data, str):
         yield key, data
     elif isinstance(data, dict):
@@ -87,7 +102,7 @@ def _walk_strings(data: Any, key: Key = ()) -> Any:
             yield from _walk_strings(v, (*key, i))
 
 
-def content_checks(data: Any, loaded: LoadedSpec) -> list[Diagnostic]:
+def content_checks(data: Yaml, loaded: SpecSource) -> list[Diagnostic]:
     """Checks on raw values, before the schema: CI expressions and literal secrets."""
     diags: list[Diagnostic] = []
     seen: set[Key] = set()
@@ -109,18 +124,23 @@ def content_checks(data: Any, loaded: LoadedSpec) -> list[Diagnostic]:
     return diags
 
 
-def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic]) -> None:
-    from mlspec.spec.common import normalise_path
-
-    data = doc.data
+def _graft_stage_files(data: dict[str, Yaml], loaded: SpecSource,
+                       diags: list[Diagnostic]) -> None:
     for stage in STAGE_KEYS:
         ref = data.get(stage)
         if not isinstance(ref, str):
             continue
         key = (stage,)
+        problem = string_problem(ref, key)
+        if problem is not None:
+            rule, message, hint = problem
+            diags.append(loaded.diag(key, message, rule, hint))
+            data[stage] = None
+            loaded.broken.add(stage)
+            continue
         try:
             rel = normalise_path(ref)
-        except Exception as exc:  # PydanticCustomError
+        except PydanticCustomError as exc:
             diags.append(loaded.diag(key, f"stage file: {exc}", "spec.unsafe-path"))
             data[stage] = None
             loaded.broken.add(stage)
@@ -151,8 +171,8 @@ def _graft_stage_files(doc: Document, loaded: LoadedSpec, diags: list[Diagnostic
             loaded.broken.add(stage)
             continue
         if not isinstance(sub.data, dict):
-            loc = sub.locs.get(())
-            diags.append(Diagnostic(shown, loc.line if loc else 1, loc.col if loc else 1,
+            loc = sub.locs.get(()) or Loc(shown, 0, 0)
+            diags.append(Diagnostic(shown, loc.line, loc.col,
                                     f"stage file must hold a mapping for '{stage}'",
                                     "spec.stage-file", None))
             data[stage] = None
@@ -171,40 +191,41 @@ def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
     path = Path(path)
     display = display or str(path)
     root = Path(os.path.realpath(path)).parent
-    loaded = LoadedSpec(spec=None, path=path.absolute(), root=root, display=display)
+    source = SpecSource(path=path.absolute(), root=root, display=display)
     if not os.path.isfile(path):
-        raise MlspecError([Diagnostic(display, 1, 1, f"no spec at {display}", "spec.missing-file",
-                                      "run `mlspec init` to create one")])
+        raise MlspecError([Diagnostic.nowhere(f"no spec at {display}", "spec.missing-file",
+                                              "run `mlspec init` to create one")])
     doc = read_yaml(path, display)
-    loaded.files[path.name] = path.absolute()
-    loaded.locs.update(doc.locs)
-    loaded.key_locs.update(doc.key_locs)
-    if doc.data is None:
-        raise MlspecError([Diagnostic(display, 1, 1, "the spec is empty", "spec.empty",
-                                      "run `mlspec init` for a starter spec")])
-    if not isinstance(doc.data, dict):
-        kind = "a sequence" if isinstance(doc.data, list) else "a scalar"
-        raise MlspecError([loaded.diag((), f"the spec must be a mapping, not {kind}",
+    source.files[path.name] = path.absolute()
+    source.locs.update(doc.locs)
+    source.key_locs.update(doc.key_locs)
+    data = doc.data
+    if data is None:
+        raise MlspecError([Diagnostic.in_file(display, "the spec is empty", "spec.empty",
+                                              "run `mlspec init` for a starter spec")])
+    if not isinstance(data, dict):
+        kind = "a sequence" if isinstance(data, list) else "a scalar"
+        raise MlspecError([source.diag((), f"the spec must be a mapping, not {kind}",
                                        "spec.top-level", "start with 'version: 1' and 'project:'")])
     diags: list[Diagnostic] = []
-    _graft_stage_files(doc, loaded, diags)
-    diags.extend(content_checks(doc.data, loaded))
+    _graft_stage_files(data, source, diags)
+    diags.extend(text_checks(data, source))
+    diags.extend(version_check(data, doc, source))
+    diags.extend(content_checks(data, source))
 
-    from mlspec.spec.semantics import check_semantics
-    from mlspec.spec.validate import validate_model
-
-    spec, schema_diags = validate_model(doc.data, loaded, doc)
-    # a secret's value where its name belongs is reported once, as the leak it is
-    leaks = {(d.file, d.line, d.col) for d in diags if d.rule == "spec.secret-literal"}
-    diags.extend(d for d in schema_diags
-                 if not (d.rule == "spec.secret-name" and (d.file, d.line, d.col) in leaks))
-    loaded.spec = spec
+    spec, schema_diags = validate_model(data, source, doc)
+    # a value already refused by a text rule (or a secret's value where its name belongs) is
+    # reported once, by that rule
+    seen = {(d.file, d.line, d.col) for d in diags}
+    diags.extend(d for d in schema_diags if (d.file, d.line, d.col) not in seen)
     # cross-field checks run on whatever is valid, so every error is reported in one go
-    diags.extend(check_semantics(loaded, doc.data))
-    if diags:
+    seen = {(d.file, d.line, d.col) for d in diags}
+    semantic_diags, graph = check_semantics(source, spec, data)
+    diags.extend(d for d in semantic_diags if (d.file, d.line, d.col) not in seen)
+    if diags or spec is None or graph is None:
         raise MlspecError(diags)
-    loaded.spec_hash = hash_spec_files({rel: p.read_bytes() for rel, p in loaded.files.items()})
-    return loaded
+    spec_hash = hash_spec_files({rel: p.read_bytes() for rel, p in source.files.items()})
+    return LoadedSpec(**vars(source), spec=spec, graph=graph, spec_hash=spec_hash)
 
 
 def hash_spec_files(files: dict[str, bytes]) -> str:

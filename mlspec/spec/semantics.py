@@ -11,16 +11,21 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 from mlspec.errors import Diagnostic
+from mlspec.spec.common import normalise_path
+from mlspec.spec.gates import parse_gate
+from mlspec.spec.graph import Graph, StepIO, analyse, build_graph
+from mlspec.spec.root import Spec
+from mlspec.spec.step import Step
+from mlspec.spec.yamlsafe import Yaml
 
 if TYPE_CHECKING:
-    from mlspec.spec.graph import StepIO
-    from mlspec.spec.loader import LoadedSpec
-    from mlspec.spec.root import Spec
+    from mlspec.spec.loader import SpecSource
 
 
-def _raw_metrics(data: dict[str, Any], loaded: LoadedSpec) -> set[str] | None:
+def _raw_metrics(data: dict[str, Yaml], loaded: SpecSource) -> set[str] | None:
     """Metric names declared in the raw data; None when the design section is unreadable."""
     if "design" in loaded.broken:
         return None
@@ -35,18 +40,17 @@ def _raw_metrics(data: dict[str, Any], loaded: LoadedSpec) -> set[str] | None:
     return {k for k in metrics if isinstance(k, str)}
 
 
-def _raw_io(raw: Any) -> StepIO:
+def _raw_io(raw: Yaml) -> StepIO:
     """The deps and outs of a step that failed validation: its entries that are valid paths."""
-    from mlspec.spec.common import normalise_path
-    from mlspec.spec.graph import StepIO
-
     def paths(field: str) -> list[tuple[tuple[str | int, ...], str]]:
         items = raw.get(field) if isinstance(raw, dict) else None
         out: list[tuple[tuple[str | int, ...], str]] = []
         for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, str):
+                continue  # reported by the schema
             try:
                 out.append(((field, i), normalise_path(item)))
-            except Exception:  # not a string, or not a safe path: reported by the schema
+            except PydanticCustomError:  # not a safe path: reported by the schema
                 continue
         return out
 
@@ -57,21 +61,17 @@ def _raw_io(raw: Any) -> StepIO:
             norm = normalise_path(metrics)
             if norm not in {o for _, o in outs}:
                 outs.append((("metrics",), norm))
-        except Exception:
+        except PydanticCustomError:
             pass
     return StepIO(deps=tuple(paths("deps")), outs=tuple(outs))
 
 
-def _steps(loaded: LoadedSpec, data: dict[str, Any]
+def _steps(loaded: SpecSource, spec: Spec | None, data: dict[str, Yaml]
            ) -> tuple[dict[str, StepIO], dict[str, str], list[Diagnostic]]:
     """Every step across stages, valid or not, as graph IO; plus duplicate-name errors."""
-    from mlspec.spec.graph import StepIO
-    from mlspec.spec.step import Step
-
     ios: dict[str, StepIO] = {}
     stage_of: dict[str, str] = {}
     diags: list[Diagnostic] = []
-    spec: Spec | None = loaded.spec
     for stage in ("data", "model"):
         if spec is not None:
             section = getattr(spec, stage)
@@ -100,21 +100,20 @@ def _steps(loaded: LoadedSpec, data: dict[str, Any]
     return ios, stage_of, diags
 
 
-def check_semantics(loaded: LoadedSpec, data: dict[str, Any]) -> list[Diagnostic]:
-    """Checks that span fields; `data` is the raw mapping, loaded.spec the model or None."""
-    from mlspec.spec.gates import parse_gate
-    from mlspec.spec.graph import analyse, build_graph
+def check_semantics(loaded: SpecSource, spec: Spec | None, data: dict[str, Yaml]
+                    ) -> tuple[list[Diagnostic], Graph | None]:
+    """Checks that span fields, and the step graph (None when the spec is not valid).
 
-    spec: Spec | None = loaded.spec
+    `data` is the raw mapping, `spec` the model or None when it failed the schema."""
     diags: list[Diagnostic] = []
-    ios, stage_of, dup_diags = _steps(loaded, data)
+    ios, stage_of, dup_diags = _steps(loaded, spec, data)
     diags.extend(dup_diags)
 
     if spec is not None:
         metrics: set[str] | None = (set(spec.design.metrics) if spec.design else set())
         if "design" in loaded.broken:
             metrics = None
-        gates = list(spec.model.gates) if spec.model else []
+        gates: list[Yaml] = list(spec.model.gates) if spec.model else []
     else:
         metrics = _raw_metrics(data, loaded)
         model = data.get("model")
@@ -137,28 +136,26 @@ def check_semantics(loaded: LoadedSpec, data: dict[str, Any]) -> list[Diagnostic
         raw_project = data.get("project")
         raw_req = raw_project.get("requirements") if isinstance(raw_project, dict) else None
         if isinstance(raw_req, str):
-            from mlspec.spec.common import normalise_path
-
             try:
                 requirements = normalise_path(raw_req)
-            except Exception:
+            except PydanticCustomError:
                 requirements = None
     if requirements and not os.path.isfile(loaded.root / requirements):
         diags.append(loaded.diag(("project", "requirements"),
                                  f"requirements file '{requirements}' does not exist",
                                  "spec.missing-file", None))
     check_missing = not ({"data", "model"} & loaded.broken)
+    graph: Graph | None = None
     if spec is not None:
-        diags.extend(_check_secrets(loaded))
-        loaded.graph = build_graph(loaded)
-        diags.extend(loaded.graph.diagnostics)
+        diags.extend(_check_secrets(loaded, spec))
+        graph = build_graph(loaded, spec)
+        diags.extend(graph.diagnostics)
     else:
         diags.extend(analyse(loaded, ios, stage_of, check_missing=check_missing).diagnostics)
-    return diags
+    return diags, graph
 
 
-def _check_secrets(loaded: LoadedSpec) -> list[Diagnostic]:
-    spec: Spec = loaded.spec
+def _check_secrets(loaded: SpecSource, spec: Spec) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     if (spec.inference and spec.inference.image.username is not None
             and "registry_password" not in spec.ci.secrets):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlspec.spec.common import ParamName, RelPath, Scalar, Strict, fail
+from mlspec.spec.common import ImageRef, ParamName, RelPath, Scalar, Strict, fail
 
 
 class Checks(Strict):
@@ -23,7 +23,7 @@ class Checks(Strict):
 class Resources(Strict):
     runner: str = Field("ubuntu-latest", description="GitHub runner label / GitLab tag")
     timeout_minutes: int = Field(30, ge=1, le=360)
-    image: str | None = Field(None, description="container image for this step's CI job")
+    image: ImageRef | None = Field(None, description="container image for this step's CI job")
 
 
 class Dataset(Strict):

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from mlspec.errors import Diagnostic
-from mlspec.spec.yamlsafe import Document, Key
+from mlspec.spec.root import Spec
+from mlspec.spec.yamlsafe import Document, Key, Yaml
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import LoadedSpec
-    from mlspec.spec.root import Spec
+    from mlspec.spec.loader import SpecSource
 
 _TYPE_WORDS = {
     "string_type": "a string", "int_type": "an integer", "float_type": "a number",
@@ -26,7 +26,7 @@ _TYPE_WORDS = {
 }
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -80,6 +80,26 @@ def _model_at(root: type[BaseModel], key: Key) -> type[BaseModel] | None:
     return None
 
 
+def _homes(field: str, model: type[BaseModel], prefix: str = "", depth: int = 0) -> list[str]:
+    """Where a field of that name exists in the spec: ['model.gates'], shallowest first."""
+    found: list[str] = []
+    if depth > 6:
+        return found
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        if name == field:
+            found.append(path)
+        for tp in _unwrap(info.annotation):
+            sub = path
+            if typing.get_origin(tp) is dict:
+                tp, sub = _unwrap(typing.get_args(tp)[1])[0], f"{path}.<name>"
+            elif typing.get_origin(tp) is list:
+                tp = _unwrap(typing.get_args(tp)[0])[0]
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                found.extend(_homes(field, tp, f"{sub}.", depth + 1))
+    return sorted(set(found), key=lambda p: (p.count("."), p))
+
+
 def _dotted(key: Key) -> str:
     """a.b[0].c: list indexes in brackets, as people write them."""
     out = ""
@@ -88,7 +108,7 @@ def _dotted(key: Key) -> str:
     return out
 
 
-def _where(key: Key) -> str:
+def where(key: Key) -> str:
     if len(key) >= 3 and key[0] in ("data", "model") and key[1] == "steps":
         rest = _dotted(key[3:])
         return f"step '{key[2]}'" + (f" ({rest})" if rest else "")
@@ -106,7 +126,7 @@ def _alternatives(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _trim(loc: tuple[Any, ...], data: Any) -> Key:
+def _trim(loc: tuple[str | int, ...], data: Yaml) -> Key:
     """Drop pydantic's union-member and validator labels from an error location."""
     key: list[str | int] = []
     node = data
@@ -128,18 +148,21 @@ def key_is_label(part: str) -> bool:
         ("function-", "literal[", "constrained-"))
 
 
-def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
+def validate_model(data: dict[str, Yaml], loaded: SpecSource, doc: Document
                    ) -> tuple[Spec | None, list[Diagnostic]]:
-    from mlspec.spec.root import Spec
-
     try:
         return Spec.model_validate(data), []
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
 
     by_key: dict[tuple[Key, str], list[Any]] = {}
+    on_key: set[Key] = set()  # errors about a mapping key itself (a step's name, a param's)
     for err in errors:
         key = _trim(err["loc"], data)
+        if key == ("version",) and "version" in data:
+            continue  # the version literal is checked on its source text (textrules)
+        if "[key]" in err["loc"]:
+            on_key.add(key)
         by_key.setdefault((key, err["type"] if "." in err["type"] else "schema"), []).append(err)
 
     diags: list[Diagnostic] = []
@@ -153,7 +176,7 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
                 if e["type"] == "spec.unquoted-version" and raw is not None:
                     msg = f"version {raw} is unquoted, so YAML reads the number {e['input']!r}"
                     hint = f'quote it: "{raw}"'
-                diags.append(loaded.diag(key, msg, e["type"], hint))
+                diags.append(loaded.diag(key, msg, e["type"], hint, at_key=key in on_key))
             continue
         types_ = {e["type"] for e in errs}
         e = errs[0]
@@ -163,13 +186,16 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
             model = _model_at(Spec, parent)
             allowed = sorted(model.model_fields) if model else []
             close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+            homes = [h for h in _homes(field, Spec) if h != _dotted(key)][:2]
             hint = (f"did you mean '{close[0]}'?" if close
+                    else f"'{field}' belongs elsewhere: did you mean {' or '.join(homes)}? "
+                    "(check its indentation)" if homes
                     else f"allowed here: {', '.join(allowed)}" if allowed else None)
-            diags.append(loaded.diag(key, f"unknown field '{field}' in {_where(parent)}",
+            diags.append(loaded.diag(key, f"unknown field '{field}' in {where(parent)}",
                                      "spec.unknown-field", hint, at_key=True))
         elif types_ == {"missing"}:
             diags.append(loaded.diag(parent, f"missing required field '{field}' in "
-                                     f"{_where(parent)}", "spec.missing-field", None,
+                                     f"{where(parent)}", "spec.missing-field", None,
                                      at_key=True))
         elif types_ & set(_TYPE_WORDS):
             value = e.get("input")
@@ -180,20 +206,17 @@ def validate_model(data: dict[str, Any], loaded: LoadedSpec, doc: Document
                 wanted = [f"one of {exp}"] if not wanted else [*wanted, exp]
             if "none_required" in types_ and len(wanted) > 1:
                 wanted.remove("empty")
-            if key == ("version",):
-                msg = f"'version' must be 1, not {value!r}"
-                hint = "this is version 1 of the mlspec format: write 'version: 1'"
-            else:
-                got = _kind(value)
-                if "literal_error" in types_ and isinstance(value, str | int | float):
-                    got = repr(value)
-                msg = f"{_where(key)} must be {_alternatives(wanted)}, not {got}"
-                raw = doc.raw.get(key)
-                hint = f"quote it: \"{raw}\"" if raw is not None and "a string" in wanted else None
-            diags.append(loaded.diag(key, msg, "spec.type", hint))
+            got = _kind(value)
+            if "literal_error" in types_ and isinstance(value, str | int | float):
+                got = repr(value)
+            msg = f"{where(key)} must be {_alternatives(wanted)}, not {got}"
+            raw = doc.raw.get(key)
+            hint = f"quote it: \"{raw}\"" if raw is not None and "a string" in wanted else None
+            diags.append(loaded.diag(key, msg, "spec.type", hint, at_key=key in on_key))
         else:
             msg = str(e["msg"])
             msg = msg[0].lower() + msg[1:] if msg else msg
             msg = msg.removeprefix("value error, ").replace("input should", "should")
-            diags.append(loaded.diag(key, f"{_where(key)}: {msg}", "spec.value"))
+            diags.append(loaded.diag(key, f"{where(key)}: {msg}", "spec.value",
+                                     at_key=key in on_key))
     return None, diags

@@ -9,17 +9,21 @@ costs a few events, not memory. Plain scalars are resolved with the YAML 1.2 cor
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.spec.indentation import find_misindent
 
 MAX_BYTES = 1_000_000  # a spec is hand-written; a megabyte is already absurd
 MAX_DEPTH = 32
 MAX_NODES = 100_000
 
 Key = tuple[str | int, ...]
+# what a spec document holds: plain data, no tags, keys are strings
+Yaml: TypeAlias = "bool | int | float | str | list[Yaml] | dict[str, Yaml] | None"
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL)?$")
 _BOOL_TRUE = re.compile(r"^(?:true|True|TRUE)$")
@@ -45,14 +49,14 @@ class Loc:
 class Document:
     """Plain Python data plus where each node (and each mapping key) came from."""
 
-    data: Any
+    data: Yaml
     file: str
     locs: dict[Key, Loc] = field(default_factory=dict)  # value positions
     key_locs: dict[Key, Loc] = field(default_factory=dict)  # positions of mapping keys
     raw: dict[Key, str] = field(default_factory=dict)  # plain-scalar source text
 
 
-def resolve_plain(text: str) -> Any:
+def resolve_plain(text: str) -> Yaml:
     """YAML 1.2 core schema resolution of a plain (unquoted) scalar."""
     if _NULL.match(text):
         return None
@@ -87,13 +91,27 @@ def _decode(raw: bytes, file: str) -> str:
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    for m in re.finditer(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text):
+    # raw characters the YAML reader would fold away or that display differently from what
+    # they are: C0/C1 controls (but tab, LF, CR), NEL/LS/PS, and invisible format characters
+    for m in re.finditer("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|[^\x00-\x7f]",
+                         text):
+        char = m.group()
+        if char >= "\xa0" and char not in "\u2028\u2029" and unicodedata.category(char) != "Cf":
+            continue
         line = text.count("\n", 0, m.start()) + 1
         col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-        raise MlspecError(
-            [Diagnostic(file, line, col, f"control character {m.group()!r} in the spec",
-                        "yaml.control-char", "remove it; specs are plain text")]
-        )
+        name = f"U+{ord(char):04X}" + (f" ({unicodedata.name(char)})"
+                                        if unicodedata.name(char, "") else "")
+        if char in "\x85\u2028\u2029":
+            problem = (f"line break {name} in the spec", "spec.line-break",
+                       "use plain newlines (LF) to end lines")
+        elif char >= "\xa0":
+            problem = (f"invisible format character {name} in the spec", "spec.invisible-char",
+                       "remove it: it can make text display differently from what it is")
+        else:
+            problem = (f"control character {char!r} in the spec", "yaml.control-char",
+                       "remove it; specs are plain text")
+        raise MlspecError([Diagnostic(file, line, col, *problem)])
     return text
 
 
@@ -122,21 +140,21 @@ def read_yaml(path: Path, file: str) -> Document:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise MlspecError([Diagnostic(file, 1, 1, f"cannot read {file}: {exc.strerror}",
-                                      "spec.missing-file", None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, f"cannot read {file}: {exc.strerror}",
+                                              "spec.missing-file")]) from None
     if size > MAX_BYTES:
-        raise MlspecError([Diagnostic(
-            file, 1, 1, f"spec file is {size:,} bytes; the limit is {MAX_BYTES:,}",
+        raise MlspecError([Diagnostic.in_file(
+            file, f"spec file is {size:,} bytes; the limit is {MAX_BYTES:,}",
             "yaml.too-large", "a spec describes a pipeline; keep data out of it")])
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:  # permissions, a directory, an I/O error
-        raise MlspecError([Diagnostic(file, 1, 1, f"cannot read {file}: {exc.strerror}",
-                                      "spec.missing-file", None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, f"cannot read {file}: {exc.strerror}",
+                                              "spec.missing-file")]) from None
     if len(raw) > MAX_BYTES:  # grew since stat(), or a special file
-        raise MlspecError([Diagnostic(file, 1, 1, f"spec file is over {MAX_BYTES:,} bytes",
-                                      "yaml.too-large", None)])
+        raise MlspecError([Diagnostic.in_file(file, f"spec file is over {MAX_BYTES:,} bytes",
+                                              "yaml.too-large")])
     return parse_yaml(_decode(raw, file), file, plain_text=True)
 
 
@@ -292,15 +310,22 @@ def parse_yaml(text: str, file: str, plain_text: bool = False) -> Document:
                 if kind in exc.context:
                     hint = (f"the {kind} '{opener}' opened at line {cm.line + 1}, column "
                             f"{cm.column + 1} is not closed, or lacks a ','")
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
         if "'\\t'" in problem or "\t" in problem:
             problem = "tab character used for indentation"
             hint = "YAML indents with spaces only"
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        elif (off := find_misindent(text, line)) is not None:
+            line, col, problem, hint = off.line, off.col, off.message, off.hint
+            raise MlspecError([Diagnostic(file, line, col, problem, "yaml.indentation",
+                                          hint)]) from None
+        elif "expected <block end>" in problem:
+            problem = "this line does not fit the indentation of the lines above it"
+            hint = (f"{hint}; " if hint else "") + "check its indentation against its siblings"
         raise MlspecError([Diagnostic(file, line, col, problem, "yaml.syntax", hint)]) from None
     except YAMLError as exc:  # reader errors without a mark
-        raise MlspecError([Diagnostic(file, 1, 1, str(exc).splitlines()[0], "yaml.syntax",
-                                      None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, str(exc).splitlines()[0],
+                                              "yaml.syntax")]) from None
     except RecursionError:
-        raise MlspecError([Diagnostic(file, 1, 1, "nesting too deep", "yaml.too-deep",
-                                      None)]) from None
+        raise MlspecError([Diagnostic.in_file(file, "nesting too deep",
+                                              "yaml.too-deep")]) from None
     return doc
