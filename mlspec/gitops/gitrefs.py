@@ -26,7 +26,7 @@ LOCK_NAME = layout.LOCK
 
 
 def git_error(message: str, hint: str | None = None, rule: str = "git.base") -> MlspecError:
-    return MlspecError([Diagnostic("git", 0, 0, message, rule, hint)])
+    return MlspecError([Diagnostic.nowhere(message, rule, hint)])
 
 
 def open_repo(root: Path, required: bool = True) -> Repo | None:

@@ -31,7 +31,7 @@ def parse_version(loaded: LoadedSpec, version: str) -> tuple[str, str]:
     if prefix and v.startswith(prefix) and SEMVER.match(v[len(prefix):]):
         v = v[len(prefix):]
     if not SEMVER.match(v):
-        raise MlspecError([Diagnostic("mlspec", 0, 0, f"'{version}' is not a release version",
+        raise MlspecError([Diagnostic("", 0, 0, f"'{version}' is not a release version",
                                       "release.version",
                                       "give MAJOR.MINOR.PATCH, e.g. 1.2.0 or 1.2.0-rc.1")])
     return v, f"{prefix}{v}"

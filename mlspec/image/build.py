@@ -86,7 +86,7 @@ def web_url(url: str) -> str | None:
     return None
 
 
-def _err(message: str, rule: str, hint: str | None = None, file: str = "mlspec") -> MlspecError:
+def _err(message: str, rule: str, hint: str | None = None, file: str = "") -> MlspecError:
     return MlspecError([Diagnostic(file, 0, 0, message, rule, hint)])
 
 

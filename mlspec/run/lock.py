@@ -121,7 +121,7 @@ class Lock:
             return cls.from_data(doc.data)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise MlspecError([Diagnostic(
-                file, 1, 1, f"corrupt lock: {exc}", "lock.corrupt",
+                file, 0, 0, f"corrupt lock: {exc}", "lock.corrupt",
                 "restore it from git (`git checkout -- mlspec.lock`) or delete it and "
                 "run `mlspec run`")]) from None
 
@@ -288,7 +288,7 @@ def read_lock(root: Path) -> Lock | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise MlspecError([Diagnostic(LOCK_NAME, 1, 1, f"cannot read the lock: {exc}",
+        raise MlspecError([Diagnostic(LOCK_NAME, 0, 0, f"cannot read the lock: {exc}",
                                       "lock.corrupt", None)]) from None
     return Lock.parse(text)
 

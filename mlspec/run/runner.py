@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def _usage(message: str, rule: str, hint: str | None = None) -> MlspecError:
-    return MlspecError([Diagnostic("mlspec", 0, 0, message, rule, hint)])
+    return MlspecError([Diagnostic.nowhere(message, rule, hint)])
 
 
 def select(loaded: LoadedSpec, steps: list[str]) -> list[str]:

@@ -127,7 +127,7 @@ def _job_if(plan: Plan, job: Job) -> list[str]:
 def _uses(plan: Plan, action: str) -> str:
     repo = "/".join(action.split("/")[:2])
     if repo not in plan.actions:
-        raise MlspecError([Diagnostic(plan.source, 1, 1, f"no pinned version of {repo}",
+        raise MlspecError([Diagnostic(plan.source, 0, 0, f"no pinned version of {repo}",
                                       "compile.action-pin", f"add it under ci.actions: {repo}")])
     version, sha = plan.actions[repo]
     return f"{action}@{sha}  # {version}"
