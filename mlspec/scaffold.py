@@ -20,6 +20,9 @@ from pathlib import Path
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.fsutil import write_atomic
+from mlspec.spec.common import NAME_RE
+from mlspec.spec.schema import schema_text
+from mlspec.specpath import find_upward
 
 # target path in the repository -> template under templates/init/
 FILES = {
@@ -103,7 +106,6 @@ def render(name: str, choices: Choices | None = None) -> dict[str, str]:
     """The files `mlspec init` writes, by repository path."""
     import jinja2
 
-    from mlspec.spec.schema import schema_text
 
     root = files("mlspec.templates").joinpath("init")
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -143,7 +145,6 @@ def _keep_note(path: Path, shown: str, ours: str) -> str:
 
 def _name_choice(directory: Path, name: str | None) -> tuple[str, str]:
     """(project name, how it was chosen)."""
-    from mlspec.spec.common import NAME_RE
 
     if name is not None:
         if not NAME_RE.match(name):
@@ -163,7 +164,6 @@ def _name_choice(directory: Path, name: str | None) -> tuple[str, str]:
 def _refuse_inside_a_project(directory: Path, nested: bool) -> None:
     """`cd src && mlspec init` would start a second project inside the first one: refused,
     naming the spec above (the other commands find it from here), unless --nested."""
-    from mlspec.specpath import find_upward
 
     here = Path(os.path.abspath(directory))
     above = find_upward(here.parent) if not (here / layout.SPEC).exists() else None

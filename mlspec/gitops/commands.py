@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING
 
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError, Outcome
-from mlspec.gitops.gitrefs import LOCK_NAME, find_base_ref, lock_at
+from mlspec.fsutil import write_atomic
+from mlspec.gitops import metricsdiff
+from mlspec.gitops.gitrefs import LOCK_NAME, find_base, find_base_ref, lock_at, open_repo, resolve
+from mlspec.gitops.lineage import lineage_at, lineage_worktree
+from mlspec.gitops.metricsdiff import compare
+from mlspec.gitops.modelcard import lineage_text
+from mlspec.gitops.modelcard import model_card as card
+from mlspec.gitops.release import models as list_models
+from mlspec.gitops.release import release as do_release
+from mlspec.gitops.report import render
+from mlspec.run.lock import Lock, read_lock
 
 if TYPE_CHECKING:
     from mlspec.gitops.metricsdiff import Comparison
@@ -27,7 +37,6 @@ __all__ = ["find_base_ref", "lineage", "lock_at", "metrics_outcome", "models", "
 
 def current_lock(loaded: LoadedSpec) -> Lock:
     """The working tree's lock; a clear error when `mlspec run` has not written one."""
-    from mlspec.run.lock import read_lock
 
     lock = read_lock(loaded.root)
     if lock is None:
@@ -41,7 +50,6 @@ def unadopted_records(loaded: LoadedSpec, lock: Lock) -> list[str]:
     """Steps whose latest run (`.mlspec/steps/<step>.lock`, left by every `mlspec run` and
     passed between CI jobs) is not in mlspec.lock: metrics read now would be an older run's.
     `mlspec run` adopts such records into the lock (skipping the steps)."""
-    from mlspec.run.lock import Lock
 
     out = []
     for name in loaded.graph.order:
@@ -72,8 +80,6 @@ def comparison(loaded: LoadedSpec, ref: str | None, strict: bool = True
 
 def _compare(loaded: LoadedSpec, lock: Lock, ref: str | None, strict: bool
              ) -> tuple[Lock, Comparison, Lock | None]:
-    from mlspec.gitops.gitrefs import find_base, open_repo, resolve
-    from mlspec.gitops.metricsdiff import compare
 
     try:
         base = find_base(loaded.root, ref, loaded.spec.ci.default_branch)
@@ -94,7 +100,6 @@ def _compare(loaded: LoadedSpec, lock: Lock, ref: str | None, strict: bool
 def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
     """`mlspec metrics [--diff [REF]] [--format table|markdown|json]`: exit 1 when a gate
     fails (judged as `mlspec run` judges it), so scripts and CI can rely on the code."""
-    from mlspec.gitops import metricsdiff
 
     _, c, _ = comparison(loaded, diff, strict=diff is not None)
     data = c.to_data()
@@ -115,14 +120,11 @@ def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
 
 def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:
     """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
-    from mlspec.gitops.lineage import lineage_worktree
-    from mlspec.gitops.report import render
 
     lock, c, base_lock = comparison(loaded, base, strict=base is not None)
     text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
     if output is None:
         return Outcome(text=text, data=c.to_data())
-    from mlspec.fsutil import write_atomic
 
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, text)
@@ -131,9 +133,6 @@ def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) ->
 
 def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
     """`mlspec lineage REF [--json] [--model-card]`: where a tag's or commit's model came from."""
-    from mlspec.gitops.lineage import lineage_at
-    from mlspec.gitops.modelcard import lineage_text
-    from mlspec.gitops.modelcard import model_card as card
 
     lin = lineage_at(loaded, ref)
     if model_card:
@@ -148,13 +147,11 @@ def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
             push: bool = False) -> Outcome:
     """`mlspec release VERSION`: check, then tag the model's commit with its model card."""
-    from mlspec.gitops.release import release as do_release
 
     return do_release(loaded, version, message=message, push=push)
 
 
 def models(loaded: LoadedSpec) -> Outcome:
     """`mlspec models`: the promoted versions, newest first."""
-    from mlspec.gitops.release import models as list_models
 
     return list_models(loaded)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlspec.errors import MlspecError
+from mlspec.gitops.gitrefs import find_base_ref, lock_at
 from mlspec.spec.gates import Gate, parse_gate
 from mlspec.tables import num, table
 
@@ -64,7 +65,6 @@ def spec_gates(loaded: LoadedSpec) -> list[Gate]:
 
 def base_metrics(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict[str, float]]:
     """The base ref and the metrics in its lock (empty when it has no lock or no base)."""
-    from mlspec.gitops.gitrefs import find_base_ref, lock_at
 
     ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
     if ref is None:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.run.lock import Lock
+from mlspec.spec.loader import load_spec
 
 if TYPE_CHECKING:
     from git import Repo
@@ -90,7 +92,6 @@ def named_ref(repo: Repo, ref: str, tag_prefix: str | None = None,
 def _tag_prefix(root: Path) -> str:
     """spec.ci.tag_prefix of the spec at root, 'v' when it cannot be read."""
     try:
-        from mlspec.spec.loader import load_spec
 
         return str(load_spec(Path(root) / layout.SPEC).spec.ci.tag_prefix)
     except Exception:
@@ -123,7 +124,6 @@ def _fetch_hint(ref: str) -> str:
 def _default_branch(root: Path) -> str:
     """spec.ci.default_branch of the spec at root, 'main' when it cannot be read."""
     try:
-        from mlspec.spec.loader import load_spec
 
         return str(load_spec(Path(root) / layout.SPEC).spec.ci.default_branch)
     except Exception:
@@ -289,7 +289,6 @@ def lock_at(root: Path, ref: str, repo: Repo | None = None) -> Lock | None:
     try:
         return _parse_lock(text)
     except MlspecError:
-        from mlspec.run.lock import Lock
 
         return Lock.parse(text, file=f"{ref}:{LOCK_NAME}")  # raises, naming the ref
 
@@ -297,6 +296,5 @@ def lock_at(root: Path, ref: str, repo: Repo | None = None) -> Lock | None:
 @functools.lru_cache(maxsize=64)
 def _parse_lock(text: str) -> Lock:
     """Parsed once per content (tags often share one); callers only read it."""
-    from mlspec.run.lock import Lock
 
     return Lock.parse(text)

@@ -15,6 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
+from mlspec.errors import MlspecError
+from mlspec.gitops.gitrefs import (
+    SEMVER,
+    git_error,
+    lock_at,
+    named_ref,
+    open_repo,
+    read_at,
+    repo_relpath,
+    resolve,
+)
+from mlspec.gitops.modelcard import release_notes
+from mlspec.spec.loader import hash_spec_files
+from mlspec.spec.yamlsafe import parse_yaml
 
 if TYPE_CHECKING:
     from git import Repo
@@ -111,8 +125,6 @@ def _yaml(data: bytes) -> Any:
     """Parsed with the spec's hardened reader (no aliases, tags or bombs from another
     branch), cached by content: many tags share a spec (callers only read it). {} when the
     file is not a spec this can read."""
-    from mlspec.errors import MlspecError
-    from mlspec.spec.yamlsafe import parse_yaml
 
     try:
         return parse_yaml(data.decode("utf-8"), "spec").data
@@ -122,7 +134,6 @@ def _yaml(data: bytes) -> Any:
 
 def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
     """Facts from raw spec files ({relpath: bytes}); the hash is the loader's spec_hash."""
-    from mlspec.spec.loader import hash_spec_files
 
     root = _yaml(files[root_name]) or {}
     if not isinstance(root, dict):
@@ -145,7 +156,6 @@ def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
 
 def spec_files_at(repo: Repo, ref: str, rel_root: str, root_name: str) -> dict[str, bytes]:
     """The spec and its stage files as committed at ref ({} when there is no spec)."""
-    from mlspec.gitops.gitrefs import read_at
 
     def at(rel: str) -> bytes | None:
         text = read_at(repo, ref, f"{rel_root}/{rel}" if rel_root else rel)
@@ -192,7 +202,6 @@ def _tag_facts(repo: Repo, ref: str) -> dict[str, str] | None:
     from datetime import datetime, timedelta, timezone
 
     tz = timezone(timedelta(seconds=-tag.tagger_tz_offset))
-    from mlspec.gitops.modelcard import release_notes
 
     facts = {"name": ref, "tagger": f"{tag.tagger.name} <{tag.tagger.email}>",
              "date": datetime.fromtimestamp(tag.tagged_date, tz).isoformat(), "annotated": "true"}
@@ -255,15 +264,6 @@ def _packed(repo: Repo) -> str:
 
 def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     """The lineage of a tag or commit, read from git."""
-    from mlspec.gitops.gitrefs import (
-        SEMVER,
-        git_error,
-        lock_at,
-        named_ref,
-        open_repo,
-        repo_relpath,
-        resolve,
-    )
 
     repo = open_repo(loaded.root)
     assert repo is not None
@@ -293,7 +293,6 @@ def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
 
 def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:
     """The lineage of the working tree: HEAD, plus whether the project has uncommitted edits."""
-    from mlspec.gitops.gitrefs import open_repo, repo_relpath, resolve
 
     spec = loaded.spec
     design = spec.design

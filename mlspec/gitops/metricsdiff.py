@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlspec.gitops.gates import judge, spec_gates
+
 if TYPE_CHECKING:
     from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
@@ -164,7 +166,6 @@ def evaluate_gates(loaded: LoadedSpec, metrics: dict[str, float],
                    lock: Lock | None = None) -> list[GateResult]:
     """Check every gate against the metrics and (for `baseline` gates) the base's metrics;
     `lock` (the run's) lets a missing metric say which file lacks it."""
-    from mlspec.gitops.gates import judge, spec_gates
 
     out: list[GateResult] = []
     base = baseline or {}

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
-from mlspec.gitops.gitrefs import SEMVER
+from mlspec.gitops.gates import spec_gates
+from mlspec.gitops.gitrefs import SEMVER, find_base_ref, lock_at, open_repo, repo_relpath, resolve
+from mlspec.gitops.lineage import lineage_at
+from mlspec.gitops.metricsdiff import evaluate_gates, fmt_num
+from mlspec.gitops.modelcard import model_card
+from mlspec.run.runner import status
 
 if TYPE_CHECKING:
     from git import Repo
@@ -59,7 +64,6 @@ def _dirty(repo: Repo, rel: str) -> list[str]:
 def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
     """Steps whose inputs or outputs no longer match the lock, with the reasons: the runner's
     own status check (keys, params, deps, environment, outs on disk)."""
-    from mlspec.run.runner import status
 
     data = status(loaded).data or {}
     steps = data.get("steps", {})
@@ -68,9 +72,6 @@ def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
 
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
             push: bool = False) -> Outcome:
-    from mlspec.gitops.gitrefs import lock_at, open_repo, repo_relpath, resolve
-    from mlspec.gitops.lineage import lineage_at
-    from mlspec.gitops.modelcard import model_card
 
     v, tag = parse_version(loaded, version)
     repo = open_repo(loaded.root)
@@ -134,9 +135,6 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
 def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
     """Every failing gate, judged against the base (on the default branch: the previous
     commit) the same way `mlspec run` judges it."""
-    from mlspec.gitops.gates import spec_gates
-    from mlspec.gitops.gitrefs import find_base_ref, lock_at
-    from mlspec.gitops.metricsdiff import evaluate_gates, fmt_num
 
     baseline = None
     if any(g.relative for g in spec_gates(loaded)):
@@ -161,7 +159,6 @@ def _unmerged_note(repo: Repo, branch: str) -> str:
     """A note when the tagged commit is not on the remote default branch (yet)."""
     import git
 
-    from mlspec.gitops.gitrefs import resolve
 
     target = f"origin/{branch}"
     if resolve(repo, target) is None:
@@ -193,9 +190,6 @@ def _push(repo: Repo, tag: str) -> None:
 
 def models(loaded: LoadedSpec) -> Outcome:
     """The release tags, newest first: tag, date, commit, primary metric."""
-    from mlspec.gitops.gitrefs import open_repo
-    from mlspec.gitops.lineage import lineage_at
-    from mlspec.gitops.metricsdiff import fmt_num
 
     repo = open_repo(loaded.root)
     assert repo is not None

@@ -21,8 +21,10 @@ from mlspec.gitops.metricsdiff import (
     markdown_params,
     md_code,
     md_escape,
+    pending_text,
 )
 from mlspec.gitops.modelcard import hashes_table, provenance_rows, short
+from mlspec.spec.graph import render_graph
 
 if TYPE_CHECKING:
     from mlspec.gitops.lineage import Lineage
@@ -155,7 +157,6 @@ def render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
 
 def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
             lin: Lineage, hashes: bool) -> str:
-    from mlspec.spec.graph import render_graph
 
     spec = loaded.spec
     design = spec.design
@@ -163,7 +164,6 @@ def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
     if design is not None:
         out += [f"> **Hypothesis:** {md_escape(design.hypothesis)}", ""]
     if c.pending:
-        from mlspec.gitops.metricsdiff import pending_text
 
         out += [f"> [!WARNING]\n> {md_escape(pending_text(c))}", ""]
     out += [verdict_line(c), ""]

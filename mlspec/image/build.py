@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from mlspec import layout
+from mlspec.compile.driver import render_all
+from mlspec.compile.imagefacts import metric_args
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+from mlspec.fsutil import write_atomic
+from mlspec.gitops.gitrefs import open_repo
+from mlspec.run.hashing import sha256_bytes
 from mlspec.run.lock import read_lock
 
 RECORD = layout.BUILD_RECORD
@@ -40,7 +45,6 @@ class GitFacts:
 
 def git_facts(root: Path, tag_prefix: str = "v") -> GitFacts | None:
     """Commit, dirtiness, release version and source URL (GitPython, imported here)."""
-    from mlspec.gitops.gitrefs import open_repo
 
     try:
         repo = open_repo(root, required=False)
@@ -100,7 +104,6 @@ def image_repository(loaded: Any, which: str) -> str:
 
 def lock_hash(root: Path) -> str:
     lock = root / layout.LOCK
-    from mlspec.run.hashing import sha256_bytes
 
     return sha256_bytes(lock.read_bytes()) if lock.is_file() else "none"
 
@@ -129,7 +132,6 @@ def metric_values(loaded: Any) -> dict[str, Any]:
 
 
 def build_args(loaded: Any, facts: GitFacts | None, version: str | None) -> dict[str, str]:
-    from mlspec.compile.imagefacts import metric_args
 
     args = {
         "MLSPEC_REVISION": facts.commit if facts else "unknown",
@@ -164,7 +166,6 @@ def image_tags(repo: str, facts: GitFacts | None, version: str | None,
 
 def check_dockerfile(loaded: Any, which: str) -> str:
     """The generated Dockerfile's path, after checking it exists and matches the spec."""
-    from mlspec.compile.driver import render_all
 
     rel = f"docker/{which}.Dockerfile"
     path = loaded.root / rel
@@ -323,7 +324,6 @@ def push_tag(client: Any, ref: str, auth: dict[str, str] | None) -> str:
 def write_record(root: Path, which: str, entry: dict[str, Any]) -> Path:
     """Merge this build into .mlspec/build.json, atomically:
     {"version": 1, "serve": {...}, "train": {...}} (one entry per image, the latest build)."""
-    from mlspec.fsutil import write_atomic
 
     path = root / RECORD
     record: dict[str, Any] = {}

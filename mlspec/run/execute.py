@@ -27,6 +27,7 @@ from typing import Any
 
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.fsutil import write_atomic
 from mlspec.run import guard
 from mlspec.run.guard import PARENT_ENV, kill_session, session_members
 
@@ -174,7 +175,6 @@ def params_env(params: dict[str, Any]) -> dict[str, str]:
 
 
 def write_params(root: Path, params: dict[str, Any]) -> None:
-    from mlspec.fsutil import write_atomic
 
     write_atomic(root / PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
 

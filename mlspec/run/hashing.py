@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.fsutil import write_atomic
 
 CACHE_DIR, CACHE_FILE = layout.HASH_CACHE.rsplit("/", 1)
 CACHE_VERSION = 1
@@ -106,7 +107,6 @@ class Hasher:
     def save(self) -> None:
         if not (self.use_cache and self.dirty):
             return
-        from mlspec.fsutil import write_atomic
 
         try:
             if self.cache_path.is_symlink() or self.cache_path.is_dir():

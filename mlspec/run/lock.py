@@ -40,6 +40,7 @@ from typing import Any
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
+from mlspec.spec.yamlsafe import parse_yaml
 
 LOCK_NAME = layout.LOCK
 LOCK_VERSION = 1
@@ -114,7 +115,6 @@ class Lock:
     @classmethod
     def parse(cls, text: str, file: str = LOCK_NAME) -> Lock:
         """Parse a lock; raise MlspecError (exit 2) when it is not a valid lock."""
-        from mlspec.spec.yamlsafe import parse_yaml
 
         doc = parse_yaml(text, file)
         try:

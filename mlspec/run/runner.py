@@ -12,7 +12,16 @@ import difflib
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
-from mlspec.run.lock import Lock, Scalar, read_lock
+from mlspec.gitops.gates import evaluate, render
+from mlspec.run.execute import interrupt_on_sigterm, run_lock
+from mlspec.run.hashing import Hasher
+from mlspec.run.lock import Lock, Scalar, read_lock, write_lock
+from mlspec.run.progress import Progress
+from mlspec.run.session import Session, StepFailed
+from mlspec.run.sklearn_step import validate_builtin_cached
+from mlspec.run.stepkey import environment, stale_reasons, step_key, step_state
+from mlspec.run.sweep import record_variants, run_sweeps
+from mlspec.spec.yamlsafe import resolve_plain
 from mlspec.tables import table
 
 if TYPE_CHECKING:
@@ -41,7 +50,6 @@ def select(loaded: LoadedSpec, steps: list[str]) -> list[str]:
 def parse_sets(loaded: LoadedSpec, sets: list[str], selection: list[str]
                ) -> dict[str, dict[str, Scalar]]:
     """`--set name=value` (or `step.name=value`) → per-step param overrides for this run."""
-    from mlspec.spec.yamlsafe import resolve_plain
 
     graph = loaded.graph
     out: dict[str, dict[str, Scalar]] = {}
@@ -75,16 +83,10 @@ def _has_metrics(loaded: LoadedSpec, selection: list[str]) -> bool:
 def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
               sets: list[str] | None = None, verify: bool = False, sweep: bool = False,
               base: str | None = None, gates: bool = True) -> Outcome:
-    from mlspec.run.execute import interrupt_on_sigterm, run_lock
-    from mlspec.run.hashing import Hasher
-    from mlspec.run.progress import Progress
-    from mlspec.run.session import Session, StepFailed
-    from mlspec.run.stepkey import environment
 
     selection = select(loaded, steps)
     overrides = parse_sets(loaded, sets or [], selection)
     if any(loaded.graph.steps[s].estimator for s in loaded.graph.steps):
-        from mlspec.run.sklearn_step import validate_builtin_cached
 
         validate_builtin_cached(loaded)
     progress = Progress(len(selection))
@@ -99,14 +101,12 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:
-                from mlspec.run.sweep import run_sweeps
 
                 sweep_text, sweep_data = run_sweeps(session, selection)
             session.run(selection)
             if not steps and not verify and session.record:
                 _prune(session, loaded)
             if not verify:
-                from mlspec.run.sweep import record_variants
 
                 record_variants(session, selection)
         except StepFailed as err:
@@ -121,7 +121,6 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
 
 def _prune(session: Session, loaded: LoadedSpec) -> None:
     """A full run drops lock entries of steps the spec no longer has."""
-    from mlspec.run.lock import write_lock
 
     gone = [n for n in session.lock.steps if n not in loaded.graph.steps]
     gone_sweeps = [n for n in session.lock.sweeps
@@ -175,7 +174,6 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
         else:
             parts.append(summary + "; mlspec.lock unchanged (the rerun reproduced it)\n")
     if gates and _has_metrics(loaded, selection):
-        from mlspec.gitops.gates import evaluate, render
 
         metrics = session.lock.metrics()
         for res in session.results.values():
@@ -195,8 +193,6 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
 
 def status(loaded: LoadedSpec) -> Outcome:
     """Which steps are stale and exactly why; informational, so exit 0 either way."""
-    from mlspec.run.hashing import Hasher
-    from mlspec.run.stepkey import environment, stale_reasons, step_state
 
     lock = read_lock(loaded.root)
     hasher = Hasher(loaded.root)
@@ -238,7 +234,6 @@ def _rebuilds_to(st: StepState, entry: StepLock, rebuilt_steps: set[str],
                  graph: Graph, env: dict[str, str]) -> bool:
     """Whether rerunning reproduces the lock's key: it matches once the deps that upstream
     steps rebuild (stale ones whose key matches the lock) are as the lock has them."""
-    from mlspec.run.stepkey import step_key
 
     if entry.key == st.key:
         return True

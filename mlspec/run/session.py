@@ -23,6 +23,7 @@ from mlspec.run.hashing import Hasher, NotRegularFile
 from mlspec.run.lock import Lock, Scalar, StepLock, write_lock
 from mlspec.run.metricsfile import MetricsError, flatten_metrics, read_metrics
 from mlspec.run.progress import Progress
+from mlspec.run.sklearn_step import builtin_config
 from mlspec.run.stepkey import StepState, missing_deps, outs_match, stale_reasons, step_state
 
 if TYPE_CHECKING:
@@ -143,7 +144,6 @@ class Session:
         for out in st.outs:
             (self.root / out.rstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         if step.estimator is not None:
-            from mlspec.run.sklearn_step import builtin_config
 
             argv: list[str] | str = builtin_argv(builtin_config(self.loaded, name, st.params))
         else:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.fsutil import write_atomic
+from mlspec.spec.step import Split
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
@@ -133,7 +135,6 @@ def validate_builtin_cached(loaded: LoadedSpec) -> None:
     except OSError:
         pass
     validate_builtin(loaded)
-    from mlspec.fsutil import write_atomic
 
     path.parent.mkdir(exist_ok=True)
     write_atomic(path, stamp)
@@ -143,7 +144,6 @@ def builtin_config(loaded: LoadedSpec, name: str, params: dict[str, Any]) -> dic
     step = loaded.graph.steps[name]
     cls = _load_class(step.estimator or "")
     assert not isinstance(cls, str)
-    from mlspec.spec.step import Split
 
     split = step.split or Split()
     return {"estimator": step.estimator, "params": params,

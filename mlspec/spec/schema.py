@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 from mlspec.spec.loader import STAGE_KEYS
+from mlspec.spec.root import Spec
 
 SCHEMA_ID = "https://mlspec.dev/schemas/mlspec.schema.json"
 
 
 def spec_schema() -> dict[str, Any]:
-    from mlspec.spec.root import Spec
 
     schema = Spec.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
