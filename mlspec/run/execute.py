@@ -236,10 +236,10 @@ def run_process(name: str, argv: list[str] | str, root: Path, params: dict[str, 
     proc = subprocess.Popen(full, cwd=root, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=armed)
-    if on_spawn is not None:
-        on_spawn(proc.pid, name)
     prefix = f"{name} | "
-    try:
+    try:  # from here on, an interrupt (even while recording the spawn) stops the step
+        if on_spawn is not None:
+            on_spawn(proc.pid, name)
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
             emit(prefix + raw.decode(errors="replace").rstrip("\r\n"))
