@@ -26,8 +26,7 @@ from mlspec.gitops.gitrefs import (
     repo_relpath,
     resolve,
 )
-from mlspec.gitops.modelcard import release_notes
-from mlspec.spec.loader import hash_spec_files
+from mlspec.spec.loader import STAGE_KEYS, hash_spec_files
 from mlspec.spec.yamlsafe import parse_yaml
 
 if TYPE_CHECKING:
@@ -36,9 +35,19 @@ if TYPE_CHECKING:
     from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
-STAGES = ("design", "data", "model", "inference", "ci")
 NOTES_REF = "refs/notes/mlspec"  # where `mlspec build --push` may record the pushed image
 BUILD_RECORD = layout.BUILD_RECORD
+
+
+NOTES_START, NOTES_END = "<!-- release-notes -->", "<!-- /release-notes -->"
+
+
+def release_notes(tag_message: str) -> str | None:
+    """The --message a release was tagged with, read back from its tag's model card."""
+    start, end = tag_message.find(NOTES_START), tag_message.find(NOTES_END)
+    if start < 0 or end < start:
+        return None
+    return tag_message[start + len(NOTES_START):end].strip() or None
 
 
 @dataclass
@@ -138,7 +147,7 @@ def spec_facts(files: dict[str, bytes], root_name: str) -> SpecFacts:
     root = _yaml(files[root_name]) or {}
     if not isinstance(root, dict):
         root = {}
-    section = {k: root.get(k) for k in STAGES}
+    section = {k: root.get(k) for k in STAGE_KEYS}
     for k, v in list(section.items()):
         if isinstance(v, str) and posixpath.normpath(v) in files:
             section[k] = _yaml(files[posixpath.normpath(v)]) or {}
@@ -166,7 +175,7 @@ def spec_files_at(repo: Repo, ref: str, rel_root: str, root_name: str) -> dict[s
         return {}
     files = {root_name: top}
     data = _yaml(top) or {}
-    for k in STAGES:
+    for k in STAGE_KEYS:
         v = data.get(k) if isinstance(data, dict) else None
         if isinstance(v, str):
             body = at(posixpath.normpath(v))

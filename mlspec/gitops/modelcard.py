@@ -9,21 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mlspec.gitops.lineage import NOTES_END, NOTES_START
 from mlspec.gitops.metricsdiff import fmt_num, fmt_value, md_code, md_escape
 
 if TYPE_CHECKING:
     from mlspec.gitops.lineage import Lineage
-
-
-NOTES_START, NOTES_END = "<!-- release-notes -->", "<!-- /release-notes -->"
-
-
-def release_notes(tag_message: str) -> str | None:
-    """The --message a release was tagged with, read back from its tag's model card."""
-    start, end = tag_message.find(NOTES_START), tag_message.find(NOTES_END)
-    if start < 0 or end < start:
-        return None
-    return tag_message[start + len(NOTES_START):end].strip() or None
 
 
 def short(h: str, n: int = 12) -> str:

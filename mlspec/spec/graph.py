@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from mlspec.errors import Diagnostic
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import SpecSource
     from mlspec.spec.root import Spec
+    from mlspec.spec.source import SpecSource
     from mlspec.spec.step import Step
 
 

@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic_core import PydanticCustomError
@@ -19,6 +19,7 @@ from mlspec.spec.common import normalise_path
 from mlspec.spec.graph import Graph
 from mlspec.spec.root import Spec
 from mlspec.spec.semantics import check_semantics
+from mlspec.spec.source import SpecSource
 from mlspec.spec.textrules import string_problem, text_checks, version_check
 from mlspec.spec.validate import validate_model
 from mlspec.spec.yamlsafe import Key, Loc, Yaml, read_yaml
@@ -38,32 +39,6 @@ _SECRET_PATTERNS = [
 _EXPR = re.compile(r"\$\{\{|\$\[\[")
 
 
-@dataclass
-class SpecSource:
-    """Where a spec came from: its files and the position of every node. Diagnostics are
-    located through it while the spec is being loaded, and afterwards."""
-
-    path: Path  # the root spec file (absolute)
-    root: Path  # the repository root: the spec's directory
-    display: str  # the spec path as the user named it
-    locs: dict[Key, Loc] = field(default_factory=dict)
-    key_locs: dict[Key, Loc] = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)  # repo-relative path -> absolute path
-    broken: set[str] = field(default_factory=set)  # stages whose file failed to load
-
-    def loc(self, key: Key) -> Loc:
-        """The position of a node, or of its nearest ancestor that has one."""
-        return nearest(self.locs, key) or Loc(self.display, 0, 0)
-
-    def key_loc(self, key: Key) -> Loc:
-        return self.key_locs.get(key) or self.loc(key)
-
-    def diag(self, key: Key, message: str, rule: str, hint: str | None = None,
-             at_key: bool = False) -> Diagnostic:
-        loc = self.key_loc(key) if at_key else self.loc(key)
-        return Diagnostic(loc.file, loc.line, loc.col, message, rule, hint)
-
-
 @dataclass(kw_only=True)
 class LoadedSpec(SpecSource):
     """A validated spec, its step graph and its hash, with the positions of its nodes."""
@@ -71,16 +46,6 @@ class LoadedSpec(SpecSource):
     spec: Spec
     graph: Graph
     spec_hash: str
-
-
-def nearest(locs: dict[Key, Loc], key: Key) -> Loc | None:
-    k = tuple(key)
-    while True:
-        if k in locs:
-            return locs[k]
-        if not k:
-            return None
-        k = k[:-1]
 
 
 def display_path(path: Path, base_display: str, root: Path) -> str:

@@ -22,7 +22,7 @@ from mlspec.spec.step import Step
 from mlspec.spec.yamlsafe import Yaml
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import SpecSource
+    from mlspec.spec.source import SpecSource
 
 
 def _raw_metrics(data: dict[str, Yaml], loaded: SpecSource) -> set[str] | None:

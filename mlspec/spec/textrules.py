@@ -28,7 +28,7 @@ from mlspec.spec.validate import where
 from mlspec.spec.yamlsafe import Document, Key, Yaml
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import SpecSource
+    from mlspec.spec.source import SpecSource
 
 LINE_BREAKS = "\n\r\x85\u2028\u2029"
 BLANKS = " \t"

@@ -16,7 +16,7 @@ from mlspec.spec.root import Spec
 from mlspec.spec.yamlsafe import Document, Key, Yaml
 
 if TYPE_CHECKING:
-    from mlspec.spec.loader import SpecSource
+    from mlspec.spec.source import SpecSource
 
 _TYPE_WORDS = {
     "string_type": "a string", "int_type": "an integer", "float_type": "a number",
