@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -74,8 +73,6 @@ def test_init_scripts_run_and_pass_the_gates(scaffolded: Path, tmp_path: Path) -
 
 
 def test_init_then_mlspec_run(scaffolded: Path, tmp_path: Path) -> None:
-    if importlib.util.find_spec("mlspec.run.runner") is None:
-        pytest.skip("mlspec.run.runner is not part of this tree yet")
     work = tmp_path / "work"
     subprocess.run(["cp", "-a", str(scaffolded), str(work)], check=True)
     r = mlspec("run", cwd=work, timeout=600)
