@@ -11,6 +11,7 @@ LOCK = "mlspec.lock"  # committed: every step's key, dep/out hashes, params and 
 STATE = ".mlspec"  # mlspec's own working state (git-ignored)
 RECORDS = f"{STATE}/steps"  # `mlspec run` leaves RECORDS/<step>.lock: that step's entry alone
 SWEEPS = f"{STATE}/sweeps"  # sweep variant records: SWEEPS/<step>/<params>.json
+CACHE = f"{STATE}/cache"  # outs of every step run, by step key: restored instead of re-executed
 HASH_CACHE = f"{STATE}/hashes.json"  # file hashes keyed by (path, size, mtime_ns, inode)
 RUN_LOCK = f"{STATE}/run.lock"  # fcntl lock held by one `mlspec run` at a time
 BUILD_RECORD = f"{STATE}/build.json"  # images `mlspec build` made (digest, tags, lineage)
