@@ -28,13 +28,15 @@ import os
 import re
 import shutil
 import stat as stat_mod
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlspec import layout
-from mlspec.errors import MlspecError
+from mlspec.errors import MlspecError, Outcome
 from mlspec.fsutil import write_atomic
+from mlspec.run.execute import run_lock
 from mlspec.run.hashing import CHUNK, tree_hash
 from mlspec.run.lock import Lock, StepLock, read_lock
 
@@ -377,3 +379,45 @@ def protected(root: Path) -> set[str]:
                 continue
             keys |= {s.key for s in rec.steps.values()}
     return keys
+
+
+def collect(root: Path, delete: bool) -> Outcome:
+    """`mlspec gc`: the runs neither mlspec.lock nor a step record names, and the objects
+    only they use; listed (dry run) or deleted (under the run lock, so no run races it)."""
+    with run_lock(Path(root), _say):
+        cache = Cache(Path(root))
+        runs = cache.runs()
+        keep = protected(Path(root))
+        drop = {k for k in runs if k not in keep}
+        files, size = cache.plan_drop(drop)
+        rel = [f.relative_to(Path(root)).as_posix() for f in files]
+        data = {"deleted": delete, "files": rel, "bytes": size, "runs": len(drop),
+                "kept_runs": len(runs) - len(drop)}
+        if delete:
+            for f in files:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+    lines = [*rel] if not delete else []
+    what = (f"{len(drop)} cached run(s) and {len(files) - len(drop)} object(s), "
+            f"{num_bytes(size)}")
+    kept = f"kept {len(runs) - len(drop)} run(s) named by {layout.LOCK} or {layout.RECORDS}"
+    if delete:
+        lines.append(f"deleted {what}; {kept}")
+    elif files:
+        lines.append(f"would delete {what}; {kept}; run `mlspec gc --yes` to delete them")
+    else:
+        lines.append(f"nothing to delete; {kept}")
+    return Outcome(text="\n".join(lines), data=data)
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def num_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit} ({n} bytes)"
+        size /= 1024
+    return f"{n} bytes"

@@ -141,7 +141,7 @@ def _failed(session: Session, err: Any) -> Outcome:
         text += err.detail
     done = f"ran {len(session.ran)}, skipped {len(session.skipped)} before the failure; "
     done += "mlspec.lock keeps the failed step's previous entry\n"
-    return Outcome(code=1, text=text + done,
+    return Outcome(code=1, text=text + done, diagnostics=list(err.diagnostics),
                    data={"ok": False, "failed": err.step, "error": err.message,
                          "detail": err.detail,
                          "ran": session.ran, "skipped": session.skipped})

@@ -19,7 +19,7 @@ from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
 from mlspec.run import checks as data_checks
 from mlspec.run.cache import Cache, RestoreFailed
-from mlspec.run.execute import Spawned, builtin_argv, run_process
+from mlspec.run.execute import Spawned, StepTimedOut, builtin_argv, run_process
 from mlspec.run.hashing import Hasher, NotRegularFile, tree_hash
 from mlspec.run.lock import Lock, Scalar, StepLock, write_lock
 from mlspec.run.metricsfile import MetricsError, flatten_metrics, read_metrics
@@ -37,8 +37,10 @@ __all__ = ["Session", "StepFailed", "VerifyDiff", "flatten_metrics"]
 class StepFailed(Exception):
     """A step's process failed, an out is missing, its metrics are unreadable or a check failed."""
 
-    def __init__(self, step: str, message: str, detail: str = ""):
+    def __init__(self, step: str, message: str, detail: str = "",
+                 diagnostics: list[Diagnostic] | None = None):
         self.step, self.message, self.detail = step, message, detail
+        self.diagnostics = diagnostics or []
         super().__init__(f"step '{step}' failed: {message}")
 
 
@@ -228,8 +230,21 @@ class Session:
         else:
             argv = st.command
         self.settled.pop(name, None)
-        rc = run_process(name, argv, self.root, dict(st.params), self.progress.say,
-                         on_spawn=self.on_spawn)
+        try:
+            rc = run_process(name, argv, self.root, dict(st.params), self.progress.say,
+                             on_spawn=self.on_spawn,
+                             timeout_minutes=step.resources.timeout_minutes)
+        except StepTimedOut:
+            limit = step.resources.timeout_minutes
+            self.progress.done(name, False, f"timed out after {limit} min")
+            stage = self.loaded.graph.stage[name]
+            raise StepFailed(name, f"it ran longer than its timeout_minutes ({limit}) and "
+                             "was stopped", diagnostics=[self.loaded.diag(
+                                 (stage, "steps", name, "resources", "timeout_minutes"),
+                                 f"step '{name}' ran longer than its timeout_minutes "
+                                 f"({limit})", "run.timeout",
+                                 "raise resources.timeout_minutes, or make the step faster")]
+                             ) from None
         if rc != 0:
             self.progress.done(name, False, f"exit code {rc}")
             raise StepFailed(name, f"its command exited with code {rc}")
