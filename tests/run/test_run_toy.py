@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -219,6 +220,7 @@ def test_missing_out_is_a_reason_and_identical_rebuilds_stop_there(tmp_path: Pat
     status = json.loads(mlspec("status", "--json", cwd=repo).stdout)
     assert status["steps"]["make"]["reasons"] == ["out out/made.txt is missing"]
     assert status["stale"] == ["make", "score"]  # score: its upstream is stale
+    shutil.rmtree(repo / ".mlspec/cache")  # no local cache: make really reruns
     r = mlspec("run", "--no-gates", cwd=repo)
     # make writes the same bytes again, so score's inputs are unchanged: it is skipped
     assert "ran 1, skipped 1" in r.stdout, r.stdout + r.stderr
