@@ -211,8 +211,9 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="rerun even when up to date")] = False,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", help="override a param (repeatable)")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="rerun everything; exit 1 when outs or "
-                                         "metrics differ from the lock")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="rerun everything (or only the STEPs "
+                                         "named; their upstream must be up to date); exit 1 "
+                                         "when outs or metrics differ from the lock")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="run every sweep variant")] = False,
     base: RefOpt = None,
     no_gates: Annotated[bool, typer.Option("--no-gates", help="do not evaluate gates")] = False,

@@ -254,17 +254,18 @@ class Cache:
                     out[e.name] = e.stat().st_size
         return out
 
-    def referenced(self, keys: set[str]) -> set[str]:
-        """Object names the given runs refer to."""
-        names: set[str] = set()
+    def references(self, keys: set[str]) -> dict[str, set[str]]:
+        """The object names each run refers to (an unreadable run: none)."""
+        refs: dict[str, set[str]] = {}
         for key in keys:
             run = self._read(key)
+            names = refs.setdefault(key, set())
             for o in run.outs if run else []:
                 for h in [o.hash] if o.files is None else [h for _, h in o.files]:
                     n = _hex(h)
                     if n:
                         names.add(n)
-        return names
+        return refs
 
     def _read(self, key: str) -> CachedRun | None:
         try:
@@ -272,14 +273,18 @@ class Cache:
         except (OSError, ValueError):
             return None
 
-    def plan_drop(self, drop: set[str]) -> tuple[list[Path], int]:
-        """The files deleting runs `drop` removes (the runs, then objects no other run
-        refers to, and leftover temporaries) and their bytes."""
-        runs = self.runs()
-        keep = self.referenced(set(runs) - drop)
+    def plan_drop(self, drop: set[str], runs: dict[str, tuple[Path, os.stat_result]]
+                  | None = None, refs: dict[str, set[str]] | None = None,
+                  objects: dict[str, int] | None = None) -> tuple[list[Path], int]:
+        """The files deleting runs `drop` removes (the runs, then the objects, leftover
+        temporaries included, that no other run refers to) and their bytes."""
+        runs = self.runs() if runs is None else runs
+        refs = self.references(set(runs)) if refs is None else refs
+        objects = self.objects() if objects is None else objects
+        keep = set().union(*(refs.get(k, set()) for k in runs if k not in drop))
         files = [runs[k][0] for k in sorted(drop) if k in runs]
         size = sum(runs[k][1].st_size for k in drop if k in runs)
-        for name, n in sorted(self.objects().items()):
+        for name, n in sorted(objects.items()):
             if name not in keep:
                 files.append(self.dir / "objects" / name)
                 size += n
@@ -288,18 +293,19 @@ class Cache:
     def evict(self, keep: set[str], limit: int | None = None) -> None:
         """Drop least recently used runs (never `keep`) until the cache fits its cap."""
         limit = max_bytes() if limit is None else limit
-        runs = self.runs()
-        total = sum(st.st_size for _, st in runs.values()) + sum(self.objects().values())
+        runs, objects = self.runs(), self.objects()
+        total = sum(st.st_size for _, st in runs.values()) + sum(objects.values())
         if total <= limit:
             return
+        refs = self.references(set(runs))
         order = sorted((k for k in runs if k not in keep), key=lambda k: runs[k][1].st_mtime_ns)
         drop: set[str] = set()
+        files: list[Path] = []
         for k in order:
             drop.add(k)
-            files, size = self.plan_drop(drop)
+            files, size = self.plan_drop(drop, runs, refs, objects)
             if total - size <= limit:
                 break
-        files, _ = self.plan_drop(drop)
         for f in files:
             with contextlib.suppress(OSError):
                 f.unlink()

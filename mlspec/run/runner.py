@@ -1,9 +1,12 @@
 """`mlspec run` and `mlspec status`: the api's entry points for running and inspecting steps.
 
 run: steps in graph order (a named step brings its stale upstream), each skipped when its key
-and outs match the lock, under a repository-wide run lock; then the gates. `--verify` reruns
-everything and compares with the lock without rewriting it. `--sweep` runs each sweep grid
-first (mlspec.run.sweep). Heavy modules (sklearn, git) are imported only when a step needs them.
+and outs match the lock, restored from the local cache (mlspec.run.cache) when a run with its
+key is there, executed otherwise; all under a repository-wide run lock; then the gates.
+`--force` and `--verify` never restore. `--verify` reruns everything (`--verify STEP...`: only
+those steps, their upstream must be up to date) and compares with the lock without rewriting
+it. `--sweep` runs each sweep grid first (mlspec.run.sweep). Heavy modules (sklearn, git) are
+imported only when a step needs them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ Every run also leaves a variant record, `.mlspec/sweeps/<step>/<params>.json`, k
 variant's inputs. A variant whose record matches is not rerun. That is how CI fans out: each
 matrix job runs `mlspec run --no-gates --set n_estimators=50` and uploads `.mlspec/sweeps/`;
 the pick-best job downloads them all and runs `mlspec run --sweep`, which finds every variant
-recorded, reruns none, and picks the best by the design's primary metric.
+recorded, reruns none, and picks the best by the design's primary metric. When the matrix
+jobs upload `.mlspec/cache/` too, the spec's own variant's outs are restored from it
+(mlspec.run.cache): the pick-best job executes nothing.
 """
 
 from __future__ import annotations
