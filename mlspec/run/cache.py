@@ -333,14 +333,24 @@ def _parse(data: object, key: str) -> CachedRun | None:
             continue
         if not isinstance(files, list) or not all(
                 isinstance(f, list) and len(f) == 2 and _safe_rel(f[0]) and isinstance(f[1], str)
-                and (_hex(f[1]) or (f[1].startswith("symlink:") and f[0].endswith("/")))
+                and (_hex(f[1]) or (f[1].startswith("symlink:") and f[0].endswith("/")
+                                    and _inner_link(f[1][len("symlink:"):])))
                 for f in files):
             return None
+        links = [f[0] for f in files if f[1].startswith("symlink:")]
+        if any(f[0] != link and f[0].startswith(link) for f in files for link in links):
+            return None  # a file "inside" a directory link would be written through it
         run.outs.append(Out(o["path"], o["hash"], [(f[0], f[1]) for f in files]))
     if sorted(o.path for o in run.outs) != sorted(entry.outs) or any(
             entry.outs[o.path] != o.hash for o in run.outs):
         return None
     return run
+
+
+def _inner_link(target: str) -> bool:
+    """A directory link a restore recreates: relative, and never climbing out ('..')."""
+    return bool(target) and not target.startswith("/") and "\0" not in target and \
+        ".." not in target.split("/")
 
 
 def _swap(tmp: Path, dest: Path) -> None:

@@ -178,8 +178,8 @@ class Session:
         """Put a stale step's outs back from the local cache when it holds the step's key;
         record its entry as a run would. False (then the step executes) on any miss."""
         run = self.cache.lookup(st.key)
-        if run is None:
-            return False
+        if run is None or sorted(run.entry.outs) != sorted(st.outs):
+            return False  # a record naming other paths than the step's outs is not used
         for out in st.outs:
             escape = self._escape(out)
             if escape is not None:

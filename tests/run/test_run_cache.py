@@ -175,6 +175,25 @@ def test_corrupt_object_executes_and_leaves_nothing_partial(fan: tuple[Path, Pat
     assert not [p for p in repo.iterdir() if p.name.startswith(".mlspec-restore-")]
 
 
+def test_a_record_naming_other_paths_is_not_restored(fan: tuple[Path, Path]) -> None:
+    """A cache merged from artifacts is input like any other: a run record that lists a path
+    the step does not declare (here, a source file) is ignored and the step executes."""
+    repo, counter = fan
+    key = Lock.parse((repo / "mlspec.lock").read_text()).steps["train"].key
+    record = repo / layout.CACHE / "runs" / f"{key.removeprefix('sha256:')}.json"
+    data = json.loads(record.read_text())
+    out = data["outs"][0]
+    data["outs"].append({"path": "src/prepare.py", "hash": out["hash"]})
+    data["entry"]["outs"]["src/prepare.py"] = out["hash"]
+    record.write_text(json.dumps(data))
+    source = (repo / "src/prepare.py").read_bytes()
+    shutil.rmtree(repo / "model")
+    r = mlspec("run", "--no-gates", cwd=repo, env={"COUNTER": str(counter)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _executions(counter) == ["train"] and not _restores(r.stderr)
+    assert (repo / "src/prepare.py").read_bytes() == source
+
+
 def test_force_and_verify_never_restore(fan: tuple[Path, Path]) -> None:
     repo, counter = fan
     env = {"COUNTER": str(counter)}
