@@ -359,11 +359,17 @@ def _swap(tmp: Path, dest: Path) -> None:
         st = os.lstat(dest)
     except FileNotFoundError:
         st = None
-    if st is not None and stat_mod.S_ISDIR(st.st_mode):
+    if st is not None and (stat_mod.S_ISDIR(st.st_mode) or tmp.is_dir()):
+        # rename cannot put a directory over a file or replace a directory: move it aside
         old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=_TMP))
         os.replace(dest, old / "old")
-        os.replace(tmp, dest)
-        _remove(old)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            os.replace(old / "old", dest)  # put it back as it was
+            raise
+        finally:
+            _remove(old)
     else:
         os.replace(tmp, dest)
 

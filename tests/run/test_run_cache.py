@@ -4,6 +4,7 @@ fan-out that trains each param set once, `mlspec gc`, the size cap, `--verify ST
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -339,3 +340,38 @@ def _gone(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+def test_directory_out_with_a_link_round_trips(tmp_path: Path) -> None:
+    spec = """
+        version: 1
+        project: {name: tree}
+        model:
+          steps:
+            make:
+              command: python src/make.py
+              deps: [src/make.py]
+              outs: [data/]
+    """
+    files = {"src/make.py": """
+        import os, pathlib
+        pathlib.Path("data/sub/deeper").mkdir(parents=True, exist_ok=True)
+        pathlib.Path("data/sub/deeper/a.bin").write_bytes(bytes(range(256)) * 64)
+        pathlib.Path("data/empty.txt").write_text("")
+        if not os.path.islink("data/link"):
+            os.symlink("sub", "data/link")
+    """}
+    repo = make_repo(tmp_path / "r", spec, files)
+    (repo / ".gitignore").write_text(".mlspec/\nparams.json\ndata/\n")
+    assert mlspec("run", cwd=repo).returncode == 0
+    locked = (repo / "mlspec.lock").read_bytes()
+    shutil.rmtree(repo / "data")
+    (repo / "data").write_text("a file where the directory was\n")
+    r = mlspec("run", cwd=repo)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _restores(r.stderr) == ["make"]
+    assert os.readlink(repo / "data/link") == "sub"
+    assert (repo / "data/sub/deeper/a.bin").read_bytes() == bytes(range(256)) * 64
+    assert (repo / "data/empty.txt").read_bytes() == b""
+    assert (repo / "mlspec.lock").read_bytes() == locked
+    assert "everything is up to date" in mlspec("status", cwd=repo).stdout
