@@ -131,7 +131,7 @@ def status(spec_path: Path, exit_code: bool = False) -> Outcome:
 @_outcome
 def gc(spec_path: Path, yes: bool) -> Outcome:
     """`mlspec gc`: list (or, with yes, delete) local cache runs the lock does not name."""
-    from mlspec.run.cache import collect
+    from mlspec.run.cache_gc import collect
 
     return collect(load(spec_path).root, delete=yes)
 

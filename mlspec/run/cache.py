@@ -13,8 +13,9 @@ never hard links into the cache, so a script that rewrites its out in place cann
 The cache is an optimisation: an unreadable or malformed record, a missing or corrupt object,
 a full disk, all cost a re-execution, never a wrong out. Its size is capped
 (`MLSPEC_CACHE_MAX_BYTES`, default 5 GiB): after a store, the least recently used run
-records go first, then the objects no remaining record refers to. `mlspec gc` drops every run
-the lock and the step records (`.mlspec/steps`) do not name.
+records go first, then the objects no remaining record refers to. `mlspec gc`
+(mlspec.run.cache_gc) drops every run the lock and the step records (`.mlspec/steps`) do not
+name.
 
 A no-op `mlspec run` never opens the cache: it is read only for a step that would execute.
 """
@@ -28,17 +29,14 @@ import os
 import re
 import shutil
 import stat as stat_mod
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlspec import layout
-from mlspec.errors import MlspecError, Outcome
 from mlspec.fsutil import write_atomic
-from mlspec.run.execute import run_lock
 from mlspec.run.hashing import CHUNK, tree_hash
-from mlspec.run.lock import Lock, StepLock, read_lock
+from mlspec.run.lock import Lock, StepLock
 
 VERSION = 1
 DEFAULT_MAX_BYTES = 5 << 30
@@ -380,66 +378,3 @@ def _remove(p: Path) -> None:
     else:
         with contextlib.suppress(OSError):
             p.unlink()
-
-
-def protected(root: Path) -> set[str]:
-    """Keys `mlspec gc` keeps: the lock's steps and every step record in .mlspec/steps."""
-    keys: set[str] = set()
-    try:
-        lock = read_lock(root)
-    except MlspecError:  # a broken lock protects nothing; gc still reports
-        lock = None
-    if lock is not None:
-        keys |= {e.key for e in lock.steps.values()}
-    with contextlib.suppress(OSError), os.scandir(Path(root) / layout.RECORDS) as it:
-        for e in it:
-            if not (e.name.endswith(".lock") and e.is_file(follow_symlinks=False)):
-                continue
-            try:
-                rec = Lock.parse(Path(e.path).read_text(encoding="utf-8"), file=e.name)
-            except (OSError, UnicodeDecodeError, MlspecError):  # a broken record
-                continue
-            keys |= {s.key for s in rec.steps.values()}
-    return keys
-
-
-def collect(root: Path, delete: bool) -> Outcome:
-    """`mlspec gc`: the runs neither mlspec.lock nor a step record names, and the objects
-    only they use; listed (dry run) or deleted (under the run lock, so no run races it)."""
-    with run_lock(Path(root), _say):
-        cache = Cache(Path(root))
-        runs = cache.runs()
-        keep = protected(Path(root))
-        drop = {k for k in runs if k not in keep}
-        files, size = cache.plan_drop(drop)
-        rel = [f.relative_to(Path(root)).as_posix() for f in files]
-        data = {"deleted": delete, "files": rel, "bytes": size, "runs": len(drop),
-                "kept_runs": len(runs) - len(drop)}
-        if delete:
-            for f in files:
-                with contextlib.suppress(OSError):
-                    f.unlink()
-    lines = [*rel] if not delete else []
-    what = (f"{len(drop)} cached run(s) and {len(files) - len(drop)} object(s), "
-            f"{num_bytes(size)}")
-    kept = f"kept {len(runs) - len(drop)} run(s) named by {layout.LOCK} or {layout.RECORDS}"
-    if delete:
-        lines.append(f"deleted {what}; {kept}")
-    elif files:
-        lines.append(f"would delete {what}; {kept}; run `mlspec gc --yes` to delete them")
-    else:
-        lines.append(f"nothing to delete; {kept}")
-    return Outcome(text="\n".join(lines), data=data)
-
-
-def _say(text: str) -> None:
-    sys.stderr.write(text + "\n")
-
-
-def num_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit} ({n} bytes)"
-        size /= 1024
-    return f"{n} bytes"
