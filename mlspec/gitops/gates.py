@@ -136,9 +136,9 @@ def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
 
 
 def render(results: list[GateResult], ref: str | None) -> str:
-    rows = [[r.gate, num(r.value) if r.value is not None else "missing", num(r.threshold),
-             num(r.baseline), r.verdict + (f" ({r.reason})" if r.verdict == "FAIL" and r.reason
-                                           else "")] for r in results]
+    rows = [[r.gate, num(r.value, "missing"), num(r.threshold), num(r.baseline),
+             r.verdict + (f" ({r.reason})" if r.verdict == "FAIL" and r.reason else "")]
+            for r in results]
     if ref is None:
         shown = "none"
     elif len(ref) == 40 and all(c in "0123456789abcdef" for c in ref):
