@@ -69,6 +69,8 @@ def base_metrics(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict
     quick = previous_lock(loaded.root, loaded.spec.ci.default_branch) if base is None else None
     if quick is not None:  # the everyday case, without GitPython
         sha, text = quick
+        if sha is None:
+            return None, {}
         lock = lock_from_text(text, sha) if text is not None else None
         return sha, (lock.metrics() if lock is not None else {})
     ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)

@@ -62,7 +62,8 @@ def test_other_cases_are_left_to_the_general_path(tmp_path: Path,
     repo = init_repo(tmp_path / "r")
     assert previous_lock(repo, "main") is None  # no commit yet
     _commit(repo, {"mlspec.lock": LOCK}, "one")
-    assert previous_lock(repo, "main") is None  # a first commit
+    assert previous_lock(repo, "main") == (None, None)  # a first commit: no baseline
+    assert find_base_ref(repo, None, "main") is None
     _commit(repo, {"a.txt": "a"}, "two")
     assert previous_lock(repo, "trunk") is None  # not on the default branch
     git("checkout", "-q", "--detach", cwd=repo)
@@ -73,3 +74,11 @@ def test_other_cases_are_left_to_the_general_path(tmp_path: Path,
     monkeypatch.delenv("GITHUB_BASE_REF")
     assert previous_lock(repo, "main") is not None
     assert previous_lock(tmp_path / "nowhere", "main") is None
+
+
+def test_a_shallow_clone_without_the_parent_is_left_to_the_general_path(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    _commit(repo, {"mlspec.lock": LOCK}, "one")
+    _commit(repo, {"a.txt": "a"}, "two")
+    git("clone", "-q", "--depth", "1", f"file://{repo}", str(tmp_path / "s"), cwd=tmp_path)
+    assert previous_lock(tmp_path / "s", "main") is None  # the general path says "fetch it"
