@@ -5,22 +5,16 @@ Nothing heavy is imported here: api imports what each command needs when it runs
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
-from collections.abc import Iterator, MutableMapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import typer.main
-from typer import _click as click
-from typer.core import TyperArgument, TyperGroup
-from typer.main import get_command_from_info, get_command_name
-from typer.models import CommandInfo
 
 from mlspec import __version__, layout
+from mlspec.lazygroup import lazy_group
 
 app = typer.Typer(
     name="mlspec",
@@ -391,64 +385,8 @@ def bare_diff(argv: list[str]) -> list[str]:
     return out
 
 
-def _no_type_labels(command: object) -> None:
-    """Typer labels every argument with its Python type (`STEP <list[str]>`); the metavar
-    says it all, so the label goes (issue 12.7)."""
-    for param in getattr(command, "params", []):
-        if isinstance(param, TyperArgument):
-            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
-
-
-class LazyCommands(MutableMapping[str, click.Command]):
-    """The group's commands, each built from its `@app.command()` function when first asked for.
-
-    Typer builds the click command of every registered function before parsing (parameters,
-    help, types: ~15 % of `mlspec validate`), although one command runs. This mapping holds the
-    registrations and builds only the commands that are looked up: the invoked one, or all of
-    them for `mlspec --help`. Names, order and help text are typer's own, so the output is
-    unchanged."""
-
-    def __init__(self, infos: list[CommandInfo]) -> None:
-        self.infos = {info.name or get_command_name(info.callback.__name__): info
-                      for info in infos if info.callback is not None}
-        self.built: dict[str, click.Command] = {}
-
-    def __getitem__(self, name: str) -> click.Command:
-        if name not in self.built:
-            command = get_command_from_info(
-                self.infos[name], pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode)
-            _no_type_labels(command)
-            self.built[name] = command
-        return self.built[name]
-
-    def __setitem__(self, name: str, command: click.Command) -> None:
-        self.built[name] = command
-        self.infos.setdefault(name, CommandInfo(name=name, callback=command.callback))
-
-    def __delitem__(self, name: str) -> None:
-        del self.infos[name]
-        self.built.pop(name, None)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.infos)
-
-    def __len__(self) -> int:
-        return len(self.infos)
-
-
-def root_command() -> TyperGroup:
-    """The `mlspec` group: its own options now, each command when it is looked up."""
-    bare = copy.copy(app)
-    bare.registered_commands = []  # the group alone; the commands come from LazyCommands
-    group = typer.main.get_command(bare)
-    assert isinstance(group, TyperGroup)
-    group.commands = LazyCommands(app.registered_commands)
-    return group
-
-
 def main() -> None:
     from mlspec.startup import skip_pydantic_plugin_discovery
 
     skip_pydantic_plugin_discovery()  # ~12 ms of `validate`; see mlspec/startup.py
-    root_command().main(args=bare_diff(sys.argv[1:]), prog_name="mlspec")
+    lazy_group(app).main(args=bare_diff(sys.argv[1:]), prog_name="mlspec")

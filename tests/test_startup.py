@@ -1,5 +1,5 @@
 """The CLI's start-up trims: pydantic plugin discovery skipped (mlspec/startup.py), and only the
-invoked command built (mlspec/cli.py LazyCommands)."""
+invoked command built (mlspec/lazygroup.py)."""
 
 from __future__ import annotations
 
