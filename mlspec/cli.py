@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperArgument
 
 from mlspec import __version__, layout
+from mlspec.lazygroup import lazy_group
 
 app = typer.Typer(
     name="mlspec",
@@ -402,20 +402,8 @@ def bare_diff(argv: list[str]) -> list[str]:
     return out
 
 
-def _no_type_labels(command: object) -> None:
-    """Typer labels every argument with its Python type (`STEP <list[str]>`); the metavar
-    says it all, so the label goes (issue 12.7)."""
-    for param in getattr(command, "params", []):
-        if isinstance(param, TyperArgument):
-            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
-    for sub in getattr(command, "commands", {}).values():
-        _no_type_labels(sub)
-
-
 def main() -> None:
     from mlspec.startup import skip_pydantic_plugin_discovery
 
     skip_pydantic_plugin_discovery()  # ~12 ms of `validate`; see mlspec/startup.py
-    command = typer.main.get_command(app)
-    _no_type_labels(command)
-    command.main(args=bare_diff(sys.argv[1:]), prog_name="mlspec")
+    lazy_group(app).main(args=bare_diff(sys.argv[1:]), prog_name="mlspec")

@@ -1,6 +1,9 @@
-"""Plain-text tables for run summaries, data checks, gates and --verify diffs."""
+"""Plain-text tables for run summaries, data checks, gates and --verify diffs, and the one
+number format of every table and report."""
 
 from __future__ import annotations
+
+import math
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -15,7 +18,19 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def num(v: float | None) -> str:
+def num(v: float | None, none: str = "—") -> str:
+    """The one format for a metric, threshold or delta, in every table and report: integers
+    as they are, four decimals (columns line up, 0.9 and 0.9000 read alike), four significant
+    digits when that would show nothing (below 0.001, at or above 100,000); `none` for a
+    value that is absent."""
     if v is None:
-        return "-"
-    return f"{v:.6g}"
+        return none
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return str(v)
+    if math.isnan(v) or math.isinf(v):
+        return str(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.4g}"
+    return f"{v:.4f}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlspec.errors import MlspecError
-from mlspec.gitops.gitrefs import find_base_ref, lock_at
+from mlspec.gitops.gitrefs import find_base_ref, lock_at, lock_from_text, previous_lock
 from mlspec.spec.gates import Gate, parse_gate
 from mlspec.tables import num, table
 
@@ -66,6 +66,13 @@ def spec_gates(loaded: LoadedSpec) -> list[Gate]:
 def base_metrics(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict[str, float]]:
     """The base ref and the metrics in its lock (empty when it has no lock or no base)."""
 
+    quick = previous_lock(loaded.root, loaded.spec.ci.default_branch) if base is None else None
+    if quick is not None:  # the everyday case, without GitPython
+        sha, text = quick
+        if sha is None:
+            return None, {}
+        lock = lock_from_text(text, sha) if text is not None else None
+        return sha, (lock.metrics() if lock is not None else {})
     ref = find_base_ref(loaded.root, base, loaded.spec.ci.default_branch)
     if ref is None:
         return None, {}
@@ -131,9 +138,9 @@ def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
 
 
 def render(results: list[GateResult], ref: str | None) -> str:
-    rows = [[r.gate, num(r.value) if r.value is not None else "missing", num(r.threshold),
-             num(r.baseline), r.verdict + (f" ({r.reason})" if r.verdict == "FAIL" and r.reason
-                                           else "")] for r in results]
+    rows = [[r.gate, num(r.value, "missing"), num(r.threshold), num(r.baseline),
+             r.verdict + (f" ({r.reason})" if r.verdict == "FAIL" and r.reason else "")]
+            for r in results]
     if ref is None:
         shown = "none"
     elif len(ref) == 40 and all(c in "0123456789abcdef" for c in ref):

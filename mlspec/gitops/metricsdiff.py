@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlspec.gitops.gates import judge, spec_gates
+from mlspec.tables import num
 
 if TYPE_CHECKING:
     from mlspec.run.lock import Lock
@@ -231,25 +232,11 @@ def compare(loaded: LoadedSpec, current: Lock, base: Lock | None, base_ref: str 
 
 
 # -- rendering ------------------------------------------------------------------------------
-def fmt_num(v: float | None, none: str = "—") -> str:
-    if v is None:
-        return none
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, int):
-        return str(v)
-    if math.isnan(v) or math.isinf(v):
-        return str(v)
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.4g}"
-    return f"{v:.4f}"
-
-
 def fmt_delta(row: MetricRow) -> str:
     d = row.delta
     if d is None:
         return "—"
-    text = ("+" if d > 0 else "") + fmt_num(d) if d != 0 else "0"
+    text = ("+" if d > 0 else "") + num(d) if d != 0 else "0"
     if row.base not in (None, 0) and d != 0:
         assert row.base is not None
         text += f" ({d / abs(row.base):+.1%})"
@@ -282,8 +269,8 @@ def table(c: Comparison) -> str:
     body = []
     for r in c.rows:
         change = f"{arrow(r)} {TERM_CHANGE[r.change]}".strip()
-        body.append([r.name + (" *" if r.primary else ""), fmt_num(r.value, "missing"),
-                     fmt_num(r.base),
+        body.append([r.name + (" *" if r.primary else ""), num(r.value, "missing"),
+                     num(r.base),
                      fmt_delta(r), change, r.goal or "", r.verdict.upper() if r.verdict == "fail"
                      else r.verdict])
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
@@ -295,7 +282,7 @@ def table(c: Comparison) -> str:
     if c.gates:
         out += ["", "gates:"]
         for g in c.gates:
-            bar = f" (threshold {fmt_num(g.threshold)})" if g.threshold is not None else ""
+            bar = f" (threshold {num(g.threshold)})" if g.threshold is not None else ""
             note = f" — {g.note}" if g.note else ""
             out.append(f"  {g.verdict.upper():<11} {g.gate}{bar}{note}")
     if c.params:
@@ -345,7 +332,7 @@ def markdown_metrics(c: Comparison) -> str:
         delta = fmt_delta(r)
         cell = f"{change} {delta}".strip() if delta != "—" else (change or "—")
         goal = {"maximize": "↑ maximize", "minimize": "↓ minimize"}.get(r.goal or "", "—")
-        lines.append(f"| {name} | {fmt_num(r.value, 'missing')} | {fmt_num(r.base)} | {cell} | "
+        lines.append(f"| {name} | {num(r.value, 'missing')} | {num(r.base)} | {cell} | "
                      f"{goal} | "
                      f"{MD_VERDICT[r.verdict] or '—'} |")
     return "\n".join(lines) + "\n"
@@ -357,7 +344,7 @@ def markdown_gates(c: Comparison) -> str:
     lines = ["| gate | value | threshold | result |", "|---|---:|---:|---|"]
     for g in c.gates:
         result = MD_VERDICT[g.verdict] + (f" — {md_escape(g.note)}" if g.note else "")
-        lines.append(f"| {md_code(g.gate)} | {fmt_num(g.value)} | {fmt_num(g.threshold)} | "
+        lines.append(f"| {md_code(g.gate)} | {num(g.value)} | {num(g.threshold)} | "
                      f"{result} |")
     return "\n".join(lines) + "\n"
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mlspec.gitops.lineage import NOTES_END, NOTES_START
-from mlspec.gitops.metricsdiff import fmt_num, fmt_value, md_code, md_escape
+from mlspec.gitops.metricsdiff import fmt_value, md_code, md_escape
+from mlspec.tables import num
 
 if TYPE_CHECKING:
     from mlspec.gitops.lineage import Lineage
@@ -76,7 +77,7 @@ def model_card(lin: Lineage, version: str | None = None, message: str | None = N
     rows = []
     for name in _metric_order(lin):
         label = f"**{md_escape(name)}** (primary)" if name == lin.primary else md_escape(name)
-        rows.append((label, fmt_num(lin.metrics[name]), lin.goals.get(name) or "—"))
+        rows.append((label, num(lin.metrics[name]), lin.goals.get(name) or "—"))
     out += (_table(("metric", "value", "goal"), rows, "lrl") if rows else ["(none)"]) + [""]
     out += ["## Parameters", ""]
     prow = [(md_escape(s.name), md_code(k), md_code(fmt_value(v)))
@@ -115,7 +116,7 @@ def lineage_text(lin: Lineage) -> str:
     out.append(f"  image        {image_text(lin)}")
     if lin.metrics:
         out += ["", "metrics:"]
-        out += [f"  {n}{' *' if n == lin.primary else ''}: {fmt_num(lin.metrics[n])}"
+        out += [f"  {n}{' *' if n == lin.primary else ''}: {num(lin.metrics[n])}"
                 for n in _metric_order(lin)]
     for s in lin.steps:
         out += ["", f"step {s.name}{f' [{s.stage}]' if s.stage else ''}: {s.command}",

@@ -17,9 +17,10 @@ from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
 from mlspec.gitops.gates import spec_gates
 from mlspec.gitops.gitrefs import SEMVER, find_base_ref, lock_at, open_repo, repo_relpath, resolve
 from mlspec.gitops.lineage import lineage_at
-from mlspec.gitops.metricsdiff import evaluate_gates, fmt_num
+from mlspec.gitops.metricsdiff import evaluate_gates
 from mlspec.gitops.modelcard import model_card
 from mlspec.run.runner import status
+from mlspec.tables import num
 
 if TYPE_CHECKING:
     from git import Repo
@@ -148,8 +149,8 @@ def _gate_reasons(loaded: LoadedSpec, lock: Lock) -> list[str]:
     out = []
     for g in evaluate_gates(loaded, lock.metrics(), baseline, lock):
         if g.passed is False:
-            bar = f" (threshold {fmt_num(g.threshold)})" if g.threshold is not None else ""
-            value = fmt_num(g.value) if g.value is not None else "missing"
+            bar = f" (threshold {num(g.threshold)})" if g.threshold is not None else ""
+            value = num(g.value) if g.value is not None else "missing"
             why = f": {g.note}" if g.value is None and g.note else ""
             out.append(f"gate failed: {g.gate}: {g.metric} = {value}{bar}{why}")
     return out
@@ -223,7 +224,7 @@ def models(loaded: LoadedSpec) -> Outcome:
                        data=[])
     head = ["tag", "date", "commit", "primary metric"]
     body = [[r["tag"], r["date"], r["commit"][:12],
-             (f"{r['primary_metric']} {fmt_num(r['value'])}" if r["value"] is not None
+             (f"{r['primary_metric']} {num(r['value'])}" if r["value"] is not None
               else "no mlspec.lock" if not r["has_lock"] else "—")] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()

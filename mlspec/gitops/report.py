@@ -14,7 +14,6 @@ from mlspec import __version__
 from mlspec.gitops.metricsdiff import (
     MD_CHANGE,
     fmt_delta,
-    fmt_num,
     fmt_value,
     markdown_gates,
     markdown_metrics,
@@ -25,6 +24,7 @@ from mlspec.gitops.metricsdiff import (
 )
 from mlspec.gitops.modelcard import hashes_table, provenance_rows, short
 from mlspec.spec.graph import render_graph
+from mlspec.tables import num
 
 if TYPE_CHECKING:
     from mlspec.gitops.lineage import Lineage
@@ -50,7 +50,7 @@ def verdict_line(c: Comparison) -> str:
     parts = [head]
     primary = next((r for r in c.rows if r.primary), None)
     if primary is not None and primary.value is not None:
-        text = f"{md_escape(primary.name)} **{fmt_num(primary.value)}**"
+        text = f"{md_escape(primary.name)} **{num(primary.value)}**"
         if primary.delta is not None:
             colour = MD_CHANGE[primary.change]
             text += f" {colour + ' ' if colour else ''}{fmt_delta(primary)} vs base"
@@ -122,7 +122,7 @@ def sweeps_section(lock: Lock) -> str:
             params = v.get("params", {})
             best = "★" if params == sw.best else ""
             cells = [best, *(md_code(fmt_value(params.get(n))) for n in names),
-                     fmt_num(v.get("metrics", {}).get(sw.metric))]
+                     num(v.get("metrics", {}).get(sw.metric))]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)

@@ -147,7 +147,7 @@ class Session:
                         self.settled[name] = st.key
                         if self.lock.steps.get(name) != fresh:
                             self._store(name, fresh)  # adopt a CI record
-                        elif self._record(name) != fresh:
+                        elif not self._record_says(name, fresh):
                             self._store_record(name, fresh)  # e.g. left by another branch
                     continue
             if (not self.verify and self.restore and name not in self.force_steps
@@ -299,10 +299,22 @@ class Session:
         write_lock(self.root, self.lock)
         self._store_record(name, entry)
 
+    def _record_text(self, name: str, entry: StepLock) -> str:
+        return Lock(env=dict(self.env), steps={name: entry}).dump()
+
+    def _record_says(self, name: str, entry: StepLock) -> bool:
+        """Whether the step's record already holds exactly what _store_record would write: a
+        text compare, where parsing the record cost a YAML parse per step of a no-op run."""
+        path = self.root / layout.record(name)
+        try:
+            return path.is_file() and path.read_text(encoding="utf-8") == self._record_text(
+                name, entry)
+        except (OSError, UnicodeDecodeError):
+            return False
+
     def _store_record(self, name: str, entry: StepLock) -> None:
         try:
-            write_atomic(self.root / layout.record(name),
-                         Lock(env=dict(self.env), steps={name: entry}).dump())
+            write_atomic(self.root / layout.record(name), self._record_text(name, entry))
         except OSError as exc:
             raise MlspecError([Diagnostic(
                 "", 0, 0, f"cannot write {layout.record(name)}: {exc.strerror}",

@@ -5,6 +5,7 @@ Every problem becomes a located Diagnostic; all of them are collected and raised
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
@@ -152,8 +153,22 @@ def _graft_stage_files(data: dict[str, Yaml], loaded: SpecSource,
 
 
 def load_spec(path: Path | str, display: str | None = None) -> LoadedSpec:
-    """Load, graft and validate a spec. Raises MlspecError with every problem found."""
-    path = Path(path)
+    """Load, graft and validate a spec. Raises MlspecError with every problem found.
+
+    The cyclic garbage collector is paused meanwhile: a load allocates many objects that all
+    stay alive (nodes, positions, models), so each collection only walks a heap that keeps
+    growing, which made a 5,000-step spec cost more than five 1,000-step ones (bench/scale.py).
+    Reference counting still frees what the load drops; cycles wait for the next collection."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(Path(path), display)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(path: Path, display: str | None) -> LoadedSpec:
     display = display or str(path)
     root = Path(os.path.realpath(path)).parent
     source = SpecSource(path=path.absolute(), root=root, display=display)

@@ -87,7 +87,7 @@ def test_failing_gate_exits_1_with_its_table(tmp_path: Path) -> None:
     r = mlspec("run", cwd=repo)
     assert r.returncode == 1, r.stdout + r.stderr
     row = next(x for x in r.stdout.splitlines() if x.startswith("score >= 0.9"))
-    assert row.split()[-4:] == ["0.6", "0.9", "-", "FAIL"]
+    assert row.split()[-4:] == ["0.6000", "0.9000", "—", "FAIL"]
     assert "gates failed" in r.stdout
     assert _lock(repo).steps["score"].metrics == {"score": 0.6}  # the run itself is recorded
     assert mlspec("run", "--no-gates", cwd=repo).returncode == 0
@@ -108,7 +108,7 @@ def test_baseline_gate_against_the_base_commit(tmp_path: Path) -> None:
     r = mlspec("run", cwd=repo)
     assert r.returncode == 1, r.stdout + r.stderr
     row = next(x for x in r.stdout.splitlines() if x.startswith("score >= baseline - 0.01"))
-    assert row.split()[-4:] == ["0.4", "0.59", "0.6", "FAIL"]
+    assert row.split()[-4:] == ["0.4000", "0.5900", "0.6000", "FAIL"]
     base = git("rev-parse", "main", cwd=repo)
     assert f"(baseline: {base[:12]})" in r.stdout
     # an improvement passes against the same base
