@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlspec.compile.model import CiVar, JobOutputVar, MatrixVar, PostReport, SecretVar
-from mlspec.compile.targets.gitlab.cache import KEYS_ENV, CacheKeys, env_key
+from mlspec.compile.targets.gitlab.cache import KEYS_ENV, env_key, keys_script
 from mlspec.compile.targets.gitlab.conditions import tag_condition
 
 if TYPE_CHECKING:
@@ -172,8 +172,7 @@ class _Builder:
     def __init__(self, plan: Plan, flow: Flow):
         self.plan, self.flow = plan, flow
         self.names = {j.id: f"{flow.name}:{j.id}" for j in flow.jobs}
-        self.cachekeys = CacheKeys(plan, flow)
-        self.caches = self.cachekeys.caches
+        self.caches = {j.id: j.cache for j in flow.jobs if j.cache is not None}
         ids = [j.id for j in flow.jobs]
         self.keys_job = "check" if "check" in ids else ("cache-keys" if self.caches else None)
 
@@ -191,7 +190,8 @@ class _Builder:
         return GLJob(name=f"{self.flow.name}:cache-keys", title="cache keys of the steps",
                      stage="check", image=job_image(self.plan, self.flow.jobs[0]),
                      rules=[(f'$MLSPEC_FLOW == "{self.flow.name}"', None)],
-                     script=self.cachekeys.script(), artifacts=Artifacts([], dotenv=KEYS_ENV),
+                     before_script=list(self.plan.install),
+                     script=keys_script(), artifacts=Artifacts([], dotenv=KEYS_ENV),
                      timeout="10 minutes", interruptible=True)
 
     # -- one job -------------------------------------------------------------------------
@@ -224,8 +224,8 @@ class _Builder:
             c = self.caches[job.id]
             # a variant by its index (the axes are in the key's static part): a value may hold
             # a '/', which a GitLab cache key may not
-            key = f"${c.var}-$CI_NODE_INDEX" if gl.matrix else f"${c.var}"
-            gl.cache = (key, c.paths)
+            key = f"${c.var}-$CI_NODE_INDEX" if c.per_variant else f"${c.var}"
+            gl.cache = (key, list(c.paths))
         if job.environment is not None:
             e = job.environment
             gl.environment = Environment(e.name, _tier(e.name), e.url, e.approval)
@@ -272,7 +272,7 @@ class _Builder:
 
     def _script(self, gl: GLJob, job: Job) -> None:
         if job.id == self.keys_job:
-            gl.script.extend(self.cachekeys.script())
+            gl.script.extend(keys_script())
         if job.outputs:
             gl.script.append(f": > {OUTPUT_ENV}")
         if job.kind == "report":
