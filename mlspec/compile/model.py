@@ -224,6 +224,7 @@ class Job:
     image: str | None = None  # container image the job runs in (GitLab image, GitHub container)
     checkout: bool = True  # needs the repository's files
     full_history: bool = False  # needs all branches/tags (baselines from git, release tags)
+    git: bool = False  # runs the git CLI (implied by full_history)
     python: bool = True  # needs Python + `Plan.install` (mlspec and the project requirements)
     when: tuple[Trigger, ...] = ()  # subset of the flow's triggers; () = all of them
     same_repo_only: bool = False  # skip on PRs from forks (needs a write token)

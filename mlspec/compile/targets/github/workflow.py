@@ -264,8 +264,13 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
             with_.append(("fetch-depth", 0))
         steps.append(_step("Check out", uses=_uses(plan, "actions/checkout"), with_=with_))
     if job.python and job.image is None:
+        setup: list[tuple[str, Any]] = [("python-version", plan.python)]
+        if flow.name == "experiment":  # no cache where a release is built (cache poisoning)
+            # pip's cache, keyed by the requirements file and this workflow (it pins mlspec)
+            deps = [*([plan.requirements] if plan.requirements else []), WORKFLOWS[flow.name]]
+            setup += [("cache", "pip"), ("cache-dependency-path", deps)]
         steps.append(_step("Set up Python", uses=_uses(plan, "actions/setup-python"),
-                           with_=[("python-version", plan.python)]))
+                           with_=setup))
     if job.python:
         steps.append(_step("Install mlspec", run="\n".join(plan.install)))
     steps.extend(_download(plan, a) for a in job.downloads)
