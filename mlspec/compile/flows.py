@@ -131,11 +131,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
     step_jobs = [j.id for j in jobs if j.kind in ("step", "select")]
     base: dict[str, EnvValue] = {"BASE_REF": CiVar("base_ref")}
     all_arts = tuple(step_artifact(n, ctx.step(n).all_outs()) for n in g.order)
-    jobs.append(Job(
-        id="verify", name="reproduce from the commit (mlspec run --verify)", kind="verify",
-        needs=(CHECK_JOB,), steps=tuple(g.order),
-        commands=(Command("mlspec run --verify", "mlspec run --verify --no-gates"),),
-        permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order)))
+    jobs.append(experiment_verify(ctx, (CHECK_JOB, *step_jobs), all_arts))
     jobs.append(Job(
         id="report", name="metrics, gates and report", kind="report",
         needs=(CHECK_JOB, *step_jobs), downloads=all_arts, full_history=True, env=base,
@@ -157,6 +153,52 @@ def experiment_flow(ctx: PlanContext) -> Flow:
     return Flow("experiment", "mlspec experiment",
                 (Trigger("pull_request"), Trigger("manual")), tuple(jobs),
                 cancel_in_progress=True)
+
+
+def experiment_verify(ctx: PlanContext, needs: tuple[str, ...],
+                      artifacts: tuple[Artifact, ...]) -> Job:
+    """The experiment's verify job, as ci.verify.experiment asks: `all` reruns every step from
+    the commit; `none` (the default, so a PR costs one run) re-executes nothing: with the
+    experiment's outs and records, the committed lock must match the committed inputs and the
+    outs; a list of steps also re-executes those (`mlspec run --verify STEP...`)."""
+    g = ctx.loaded.graph
+    mode = ctx.loaded.spec.ci.verify.experiment
+    if mode == "all":
+        return Job(
+            id="verify", name="reproduce from the commit (mlspec run --verify)", kind="verify",
+            needs=(CHECK_JOB,), steps=tuple(g.order),
+            commands=(Command("mlspec run --verify", "mlspec run --verify --no-gates"),),
+            permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order))
+    commands = [
+        # the artifacts may carry the lock the experiment wrote: check the committed one
+        Command("the committed lock", f"git checkout HEAD -- {shlex.quote(LOCK)}"),
+        Command("the lock matches the inputs and the outs", "mlspec status --exit-code")]
+    name = "check the outs against the committed lock"
+    steps: list[str] = []
+    if isinstance(mode, list):
+        steps = [n for n in g.order if n in mode]
+        commands.append(Command(f"mlspec run --verify {' '.join(steps)}",
+                                f"mlspec run --verify {_q(steps)} --no-gates"))
+        name = f"re-execute {', '.join(steps)} and check the lock"
+    return Job(id="verify", name=name, kind="verify", needs=needs, steps=tuple(steps),
+               downloads=artifacts, git=True, commands=tuple(commands), permissions=(READ,),
+               timeout_minutes=_total_timeout(ctx, steps) if steps else 15)
+
+
+def _release_run(ctx: PlanContext) -> tuple[Command, ...]:
+    """How the release flow builds the outs, as ci.verify.release asks: `all` (the default:
+    every release reproduces its lock), a list (re-execute and compare those, build the rest),
+    or `none` (build, compare nothing)."""
+    g = ctx.loaded.graph
+    mode = ctx.loaded.spec.ci.verify.release
+    if mode == "all":
+        return (Command("rebuild from source and verify", "mlspec run --verify"),)
+    if mode == "none":
+        return (Command("rebuild from source (ci.verify.release: none)", "mlspec run"),)
+    steps = [n for n in g.order if n in mode]
+    return (Command(f"re-execute and verify {', '.join(steps)}",
+                    f"mlspec run --verify {_q(steps)} --no-gates"),
+            Command("build the other steps and check the gates", "mlspec run"))
 
 
 def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
@@ -234,7 +276,7 @@ def release_flow(ctx: PlanContext) -> Flow:
         steps=tuple(g.order), full_history=True,
         commands=(Command("mlspec validate", "mlspec validate"),
                   Command("mlspec compile --check", "mlspec compile --check"),
-                  Command("rebuild from source and verify", "mlspec run --verify"),
+                  *_release_run(ctx),
                   Command("write the report", f"mlspec report -o {REPORT}"),
                   Command("metrics", "mlspec metrics")),  # exits 1 when a gate fails
         summary=(REPORT,), uploads=(built,),

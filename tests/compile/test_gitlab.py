@@ -219,8 +219,10 @@ def test_iris_pipeline_shape(compiled: dict[str, dict[str, str]]) -> None:
     assert prod["environment"] == {"name": "production", "deployment_tier": "production"}
     assert prod["id_tokens"] == {"MLSPEC_ID_TOKEN": {"aud": "$CI_SERVER_URL"}}
     assert "REGISTRY_TOKEN" not in str(prod["variables"])  # reaches the job by its own name
-    assert "CI/CD variables REGISTRY_TOKEN (by name)" in compiled["iris"][PIPELINE]
-    assert "scope them to the deploy environments" in compiled["iris"][PIPELINE]
+    assert "Add the CI/CD variables REGISTRY_TOKEN (Settings > CI/CD > Variables), masked and " \
+        "protected, scoped to the deploy environments." in compiled["iris"][PIPELINE]
+    assert "#   - Protect the tags v* (Settings > Repository > Protected tags)" in (
+        compiled["iris"][PIPELINE])
     assert [j for j, v in jobs.items() if "id_tokens" in v] == [
         "release:deploy-staging", "release:deploy-production"]
     # git comes with the full Python image: no job installs it
@@ -241,7 +243,8 @@ def test_image_from_the_spec_pinned_by_digest(iris_repo: Path) -> None:
     assert {v["image"] for v in jobs.values()} == {pinned}
     # a user's image may lack git: the jobs that run git install it when missing
     assert all(("apt-get" in str(v.get("before_script"))) == (
-        v.get("variables", {}).get("GIT_DEPTH") == "0") for v in jobs.values())
+        v.get("variables", {}).get("GIT_DEPTH") == "0" or "git " in str(v["script"]))
+        for v in jobs.values())
 
 
 def test_header_check_and_hand_edit_guard(iris_repo: Path, tmp_path: Path) -> None:

@@ -285,6 +285,11 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
                            uses=_uses(plan, "actions/cache/restore"),
                            with_=[("path", paths if len(paths) > 1 else paths[0]),
                                   ("key", key)]))
+    if job.kind == "deploy" and _ghcr_login(plan):
+        steps.append(_step("Log in to ghcr.io", env=[
+            ("REGISTRY_USER", "${{ github.actor }}"), ("REGISTRY_PASSWORD", "${{ github.token }}")],
+            run='printf \'%s\\n\' "$REGISTRY_PASSWORD" | docker login ghcr.io -u "$REGISTRY_USER" '
+                "--password-stdin"))
     steps.extend(_command(plan, job, c) for c in job.commands)
     steps.extend(_command(plan, job, _intent(i)) for i in job.intents)
     if job.outputs:
@@ -309,6 +314,12 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
                            run=f'if [ -f {word} ]; then cat {word} >> "$GITHUB_STEP_SUMMARY"; fi'))
     steps.extend(_upload(plan, job, a, job.upload_always) for a in job.uploads)
     return steps
+
+
+def _ghcr_login(plan: Plan) -> bool:
+    """Push to ghcr.io with the job's own token (`packages: write`) unless a secret is named."""
+    return bool(plan.image and plan.image.startswith("ghcr.io/")
+                and "registry_password" not in plan.secrets)
 
 
 def _title(job: Job) -> str:

@@ -39,6 +39,10 @@ CI_VARS = {"base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
            "token": "$CI_JOB_TOKEN", "variant": "$CI_NODE_INDEX",
            "run_url": "$CI_PIPELINE_URL"}
 PIP_CACHE = ".cache/pip"  # PIP_CACHE_DIR, under the project directory (GitLab caches only there)
+# the project's own registry: push with the job's registry token (mlspec build reads these)
+REGISTRY_LOGIN = ('if [ "${IMAGE%%/*}" = "${CI_REGISTRY:-}" ]; then export '
+                  'MLSPEC_REGISTRY_USER="$CI_REGISTRY_USER" '
+                  'MLSPEC_REGISTRY_PASSWORD="$CI_REGISTRY_PASSWORD"; fi')
 INSTALL_GIT = ("command -v git >/dev/null 2>&1 || { apt-get update -qq && "
                "apt-get install -y -qq --no-install-recommends git >/dev/null; }")
 
@@ -295,6 +299,8 @@ class _Builder:
             gl.script.extend(keys_script())
         if job.outputs:
             gl.script.append(f": > {OUTPUT_ENV}")
+        if job.kind == "deploy":
+            gl.script.append(REGISTRY_LOGIN)
         if job.kind == "report":
             gl.script.extend(self._report_extras(job))
         for cmd in (*job.commands, *job.after_attest):
