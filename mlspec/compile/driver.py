@@ -7,6 +7,8 @@ header (source spec + sha256 of the body), refuses to overwrite a generated file
 was edited by hand or a symlink (unless `--force`), removes generated files that the spec no
 longer produces, and writes atomically. With
 `check=True` it writes nothing and returns exit 1 with a unified diff when anything differs.
+After writing a file that did not exist, it prints the repository settings the pipelines need
+(mlspec.compile.checklist), once.
 """
 
 from __future__ import annotations

@@ -192,10 +192,11 @@ JobKind = Literal["check", "step", "sweep", "select", "verify", "report", "comme
 class Job:
     """One CI job. Fields a target cannot express are documented as such by its renderer.
 
-    kind: `check` (validate + compile --check), `step` (one spec step), `sweep` (matrix of one
-    sweep group: each variant uploads its .mlspec/sweeps/ record), `select` (downloads every
-    record, `mlspec run --sweep` ranks them and runs the group with the spec's params),
-    `verify` (`mlspec run --verify`), `report` (metrics, gates, report.md), `comment` (sticky
+    kind: `check` (validate + compile --check; also prints the cache keys), `step` (one spec
+    step), `sweep` (matrix of one sweep group: each variant uploads its .mlspec/sweeps/ record
+    and its outs by step key in .mlspec/cache/), `select` (downloads every variant's, `mlspec
+    run --sweep` ranks them and restores the spec's own variant instead of retraining it),
+    `verify` (as ci.verify asks: check the outs and the committed lock, or re-execute steps), `report` (metrics, gates, report.md), `comment` (sticky
     PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
     (release with the model card), `refresh` (scheduled data refresh + retrain), `monitor`
     (scheduled monitoring command).
