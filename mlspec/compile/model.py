@@ -196,7 +196,8 @@ class Job:
     step), `sweep` (matrix of one sweep group: each variant uploads its .mlspec/sweeps/ record
     and its outs by step key in .mlspec/cache/), `select` (downloads every variant's, `mlspec
     run --sweep` ranks them and restores the spec's own variant instead of retraining it),
-    `verify` (as ci.verify asks: check the outs and the committed lock, or re-execute steps), `report` (metrics, gates, report.md), `comment` (sticky
+    `verify` (as ci.verify asks: check the outs and the committed lock, or re-execute steps),
+    `report` (metrics, gates, report.md), `comment` (sticky
     PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
     (release with the model card), `refresh` (scheduled data refresh + retrain), `monitor`
     (scheduled monitoring command).
