@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -30,6 +29,8 @@ def requirement(extras: Iterable[str] = ()) -> str:
 def spec_extras(spec: Spec) -> tuple[str, ...]:
     """The extras a spec's pipeline needs: `sklearn` when a step is a built-in `estimator:` step
     or the serving command is `mlspec serve …` (it unpickles a scikit-learn model)."""
+    import shlex  # `import mlspec` (the CLI's first import) stays as small as it was
+
     if any(step.estimator is not None for _, step in spec.steps().values()):
         return (SKLEARN_EXTRA,)
     inf = spec.inference
