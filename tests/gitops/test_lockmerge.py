@@ -76,6 +76,17 @@ def test_an_invalid_lock_fails_and_writes_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "ours").read_text() == good
 
 
+def test_both_branches_added_the_lock(tmp_path: Path) -> None:
+    """git passes an empty base when the file is new on both sides."""
+    (tmp_path / "base").write_text("")
+    (tmp_path / "ours").write_text(Lock(steps={"a": _step("a"), "c": _step("c1")}).dump())
+    (tmp_path / "theirs").write_text(Lock(steps={"b": _step("b"), "c": _step("c2")}).dump())
+    r = mlspec("merge-lock", "base", "ours", "theirs", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    merged = Lock.parse((tmp_path / "ours").read_text())
+    assert merged.steps == {"a": _step("a"), "b": _step("b")}
+    assert "steps.c changed on both branches; dropped" in r.stderr
+
 # -- real git merges --------------------------------------------------------------------------
 def _write(repo: Path, **files: str) -> None:
     for name, text in files.items():
