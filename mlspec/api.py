@@ -189,3 +189,10 @@ def serve(model: Path, host: str, port: int, allow_unlocked: bool = False) -> Ou
     from mlspec.image.serve import serve_model
 
     return serve_model(model, host=host, port=port, allow_unlocked=allow_unlocked)
+
+
+@_outcome
+def merge_lock(base: Path, ours: Path, theirs: Path) -> Outcome:
+    from mlspec.gitops.lockmerge import merge_lock_files
+
+    return merge_lock_files(base, ours, theirs)

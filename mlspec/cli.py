@@ -393,6 +393,28 @@ def serve(
     _finish(api.serve(model, host=host, port=port, allow_unlocked=allow_unlocked))
 
 
+@app.command(name="merge-lock")
+def merge_lock(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="the common ancestor's lock (%O)")],
+    ours: Annotated[Path, typer.Argument(
+        metavar="OURS", help="our lock (%A); the merged lock is written here")],
+    theirs: Annotated[Path, typer.Argument(metavar="THEIRS", help="their lock (%B)")],
+) -> None:
+    """Git merge driver for mlspec.lock: merge three locks entry by entry into OURS.
+
+    A step changed on one branch takes that branch's entry; a step changed differently on
+    both is dropped (stale: `mlspec run` re-runs it), never a conflict marker. Exit 2, writing
+    nothing, when a file is not a valid lock. Install in a repository (`mlspec init` writes the
+    .gitattributes line): echo 'mlspec.lock merge=mlspec-lock' >> .gitattributes and
+    git config merge.mlspec-lock.driver "mlspec merge-lock %O %A %B"
+
+    Example: mlspec merge-lock base.lock mlspec.lock theirs.lock
+    """
+    from mlspec import api
+
+    _finish(api.merge_lock(base, ours, theirs))
+
+
 def bare_diff(argv: list[str]) -> list[str]:
     """`mlspec metrics --diff` with no ref means the automatic base (`--diff auto`); click has
     no optional option values, so the bare form is spelled out before parsing."""

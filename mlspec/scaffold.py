@@ -20,6 +20,7 @@ from pathlib import Path
 from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.fsutil import write_atomic
+from mlspec.gitops.lockmerge import GIT_CONFIG_COMMAND
 from mlspec.spec.common import NAME_RE
 from mlspec.spec.schema import schema_text
 from mlspec.specpath import find_upward
@@ -30,12 +31,13 @@ FILES = {
     "mlspec.schema.json": None,  # from the models: `mlspec schema`
     "requirements.txt": "requirements.txt",
     ".gitignore": "gitignore",
+    ".gitattributes": "gitattributes",  # the merge driver of mlspec.lock (gitops/lockmerge.py)
     "src/prepare.py": "src/prepare.py",
     "src/train.py": "src/train.py",
     "src/evaluate.py": "src/evaluate.py",
 }
 # files a repository often has already: init keeps the user's (untouched) and says what to add
-SHARED = (".gitignore", "requirements.txt")
+SHARED = (".gitignore", ".gitattributes", "requirements.txt")
 
 
 TARGETS = ("github", "gitlab")
@@ -218,6 +220,8 @@ def scaffold(directory: Path, name: str | None, targets: str | None = None,
                      "(the inference section; edit inference.image.name to your registry)")
     else:
         lines.append("serving: none (add an inference section with --with-serving)")
+    lines += ["", "mlspec.lock merges entry by entry (.gitattributes); enable the driver in "
+              f"each clone: {GIT_CONFIG_COMMAND}"]
     steps = "mlspec validate && mlspec run && mlspec compile"
     lines += ["", f"next: cd {shown} && {steps}" if prefix else f"next: {steps}"]
     return Outcome(text="\n".join(lines) + "\n")

@@ -7,11 +7,19 @@ today and, the day versions met, run someone else's code with the pipeline's sec
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 from conftest import EXAMPLES, REPO
 
 import mlspec
+from mlspec.spec.loader import load_spec
+
+EXTRA_ONLY = {"scikit-learn", "numpy", "scipy", "joblib"}
+
+
+def _names(reqs: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[;\s]", r, maxsplit=1)[0].lower() for r in reqs}
 
 
 def test_pyproject_names_the_distribution_the_code_pins() -> None:
@@ -21,9 +29,42 @@ def test_pyproject_names_the_distribution_the_code_pins() -> None:
     assert project["scripts"] == {"mlspec": "mlspec.cli:main"}
 
 
+def test_sklearn_is_an_extra_not_a_core_dependency() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not _names(project["dependencies"]) & EXTRA_ONLY
+    extras = project["optional-dependencies"]
+    assert {"scikit-learn", "joblib"} <= _names(extras[mlspec.SKLEARN_EXTRA])
+    assert f"{mlspec.DISTRIBUTION}[{mlspec.SKLEARN_EXTRA}]" in extras["dev"]
+
+
+def test_requirement_names_the_extras() -> None:
+    v = mlspec.__version__
+    assert mlspec.requirement() == f"mlspec-gitops=={v}"
+    assert mlspec.requirement(("sklearn",)) == f"mlspec-gitops[sklearn]=={v}"
+    assert mlspec.requirement(["sklearn", "sklearn"]) == f"mlspec-gitops[sklearn]=={v}"
+
+
+def test_a_spec_needs_the_extra_for_estimators_or_mlspec_serve() -> None:
+    iris = load_spec(EXAMPLES / "iris" / "mlspec.yaml").spec
+    assert mlspec.spec_extras(iris) == ("sklearn",)  # serves with `mlspec serve`
+    scripts_only = iris.model_copy(update={"inference": None})
+    assert mlspec.spec_extras(scripts_only) == ()
+    assert iris.inference is not None
+    own = iris.inference.serve.model_copy(update={"command": "uvicorn app:api"})
+    other = iris.model_copy(update={"inference": iris.inference.model_copy(
+        update={"serve": own})})
+    assert mlspec.spec_extras(other) == ()
+    assert iris.model is not None
+    (name, step), *_ = iris.model.steps.items()
+    builtin = step.model_copy(update={"estimator": "sklearn.svm.SVC", "command": None})
+    with_estimator = scripts_only.model_copy(update={"model": iris.model.model_copy(
+        update={"steps": {name: builtin}})})
+    assert mlspec.spec_extras(with_estimator) == ("sklearn",)
+
+
 def test_generated_install_lines_pin_our_distribution() -> None:
-    req = mlspec.requirement()
-    assert req == f"mlspec-gitops=={mlspec.__version__}"
+    req = mlspec.requirement(("sklearn",))  # iris serves a pickled model with `mlspec serve`
+    assert req == f"mlspec-gitops[sklearn]=={mlspec.__version__}"
     iris = EXAMPLES / "iris"
     for rel in (".github/workflows/mlspec-experiment.yml", ".gitlab-ci.yml",
                 "docker/train.Dockerfile", "docker/serve.Dockerfile"):

@@ -7,7 +7,7 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
-from mlspec import requirement
+from mlspec import requirement, spec_extras
 from mlspec.compile.model import ImageFacts, MetricArg
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def mlspec_requirement(spec: Spec) -> str:
         m = _PIP_INSTALL.match(install)
         if m and not any(ch in m.group("args") for ch in ";&|`$\n"):
             return " ".join(shlex.quote(a) for a in shlex.split(m.group("args")))
-    return shlex.quote(requirement())
+    return shlex.quote(requirement(spec_extras(spec)))
 
 
 def requirements_have_hashes(text: str) -> bool:

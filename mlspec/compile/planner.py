@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlspec import __version__, requirement
+from mlspec import __version__, requirement, spec_extras
 from mlspec.compile.flows import PlanContext, experiment_flow, release_flow, schedule_flow
 from mlspec.compile.imagefacts import image_facts
 from mlspec.compile.model import Plan, StepFacts
@@ -68,7 +68,7 @@ def build_plan(loaded: LoadedSpec) -> Plan:
     """The plan of a validated spec. Pure: reads only the spec and .git/config."""
     spec = loaded.spec
     ci = spec.ci
-    install = [ci.install or f"pip install {shlex.quote(requirement())}"]
+    install = [ci.install or f"pip install {shlex.quote(requirement(spec_extras(spec)))}"]
     if spec.project.requirements:
         install.append(f"pip install -r {shlex.quote(spec.project.requirements)}")
     actions = load_pins()

@@ -26,6 +26,7 @@ from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
 from mlspec.run.hashing import Hasher
 from mlspec.run.lock import Lock, read_lock
+from mlspec.run.sklearn_step import INSTALL_HINT, SKLEARN_MODULES
 
 RULE = "serve.model"
 UNLOCKED_HINT = ("train it with `mlspec run` in its repository (the lock records its hash), "
@@ -166,6 +167,12 @@ def load_model(path: Path, allow_unlocked: bool = False) -> Served:
     try:
         model = _unpickle(path, data)
     except Exception as err:  # any unpickling failure is a bad model file
+        if (isinstance(err, ModuleNotFoundError)
+                and (err.name or "").partition(".")[0] in SKLEARN_MODULES):
+            raise MlspecError([Diagnostic(
+                str(path), 0, 0, f"mlspec serve needs scikit-learn to load this model: "
+                f"{INSTALL_HINT} ({err.name} is not installed)", "serve.sklearn-missing",
+                "the extra installs scikit-learn, numpy, scipy and joblib")]) from None
         raise MlspecError([Diagnostic(str(path), 0, 0,
                                       f"cannot load the model: {type(err).__name__}: {err}",
                                       RULE, "a pickle or joblib file of a fitted "

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlspec import layout
+from mlspec import DISTRIBUTION, SKLEARN_EXTRA, layout
 from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
 from mlspec.spec.step import Split
@@ -28,6 +28,19 @@ CLASSIFICATION = {"accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_micro",
                   "precision", "precision_macro", "recall", "recall_macro", "roc_auc", "log_loss"}
 REGRESSION = {"r2", "rmse", "mse", "mae", "mape", "explained_variance"}
 DEFAULTS = {"classifier": ["accuracy", "f1_macro"], "regressor": ["r2", "rmse", "mae"]}
+MISSING = "the built-in estimator steps need scikit-learn"
+INSTALL_HINT = f"pip install '{DISTRIBUTION}[{SKLEARN_EXTRA}]'"
+SKLEARN_MODULES = frozenset({"sklearn", "numpy", "scipy", "joblib", "threadpoolctl"})
+
+
+def sklearn_missing() -> str | None:
+    """Why scikit-learn (with numpy, scipy, joblib) cannot be imported, or None when it can."""
+    for module in ("sklearn.base", "joblib"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return f"{exc.name or module} is not installed"
+    return None
 
 
 def _load_class(dotted: str) -> type | str:
@@ -69,6 +82,13 @@ def validate_builtin(loaded: LoadedSpec) -> None:
     """Raise located diagnostics for unknown estimators, params or metric names."""
     diags: list[Diagnostic] = []
     graph = loaded.graph
+    missing = sklearn_missing()
+    if missing is not None:
+        raise MlspecError([
+            loaded.diag((graph.stage[name], "steps", name, "estimator"),
+                        f"{MISSING}: {INSTALL_HINT} ({missing})", "run.sklearn-missing",
+                        "the extra installs scikit-learn, numpy, scipy and joblib")
+            for name, step in graph.steps.items() if step.estimator is not None])
     has_script_metrics = any(s.metrics and s.estimator is None for s in graph.steps.values())
     tasks = set()
     for name, step in graph.steps.items():

@@ -91,7 +91,7 @@ def test_iris_rules_and_labels() -> None:
     assert 'CMD ["mlspec", "serve", "model/model.pkl", "--port", "8080", "--host", "0.0.0.0"]' \
         in serve
     assert "http://127.0.0.1:8080/healthz" in serve
-    assert "pip install --no-cache-dir mlspec-gitops==0.1.0" in serve
+    assert "pip install --no-cache-dir 'mlspec-gitops[sklearn]==0.1.0'" in serve
     assert "--require-hashes" not in serve  # requirements.txt has no hashes
     assert "data/iris.csv" in files[".dockerignore"].splitlines()
 

@@ -17,7 +17,7 @@ ARG PIP_CONFIG_FILE=/tmp/deps/pip.conf
 COPY ["requirements.txt", "docker/wheel[s]", "/tmp/deps/"]
 RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir -r /tmp/deps/requirements.txt \
-    && pip install --no-cache-dir mlspec-gitops==0.1.0 \
+    && pip install --no-cache-dir 'mlspec-gitops[sklearn]==0.1.0' \
     && rm -rf /tmp/deps
 
 # Runtime settings, between the dependency layer and the code so a code change reuses them.
