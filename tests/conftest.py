@@ -102,3 +102,38 @@ def copy_example(name: str, dest: Path, commit: bool = True) -> Path:
 @pytest.fixture
 def iris_repo(tmp_path: Path) -> Iterator[Path]:
     yield copy_example("iris", tmp_path / "iris")
+
+
+WHEEL_SKIP = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__",
+                                    ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis",
+                                    "tests", "bench", "examples")
+
+
+@pytest.fixture(scope="session")
+def mlspec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's one built wheel: `pip wheel --no-deps` of a copy of the source tree (the
+    checkout stays clean; no stale in-tree build/)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    shutil.copytree(REPO, tmp / "src", ignore=WHEEL_SKIP)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(tmp / "src"), "--no-deps",
+                        "-q", "--disable-pip-version-check", "-w", str(tmp / "dist")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (wheel,) = (tmp / "dist").glob("mlspec_gitops-*.whl")
+    return wheel
+
+
+def venv_with_wheel(venv: Path, wheel: Path, deps: Path, pth_name: str) -> Path:
+    """A fresh venv holding `wheel` (no deps installed) whose dependencies come from the
+    directory `deps`, read through the .pth file `pth_name`. Returns the venv."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    vpy = venv / "bin" / "python"
+    purelib = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_path("
+                              "'purelib'))"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    Path(purelib, pth_name).write_text(f"{deps}\n")
+    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(vpy), "install", "-q",
+                        "--no-deps", "--disable-pip-version-check", str(wheel)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return venv

@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import REPO, git, init_repo
+from conftest import git, init_repo, venv_with_wheel
 from packaging.requirements import Requirement
 
 pytestmark = pytest.mark.slow  # builds a wheel and a venv once: about 20 s, then 15 s of runs
 
-SKIP_TREE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__",
-                                   ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis",
-                                   "tests", "bench", "examples")
 EXTRA_ONLY = ("sklearn", "numpy", "scipy", "joblib")
 HINT = "pip install 'mlspec-gitops[sklearn]'"
 
@@ -60,27 +55,10 @@ def _link_deps(dest: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def core_venv(mlspec_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("core")
-    shutil.copytree(REPO, tmp / "src", ignore=SKIP_TREE)
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(tmp / "src"), "--no-deps",
-                        "-q", "--disable-pip-version-check", "-w", str(tmp / "dist")],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    (wheel,) = (tmp / "dist").glob("mlspec_gitops-*.whl")
-    venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    vpy = venv / "bin" / "python"
-    purelib = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_path("
-                              "'purelib'))"], capture_output=True, text=True,
-                             check=True).stdout.strip()
     _link_deps(tmp / "deps")
-    Path(purelib, "core-deps.pth").write_text(f"{tmp / 'deps'}\n")
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(vpy), "install", "-q",
-                        "--no-deps", "--disable-pip-version-check", str(wheel)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return venv
+    return venv_with_wheel(tmp / "venv", mlspec_wheel, tmp / "deps", "core-deps.pth")
 
 
 def _env() -> dict[str, str]:

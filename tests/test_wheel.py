@@ -8,45 +8,22 @@ line: a plain path, so this venv's editable mlspec is not picked up).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, init_repo
+from conftest import init_repo, venv_with_wheel
 
 from mlspec.spec.schema import schema_text
 
-IGNORE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__",
-                                ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis",
-                                "tests", "bench")
-
 
 @pytest.fixture(scope="module")
-def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"
-    shutil.copytree(REPO, src, ignore=IGNORE)
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q",
-                        "--disable-pip-version-check", "-w", str(tmp / "dist")],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    (wheel,) = (tmp / "dist").glob("mlspec_gitops-*.whl")
-    venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    vpy = venv / "bin" / "python"
-    purelib = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_path("
-                              "'purelib'))"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    Path(purelib, "borrowed-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(vpy), "install", "-q",
-                        "--no-deps", "--disable-pip-version-check", str(wheel)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return wheel, venv
+def wheel_env(mlspec_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    venv = venv_with_wheel(tmp_path_factory.mktemp("wheel") / "venv", mlspec_wheel,
+                           Path(sysconfig.get_path("purelib")), "borrowed-deps.pth")
+    return mlspec_wheel, venv
 
 
 def _run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
