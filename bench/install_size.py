@@ -25,10 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-IGNORE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__",
-                                ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis",
-                                "tests", "bench", "examples")
+from wheelbuild import build_wheel
+
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
 
 
@@ -40,15 +38,6 @@ def du(path: Path) -> int:
             if not p.is_symlink():
                 total += p.stat().st_size
     return total
-
-
-def build_wheel(tmp: Path) -> Path:
-    src = tmp / "src"
-    shutil.copytree(REPO, src, ignore=IGNORE)
-    subprocess.run([*PIP, "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(src)],
-                   check=True)
-    (wheel,) = (tmp / "dist").glob("mlspec_gitops-*.whl")
-    return wheel
 
 
 def install(tmp: Path, wheelhouse: Path, req: str, tag: str) -> dict[str, float]:

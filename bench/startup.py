@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from wheelbuild import build_wheel
+
 REPO = Path(__file__).resolve().parent.parent
 FLOOR = "import typer, pydantic, ruamel.yaml, jinja2"
 CASES = [  # label, argv after `mlspec`, budget as a ratio to the floor
@@ -43,14 +45,12 @@ CASES = [  # label, argv after `mlspec`, budget as a ratio to the floor
 
 
 def install(venv: Path) -> Path:
-    """A regular install of a freshly built wheel; returns the venv's python."""
+    """A regular install of a freshly built wheel with the [sklearn] extra that examples/iris
+    needs (what its generated CI installs); returns the venv's python."""
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    wheels = venv / "wheels"
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(REPO)], check=True)
-    wheel = next(wheels.glob("*.whl"))
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True)
+    wheel = build_wheel(venv / "wheels")
+    subprocess.run([str(py), "-m", "pip", "install", "-q", f"{wheel}[sklearn]"], check=True)
     return py
 
 
