@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec
 
-from mlspec.errors import CheckFailed, MlspecError, Outcome
+from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
@@ -137,7 +137,20 @@ def gc(spec_path: Path, yes: bool) -> Outcome:
 
 
 @_outcome
-def metrics(spec_path: Path, diff: str | None, fmt: str) -> Outcome:
+def metrics(spec_path: Path, diff: str | None, fmt: str, history: bool = False,
+            limit: int | None = None) -> Outcome:
+    """`mlspec metrics`: against a base (exit 1 on a failed gate), or with history, the
+    declared metrics over the default branch's last `limit` commits and release tags."""
+    wrong = ("--diff compares with one base; --history lists many: use one" if history and diff
+             else "--limit applies to --history" if limit is not None and not history
+             else "--format csv applies to --history" if fmt == "csv" and not history
+             else "--limit must be at least 1" if limit is not None and limit < 1 else "")
+    if wrong:
+        raise MlspecError([Diagnostic.nowhere(wrong, "cli.usage")])
+    if history:
+        from mlspec.gitops.history import DEFAULT_LIMIT, history_outcome
+
+        return history_outcome(load(spec_path), limit or DEFAULT_LIMIT, fmt)
     from mlspec.gitops.commands import metrics_outcome
 
     return metrics_outcome(load(spec_path), diff, fmt)

@@ -55,6 +55,13 @@ class TableFormat(StrEnum):
     json = "json"
 
 
+class MetricsFormat(StrEnum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+    csv = "csv"
+
+
 def _finish(outcome: Any, as_json: bool = False, fmt: str = "text") -> None:
     """Print an api Outcome and exit with its code."""
     from mlspec.errors import format_diagnostics
@@ -269,17 +276,27 @@ def metrics(
         "--diff", metavar="[REF]", help="compare with a git ref or release version; bare "
         "--diff finds the base (the PR's target, or the previous commit on the default "
         "branch)")] = None,
-    format: Annotated[TableFormat, typer.Option(
-        "--format", help="table (terminal), markdown (PR comment) or json")] = TableFormat.table,
+    format: Annotated[MetricsFormat, typer.Option(
+        "--format", help="table (terminal), markdown (PR comment), json, or csv (--history)")
+    ] = MetricsFormat.table,
+    history: Annotated[bool, typer.Option(
+        "--history", help="the declared metrics over the default branch's last commits that "
+        "changed mlspec.lock, the release tags, and this change (read from git objects)")]
+    = False,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", metavar="N", help="with --history: that many commits and release tags "
+        "[default: 20]")] = None,
 ) -> None:
     """Metrics from mlspec.lock, their change against a base, and the gates (exit 1 when a gate
-    fails).
+    fails); or their history.
 
     Example: mlspec metrics --diff origin/main --format markdown
+    Example: mlspec metrics --history --limit 50 --format csv > history.csv
     """
     from mlspec import api
 
-    _finish(api.metrics(_spec(spec), diff, format.value), format is TableFormat.json)
+    _finish(api.metrics(_spec(spec), diff, format.value, history=history, limit=limit),
+            format is MetricsFormat.json)
 
 
 @app.command()

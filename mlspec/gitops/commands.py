@@ -17,6 +17,7 @@ from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.fsutil import write_atomic
 from mlspec.gitops import metricsdiff
 from mlspec.gitops.gitrefs import LOCK_NAME, find_base, find_base_ref, lock_at, open_repo, resolve
+from mlspec.gitops.history import gather as gather_history
 from mlspec.gitops.lineage import lineage_at, lineage_worktree
 from mlspec.gitops.metricsdiff import compare
 from mlspec.gitops.modelcard import lineage_text
@@ -122,7 +123,8 @@ def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) ->
     """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
 
     lock, c, base_lock = comparison(loaded, base, strict=base is not None)
-    text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock))
+    text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock),
+                  gather_history(loaded.root, loaded.spec, lock))
     if output is None:
         return Outcome(text=text, data=c.to_data())
 

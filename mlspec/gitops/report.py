@@ -1,16 +1,19 @@
 """The PR report: the markdown a pull-request comment and a CI job summary show.
 
 Sections: a verdict line, the hypothesis, metrics against the base (arrows and colours by each
-metric's goal), gates, params changed, data checks, the step graph (mermaid), and lineage.
+metric's goal), the primary metric's history (a mermaid xychart), gates, params changed,
+sweeps (a chart per swept step), data checks, the step graph (mermaid), and lineage.
 The first line is a hidden marker so CI finds and updates one sticky comment. No clock, no
 host, no absolute path: the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlspec import __version__
+from mlspec.gitops import history as metric_history
+from mlspec.gitops import xychart
 from mlspec.gitops.metricsdiff import (
     MD_CHANGE,
     fmt_delta,
@@ -27,6 +30,7 @@ from mlspec.spec.graph import render_graph
 from mlspec.tables import num
 
 if TYPE_CHECKING:
+    from mlspec.gitops.history import History
     from mlspec.gitops.lineage import Lineage
     from mlspec.gitops.metricsdiff import Comparison
     from mlspec.run.lock import Lock
@@ -110,13 +114,35 @@ def data_checks(loaded: LoadedSpec, lock: Lock, base: Lock | None) -> str:
     return "\n".join(head + rows) + "\n"
 
 
+# a sweep's chart shows this many variants at most (the table lists them all)
+SWEEP_CHART_MAX = 60
+
+
+def sweep_chart(step: str, metric: str, variants: list[dict[str, Any]],
+                best: dict[str, Any]) -> str:
+    """A bar per variant (labelled by its params) of the metric the sweep is ranked by."""
+    points = []
+    for v in variants[:SWEEP_CHART_MAX]:
+        params = v.get("params", {})
+        text = ",".join(f"{k}={fmt_value(params[k])}" for k in sorted(params)) or "defaults"
+        value = v.get("metrics", {}).get(metric)
+        if isinstance(value, int | float):
+            points.append((text + (" best" if params == best else ""), float(value)))
+    return xychart.chart(f"{step}: {metric} by variant", metric, points)
+
+
 def sweeps_section(lock: Lock) -> str:
-    """Each swept step's variants with the ranking metric; the best one starred."""
+    """Each swept step's variants with the ranking metric: a chart, then a table with the best
+    one starred."""
     out = []
     for step, sw in sorted(lock.sweeps.items()):
         names = sorted({k for v in sw.variants for k in v.get("params", {})})
         head = ["", *names, sw.metric]
-        out += [f"**{md_escape(step)}**, ranked by {md_code(sw.metric)}:", "",
+        out += [f"**{md_escape(step)}**, ranked by {md_code(sw.metric)}:", ""]
+        block = sweep_chart(step, sw.metric, sw.variants, sw.best)
+        if block:
+            out += [block]
+        out += [
                 "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
         for v in sw.variants:
             params = v.get("params", {})
@@ -148,15 +174,24 @@ MAX_CHARS = 60_000
 
 
 def render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
-           lin: Lineage) -> str:
-    text = _render(loaded, c, lock, base, lin, hashes=True)
+           lin: Lineage, history: History | None = None) -> str:
+    """The report; over MAX_CHARS, the history loses its oldest points first (halving), then
+    the hash lists go."""
+    text = _render(loaded, c, lock, base, lin, True, history)
+    if history is None or len(text) <= MAX_CHARS:
+        return text if len(text) <= MAX_CHARS else _render(loaded, c, lock, base, lin, False,
+                                                           history)
+    past = sum(1 for p in history.points if p.kind != "worktree")
+    while past > 0 and len(text) > MAX_CHARS:
+        past //= 2
+        text = _render(loaded, c, lock, base, lin, True, history.keep(past))
     if len(text) > MAX_CHARS:
-        text = _render(loaded, c, lock, base, lin, hashes=False)
+        text = _render(loaded, c, lock, base, lin, False, history.keep(0))
     return text
 
 
 def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
-            lin: Lineage, hashes: bool) -> str:
+            lin: Lineage, hashes: bool, history: History | None = None) -> str:
 
     spec = loaded.spec
     design = spec.design
@@ -168,6 +203,8 @@ def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
         out += [f"> [!WARNING]\n> {md_escape(pending_text(c))}", ""]
     out += [verdict_line(c), ""]
     out += ["### Metrics", "", markdown_metrics(c)]
+    if history is not None:
+        out += ["### Metric history", "", metric_history.markdown(history)]
     out += ["### Gates", "", markdown_gates(c)]
     out += ["### Params changed", "", markdown_params(c)]
     if lock.sweeps:

@@ -66,8 +66,9 @@ def test_report_renders_as_github_flavoured_markdown(repo: Path) -> None:
 
     html = MarkdownIt("commonmark").enable("table").render(report(repo, "--base", "main"))
     assert html.startswith("<!-- mlspec-report -->")  # hidden in the rendered comment
-    # metrics, gates, params, data checks, lineage, data hashes, artifact hashes
-    assert html.count("<table>") == 7
+    # metrics, metric history, gates, params, data checks, lineage, data hashes, artifact hashes
+    assert html.count("<table>") == 8
+    assert '<code class="language-mermaid">xychart-beta' in html
     assert '<code class="language-mermaid">flowchart TD' in html
     assert "<td><strong>f1_macro</strong> (primary)</td>" in html
     assert "<td><code>f1_macro &gt;= baseline - 0.01</code></td>" in html
