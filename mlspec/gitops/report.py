@@ -120,15 +120,18 @@ SWEEP_CHART_MAX = 60
 
 def sweep_chart(step: str, metric: str, variants: list[dict[str, Any]],
                 best: dict[str, Any]) -> str:
-    """A bar per variant (labelled by its params) of the metric the sweep is ranked by."""
+    """A bar per variant of the metric the sweep is ranked by: the x axis names the swept
+    params, each bar's label holds their values (short labels do not overlap)."""
+    names = sorted({k for v in variants for k in v.get("params", {})})
     points = []
     for v in variants[:SWEEP_CHART_MAX]:
         params = v.get("params", {})
-        text = ",".join(f"{k}={fmt_value(params[k])}" for k in sorted(params)) or "defaults"
+        text = ",".join(fmt_value(params.get(n)) for n in names) or "defaults"
         value = v.get("metrics", {}).get(metric)
         if isinstance(value, int | float):
             points.append((text + (" best" if params == best else ""), float(value)))
-    return xychart.chart(f"{step}: {metric} by variant", metric, points)
+    return xychart.chart(f"{step}: {metric} by variant", metric, points,
+                         x_title=",".join(names))
 
 
 def sweeps_section(lock: Lock) -> str:

@@ -64,7 +64,7 @@ def _labels(names: list[str]) -> list[str]:
 
 
 def chart(title: str, y_title: str, points: Sequence[tuple[str, float]],
-          reference: float | None = None) -> str:
+          reference: float | None = None, x_title: str = "") -> str:
     """A fenced xychart: one bar per (label, value); with `reference`, a line at that value
     across the chart (this change's value, to compare every bar with). Points whose value is
     not plottable are dropped; '' when none is left."""
@@ -76,7 +76,8 @@ def chart(title: str, y_title: str, points: Sequence[tuple[str, float]],
     low, high = _axis(values + ([ref] if ref is not None else []))
     lines = ["```mermaid", "xychart-beta",
              f"  title {label(title, TITLE_MAX)}",
-             "  x-axis [" + ", ".join(_labels([name for name, _ in kept])) + "]",
+             "  x-axis " + (f"{label(x_title, TITLE_MAX)} " if x_title else "")
+             + "[" + ", ".join(_labels([name for name, _ in kept])) + "]",
              f"  y-axis {label(y_title, TITLE_MAX)} {number(low)} --> {number(high)}",
              "  bar [" + ", ".join(number(v) for v in values) + "]"]
     if ref is not None:

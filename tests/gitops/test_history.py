@@ -208,7 +208,7 @@ def test_sweep_variants_get_a_chart(tmp_path: Path) -> None:
     r = mlspec("report", "--base", "main", cwd=root)
     assert r.returncode == 0, r.stderr
     assert ('  title "train: f1_macro by variant"\n'
-            '  x-axis ["max_depth=3", "max_depth=5", "max_depth=7 best"]\n'
+            '  x-axis "max_depth" ["3", "5", "7 best"]\n'
             '  y-axis "f1_macro" 0.895 --> 0.955\n'
             '  bar [0.9, 0.92, 0.95]\n') in r.stdout
 
