@@ -1,11 +1,14 @@
 """A fast reader for a lock exactly as `mlspec run` writes it (metric history reads hundreds).
 
-The hardened YAML reader costs ~10 ms a lock; this one reads only the emitter's own shape
-(block mappings by 2-space indent, flow values, double-quoted strings) and then proves it read
-right: the data it found, written again by the lock's emitter, must give back the very same
-bytes. Anything else (hand edits, another writer, a hostile file) returns None, and the caller
-uses `Lock.parse`. So this reader never accepts a text with a meaning `Lock.parse` would not
-give it.
+The hardened YAML reader costs ~10 ms a lock; this one reads only the emitter's own shape and
+returns None for anything else (the caller then uses `Lock.parse`): the header line, block
+mappings by exact 2-space indent with no empty block, one `key: value` or `- item` a line (no
+multi-line scalar, no comment, anchor, tag or alias can appear), plain keys as the emitter
+writes them (never a YAML keyword), no duplicate key, double-quoted strings holding only the
+characters the emitter leaves as they are and its three escapes, and numbers and words in the
+emitter's spelling (`repr` of a float, `.nan`, `null`...). Within that shape a text means what
+this reader returns, as `Lock.parse` reads it (tests/gitops/test_lockfast.py checks both agree
+on generated and mutated locks).
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mlspec.run.lock import HEADER, dump_yaml
+from mlspec.run.lock import HEADER
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
-_INT = re.compile(r"-?[0-9]+")
+_RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
+_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e\xa0-\ud7ff\ue000-\ufefe'
+                     r'\uff00-\ufffd\U00010000-\U0010ffff]|\\["\\]|\\u[0-9a-f]{4})*)"')
+_ESCAPE = re.compile(r'\\(["\\]|u[0-9a-f]{4})')
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
 _WORDS: dict[str, Any] = {"null": None, "true": True, "false": False, ".nan": float("nan"),
                           ".inf": float("inf"), "-.inf": float("-inf")}
 
@@ -26,18 +34,15 @@ class _NotEmitted(Exception):
 
 
 def parse_emitted(text: str) -> dict[str, Any] | None:
-    """The lock's data when `text` is byte for byte what the emitter writes for it; else None."""
+    """The lock's data when `text` has the emitter's shape; else None."""
     if not text.startswith(HEADER) or not text.endswith("\n"):
         return None
-    body = text[len(HEADER):]
-    lines = body[:-1].split("\n")
+    lines = text[len(HEADER):-1].split("\n")
     try:
         data, pos = _block(lines, 0, 0)
-        if pos != len(lines):
-            return None
     except (_NotEmitted, ValueError, IndexError, RecursionError):
         return None
-    return data if dump_yaml(data) == body else None
+    return data if pos == len(lines) else None
 
 
 def _block(lines: list[str], pos: int, indent: int) -> tuple[dict[str, Any], int]:
@@ -46,6 +51,8 @@ def _block(lines: list[str], pos: int, indent: int) -> tuple[dict[str, Any], int
     while pos < len(lines) and lines[pos].startswith(pad) and not \
             lines[pos].startswith(pad + " "):
         key, i = _key(lines[pos], len(pad))
+        if key in out:
+            raise _NotEmitted
         rest = lines[pos][i:]
         pos += 1
         if rest == ":":
@@ -58,6 +65,8 @@ def _block(lines: list[str], pos: int, indent: int) -> tuple[dict[str, Any], int
                 out[key] = items
             else:
                 out[key], pos = _block(lines, pos, indent + 1)
+                if not out[key]:
+                    raise _NotEmitted  # `key:` alone is null in YAML; the emitter writes {}
         elif rest.startswith(": "):
             out[key] = _whole(rest[2:])
         else:
@@ -76,31 +85,29 @@ def _key(s: str, i: int) -> tuple[str, int]:
     if s[i:i + 1] == '"':
         return _string(s, i)
     m = _PLAIN.match(s, i)
-    if m is None:
+    if m is None or m.group().lower() in _RESERVED:
         raise _NotEmitted
     return m.group(), m.end()
 
 
 def _string(s: str, i: int) -> tuple[str, int]:
-    out: list[str] = []
-    i += 1
-    while True:
-        ch = s[i]
-        if ch == '"':
-            return "".join(out), i + 1
-        if ch == "\\":
-            nxt = s[i + 1]
-            if nxt in '"\\':
-                out.append(nxt)
-                i += 2
-            elif nxt == "u":
-                out.append(chr(int(s[i + 2:i + 6], 16)))
-                i += 6
-            else:
-                raise _NotEmitted
-        else:
-            out.append(ch)
-            i += 1
+    m = _STRING.match(s, i)
+    if m is None:
+        raise _NotEmitted
+    body = m.group(1)
+    if "\\" in body:
+        body = _ESCAPE.sub(_unescape, body)
+    return body, m.end()
+
+
+def _unescape(m: re.Match[str]) -> str:
+    code = m.group(1)
+    if code[0] != "u":
+        return code
+    o = int(code[1:], 16)
+    if 0xD800 <= o <= 0xDFFF:
+        raise _NotEmitted  # a lone surrogate is no character
+    return chr(o)
 
 
 def _flow(s: str, i: int) -> tuple[Any, int]:
@@ -119,7 +126,7 @@ def _flow(s: str, i: int) -> tuple[Any, int]:
                 i += 2
             if ch == "{":
                 key, i = _key(s, i)
-                if s[i:i + 2] != ": ":
+                if key in mapping or s[i:i + 2] != ": ":
                     raise _NotEmitted
                 mapping[key], i = _flow(s, i + 2)
             else:
@@ -134,4 +141,6 @@ def _flow(s: str, i: int) -> tuple[Any, int]:
         return _WORDS[token], end
     if _INT.fullmatch(token):
         return int(token), end
-    return float(token), end
+    if _FLOAT.fullmatch(token) and repr(float(token)) == token:
+        return float(token), end
+    raise _NotEmitted
