@@ -49,12 +49,6 @@ class GraphFormat(StrEnum):
     dot = "dot"
 
 
-class TableFormat(StrEnum):
-    table = "table"
-    markdown = "markdown"
-    json = "json"
-
-
 class MetricsFormat(StrEnum):
     table = "table"
     markdown = "markdown"

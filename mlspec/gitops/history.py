@@ -178,7 +178,7 @@ def _metrics_of(data: bytes) -> tuple[dict[str, float], str]:
         return {}, f"{layout.LOCK} too large to read"
     try:
         text = data.decode("utf-8")
-        fast = parse_emitted(text)  # proven equal to what Lock.parse would read, or None
+        fast = parse_emitted(text)  # read as Lock.parse reads it, or None: not its shape
         lock = Lock.from_data(fast) if fast is not None else Lock.parse(text)
         return lock.metrics(), ""
     except (MlspecError, UnicodeDecodeError, RecursionError, TypeError, ValueError, KeyError,
@@ -195,12 +195,13 @@ def gather(root: Path, spec: Spec, current: Lock | None, limit: int = DEFAULT_LI
     """The history of the declared metrics: the last `limit` commits of the default branch
     that changed the lock, its newest `limit` release tags, and the working tree's lock."""
     h = History(None, declared(spec, current), [])
-    head = _git(root, "rev-parse", "--show-prefix", "HEAD", "--symbolic-full-name", "HEAD")
+    head = _git(root, "rev-parse", "--show-prefix", "--is-shallow-repository", "HEAD",
+                "--symbolic-full-name", "HEAD")
     lines = head.decode("utf-8", "replace").split("\n") if head is not None else []
-    if len(lines) < 3:
+    if len(lines) < 4:
         h.notes.append("no git history here (not a git repository, or no commit yet)")
         return _with_current(h, current, False)
-    prefix, head_sha, head_ref = lines[0], lines[1], lines[2]
+    prefix, shallow, head_sha, head_ref = lines[:4]
     default = spec.ci.default_branch
     branches, tags = _refs(root, default)
     names = [f"refs/remotes/origin/{default}", f"refs/heads/{default}"]
@@ -212,6 +213,9 @@ def gather(root: Path, spec: Spec, current: Lock | None, limit: int = DEFAULT_LI
     else:
         h.branch = found.removeprefix("refs/remotes/").removeprefix("refs/heads/")
         commits = _log(root, branches[found].sha, limit)
+        if shallow == "true" and len(commits) < limit:
+            h.notes.append("this is a shallow clone: older commits are not fetched (fetch "
+                           "them, e.g. actions/checkout `fetch-depth: 0`, GitLab `GIT_DEPTH: 0`)")
     prefix_tag = spec.ci.tag_prefix
     releases = sorted(((c.when, name, c) for name, c in tags
                        if name.startswith(prefix_tag) and SEMVER.match(name[len(prefix_tag):])),

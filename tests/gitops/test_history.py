@@ -140,6 +140,12 @@ def test_a_clone_without_the_default_branch_says_so(repo: Path, tmp_path: Path) 
     assert r.returncode == 0, r.stderr
     assert "note: the default branch 'main' is not in this clone" in r.stdout
     assert re.search(r"^this PR .*0\.9500", r.stdout, re.M)
+    git("fetch", "-q", "--depth", "2", "origin", "main:refs/remotes/origin/main", cwd=clone)
+    r = mlspec("metrics", "--history", "--format", "json", cwd=clone)
+    data = json.loads(r.stdout)
+    assert len(data["points"]) == 3 and data["notes"] == [
+        "this is a shallow clone: older commits are not fetched (fetch them, e.g. "
+        "actions/checkout `fetch-depth: 0`, GitLab `GIT_DEPTH: 0`)"]
 
 
 @pytest.mark.parametrize("args, message", [
