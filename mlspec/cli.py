@@ -271,7 +271,8 @@ def metrics(
         "--diff finds the base (the PR's target, or the previous commit on the default "
         "branch)")] = None,
     format: Annotated[MetricsFormat, typer.Option(
-        "--format", help="table (terminal), markdown (PR comment), json, or csv (--history)")
+        "--format", metavar="FORMAT",
+        help="table (terminal), markdown (PR comment), json, or csv (--history)")
     ] = MetricsFormat.table,
     history: Annotated[bool, typer.Option(
         "--history", help="the declared metrics over the default branch's last commits that "
@@ -285,6 +286,7 @@ def metrics(
     fails); or their history.
 
     Example: mlspec metrics --diff origin/main --format markdown
+
     Example: mlspec metrics --history --limit 50 --format csv > history.csv
     """
     from mlspec import api
