@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
 from mlspec.fsutil import write_atomic
+from mlspec.run import scheduler
 from mlspec.run.hashing import canonical, sha256_bytes
 from mlspec.run.lock import Scalar, SweepLock, write_lock
 from mlspec.tables import num, table
@@ -119,7 +120,8 @@ def _metric(session: Session) -> tuple[str | None, str]:
     return design.primary, design.metrics[design.primary].goal
 
 
-def run_sweeps(session: Session, selection: list[str]) -> tuple[str, dict[str, Any]]:
+def run_sweeps(session: Session, selection: list[str], jobs: int = 1
+               ) -> tuple[str, dict[str, Any]]:
     swept = [s for s in selection if session.loaded.graph.steps[s].sweep]
     if not swept:
         return "no step in this run has a sweep\n", {}
@@ -128,7 +130,7 @@ def run_sweeps(session: Session, selection: list[str]) -> tuple[str, dict[str, A
     base_overrides = {k: dict(v) for k, v in session.overrides.items()}
     for name in swept:
         step = session.loaded.graph.steps[name]
-        session.run(session.loaded.graph.closure_up([name])[:-1])  # upstream, normally
+        scheduler.run(session, session.loaded.graph.closure_up([name])[:-1], jobs)  # upstream
         variants: list[dict[str, Any]] = []
         for point in grid(step.sweep or {}):
             session.overrides = {**base_overrides, name: {**base_overrides.get(name, {}),
@@ -140,7 +142,7 @@ def run_sweeps(session: Session, selection: list[str]) -> tuple[str, dict[str, A
                 session.record, session.force = False, True
                 try:
                     session.progress.say(f"sweep {name}: {_slug(point)}")
-                    session.run(_chain(session, name))
+                    scheduler.run(session, _chain(session, name), jobs)
                 finally:
                     session.record, session.force = True, False
                 metrics = _chain_metrics(session, name) or {}
