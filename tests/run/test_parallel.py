@@ -1,0 +1,206 @@
+"""`mlspec run --jobs N`: independent steps at once, with a sequential run's lock and failures.
+
+Real git repositories, the real `mlspec` console script, real step processes. Overlap is
+proved by a barrier (each of b and c waits for the other to have started), not by timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import BIN, mlspec
+from run_helpers import make_repo
+
+DIAMOND = """
+version: 1
+project: {name: diamond}
+model:
+  steps:
+    a:
+      command: python src/step.py a
+      deps: [src/step.py]
+      outs: [out/a.txt]
+    b:
+      command: exec python src/step.py b out/a.txt  # no shell in between: b sees SIGINT
+      deps: [src/step.py, out/a.txt]
+      params: {PB}
+      outs: [out/b.txt]
+    c:
+      command: python src/step.py c out/a.txt
+      deps: [src/step.py, out/a.txt]
+      params: {PC}
+      outs: [out/c.txt]
+    d:
+      command: python src/step.py d out/b.txt out/c.txt
+      deps: [src/step.py, out/b.txt, out/c.txt]
+      outs: [out/d.txt]
+"""
+
+# SYNC (a directory outside the repository): b and c each mark their start there, then wait
+# for the other's mark; FAIL_<STEP>: exit with that code; HANG_<STEP>: write the out, then
+# sleep that long (IGNORE_INT_<STEP>: ignoring SIGINT; EXIT0_ON_INT_<STEP>: exiting 0 on
+# it). Step output records params.json.
+STEP = """
+import json, os, pathlib, signal, sys, time
+name, ins = sys.argv[1], sys.argv[2:]
+env = lambda k: os.environ.get(k + "_" + name.upper())
+sync = os.environ.get("SYNC")
+if sync and name in "bc":
+    pathlib.Path(sync, name + ".started").write_text(str(os.getpid()))
+    other = pathlib.Path(sync, ("c" if name == "b" else "b") + ".started")
+    deadline = time.monotonic() + 20
+    while not other.exists():
+        if time.monotonic() > deadline:
+            print("the other step never started alongside", name)
+            sys.exit(9)
+        time.sleep(0.01)
+time.sleep(0.2)  # a step that ran alongside another one with other params would see them
+params = json.loads(pathlib.Path("params.json").read_text())
+print(name, "params", params)
+print(name, "boom" if env("FAIL") else "ok")
+if env("FAIL"):
+    sys.exit(int(env("FAIL")))
+text = "".join(pathlib.Path(p).read_text() for p in ins) + name + json.dumps(params) + "\\n"
+pathlib.Path("out").mkdir(exist_ok=True)
+pathlib.Path("out", name + ".txt").write_text(text)
+if env("HANG"):
+    if env("IGNORE_INT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if env("EXIT0_ON_INT"):
+        signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    pathlib.Path(sync or ".", name + ".pid").write_text(str(os.getpid()))
+    time.sleep(float(env("HANG")))
+"""
+
+
+def diamond(path: Path, pb: str = "{}", pc: str = "{}") -> Path:
+    spec = DIAMOND.replace("{PB}", pb).replace("{PC}", pc)
+    return make_repo(path, spec, {"src/step.py": STEP})
+
+
+def test_parallel_lock_is_byte_identical_to_sequential(tmp_path: Path) -> None:
+    seq, par = diamond(tmp_path / "seq"), diamond(tmp_path / "par")
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    r1 = mlspec("run", "--jobs", "1", cwd=seq)
+    assert r1.returncode == 0, r1.stdout + r1.stderr
+    r4 = mlspec("run", "--jobs", "4", cwd=par, env={"SYNC": str(sync)})
+    assert r4.returncode == 0, r4.stdout + r4.stderr
+    assert (sync / "b.started").exists() and (sync / "c.started").exists()  # they overlapped
+    assert (par / "mlspec.lock").read_bytes() == (seq / "mlspec.lock").read_bytes()
+    for step in "abcd":
+        rec = f".mlspec/steps/{step}.lock"
+        assert (par / rec).read_bytes() == (seq / rec).read_bytes()
+    assert r4.stdout == r1.stdout  # "ran 4, skipped 0 (up to date); mlspec.lock updated"
+    # one line per step start and finish; the steps' own output went to their logs
+    lines = r4.stderr.splitlines()
+    assert sum(line.startswith("▶ ") for line in lines) == 4
+    assert sum(line.startswith("✓ ") for line in lines) == 4
+    assert "b | " not in r4.stderr and "b ok" in (par / ".mlspec/logs/b.log").read_text()
+    assert "b | b ok" in r1.stderr  # --jobs 1 streams output as before
+    # a rerun is a no-op either way, and --json lists steps in graph order
+    again = mlspec("run", "--jobs", "4", "--json", cwd=par)
+    assert json.loads(again.stdout)["skipped"] == ["a", "b", "c", "d"], again.stdout
+
+
+def test_a_failure_starts_nothing_new_and_reports_as_sequential(tmp_path: Path) -> None:
+    env = {"FAIL_C": "3"}
+    seq, par = diamond(tmp_path / "seq"), diamond(tmp_path / "par")
+    r1 = mlspec("run", "--jobs", "1", "--json", cwd=seq, env=env)
+    r2 = mlspec("run", "--jobs", "2", "--json", cwd=par, env=env)
+    assert r1.returncode == r2.returncode == 1, r2.stdout + r2.stderr
+    d1, d2 = json.loads(r1.stdout), json.loads(r2.stdout)
+    assert d2["failed"] == d1["failed"] == "c"
+    assert d2["error"] == d1["error"] == "its command exited with code 3"
+    assert "▶ d" not in r2.stderr  # downstream of the failure never started
+    # b ran alongside c and finished: recorded, as a sequential run records it
+    lock = (par / "mlspec.lock").read_text()
+    assert "  b:" in lock and "  c:" not in lock
+    assert (par / "mlspec.lock").read_bytes() == (seq / "mlspec.lock").read_bytes()
+    # the failing step's log tail comes at the end, after every step line
+    tail = r2.stderr[r2.stderr.index("last "):]
+    assert "c | c boom" in tail and "▶" not in tail, r2.stderr
+
+
+def test_steps_with_different_params_never_share_params_json(tmp_path: Path) -> None:
+    repo = diamond(tmp_path / "r", pb="{lr: 1}", pc="{lr: 2}")
+    r = mlspec("run", "--jobs", "4", cwd=repo)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (repo / "out/b.txt").read_text().endswith('b{"lr": 1}\n')
+    assert (repo / "out/c.txt").read_text().endswith('c{"lr": 2}\n')
+
+
+def test_force_verify_and_cache_restore_under_jobs(tmp_path: Path) -> None:
+    repo = diamond(tmp_path / "r")
+    assert mlspec("run", "-j", "2", cwd=repo).returncode == 0
+    locked = (repo / "mlspec.lock").read_bytes()
+    for step in "abcd":
+        (repo / "out" / f"{step}.txt").unlink()
+    r = mlspec("run", "-j", "2", "--json", cwd=repo)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["restored"] == ["a", "b", "c", "d"]
+    r = mlspec("run", "-j", "2", "--force", "--json", cwd=repo)
+    assert r.returncode == 0 and json.loads(r.stdout)["ran"] == ["a", "b", "c", "d"], r.stderr
+    r = mlspec("run", "-j", "2", "--verify", cwd=repo)
+    assert r.returncode == 0 and "outs and metrics match" in r.stdout, r.stdout + r.stderr
+    assert (repo / "mlspec.lock").read_bytes() == locked
+
+
+def test_jobs_must_be_positive(tmp_path: Path) -> None:
+    r = mlspec("run", "--jobs", "0", cwd=diamond(tmp_path / "r"))
+    assert r.returncode == 2 and "--jobs 0" in r.stderr + r.stdout, r.stdout + r.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ctrl_c_stops_every_running_step_and_records_none(tmp_path: Path) -> None:
+    repo = diamond(tmp_path / "r")
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    assert mlspec("run", "a", cwd=repo).returncode == 0
+    before = (repo / "mlspec.lock").read_bytes()
+    exe = BIN / "mlspec"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mlspec"]
+    env = {**os.environ, "SYNC": str(sync), "HANG_B": "60", "HANG_C": "60",
+           "IGNORE_INT_C": "1",  # c ignores SIGINT: it takes the SIGTERM that follows
+           "EXIT0_ON_INT_B": "1"}  # b "succeeds" when interrupted: still not recorded
+    proc = subprocess.Popen([*cmd, "run", "--jobs", "2"], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ((sync / "b.pid").exists() and (sync / "c.pid").exists()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the steps never started"
+            time.sleep(0.05)
+        time.sleep(0.1)  # both pid files are written
+        pids = [int((sync / f"{s}.pid").read_text()) for s in "bc"]
+        held = (repo / ".mlspec/run.lock").read_text()
+        assert " b\n" in held and " c\n" in held, held  # both groups are on record
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - t0 < 15
+    assert not any(_alive(p) for p in pids), pids
+    # b and c wrote their outs before they hung: neither is recorded
+    assert (repo / "out/b.txt").exists()
+    assert (repo / "mlspec.lock").read_bytes() == before
+    assert "▶ d" not in err
