@@ -130,7 +130,10 @@ def run_sweeps(session: Session, selection: list[str], jobs: int = 1
     base_overrides = {k: dict(v) for k, v in session.overrides.items()}
     for name in swept:
         step = session.loaded.graph.steps[name]
-        scheduler.run(session, session.loaded.graph.closure_up([name])[:-1], jobs)  # upstream
+        chain = _chain(session, name)
+        # upstream of the whole chain, normally: a downstream step may need another branch
+        upstream = [s for s in session.loaded.graph.closure_up(chain) if s not in chain]
+        scheduler.run(session, upstream, jobs)
         variants: list[dict[str, Any]] = []
         for point in grid(step.sweep or {}):
             session.overrides = {**base_overrides, name: {**base_overrides.get(name, {}),

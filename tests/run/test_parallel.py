@@ -14,8 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import BIN, mlspec
 from run_helpers import make_repo
+
+from mlspec import api
+from mlspec.run import execute
 
 DIAMOND = """
 version: 1
@@ -204,3 +208,47 @@ def test_ctrl_c_stops_every_running_step_and_records_none(tmp_path: Path) -> Non
     assert (repo / "out/b.txt").exists()
     assert (repo / "mlspec.lock").read_bytes() == before
     assert "▶ d" not in err
+
+
+def test_timeout_stops_its_step_while_the_others_finish(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = DIAMOND.replace("{PB}", "{}").replace(
+        "      params: {PC}\n", "      params: {}\n      resources: {timeout_minutes: 1}\n")
+    repo = make_repo(tmp_path / "r", spec, {"src/step.py": STEP})
+    monkeypatch.setattr(execute, "TIMEOUT_SCALE", 1 / 60)  # a "minute" lasts a second
+    monkeypatch.setenv("HANG_C", "60")
+    t0 = time.monotonic()
+    out = api.run(repo / "mlspec.yaml", [], force=False, sets=[], verify=False, sweep=False,
+                  base=None, gates=False, jobs=2)
+    assert time.monotonic() - t0 < 30
+    assert out.code == 1, out
+    [diag] = out.diagnostics
+    assert diag.rule == "run.timeout" and "step 'c'" in diag.message
+    lock = (repo / "mlspec.lock").read_text()
+    assert "  b:" in lock and "  c:" not in lock and "  d:" not in lock
+    assert not _alive(int((repo / "c.pid").read_text()))
+
+
+SWEPT = DIAMOND.replace("{PB}", "{lr: 1}\n      sweep: {lr: [3, 1, 2]}").replace(
+    "{PC}", "{}").replace("      outs: [out/b.txt]\n",
+                          "      outs: [out/b.txt]\n      metrics: out/m_b.json\n").replace(
+    "version: 1\n", "version: 1\ndesign:\n  hypothesis: lr matters\n  metrics:\n"
+    "    lr: {goal: maximize, threshold: 0, primary: true}\n")
+SWEPT_STEP = STEP + """
+if name == "b":
+    pathlib.Path("out/m_b.json").write_text(json.dumps({"lr": params["lr"]}))
+"""
+
+
+def test_sweep_under_jobs_records_what_a_sequential_sweep_does(tmp_path: Path) -> None:
+    seq = make_repo(tmp_path / "seq", SWEPT, {"src/step.py": SWEPT_STEP})
+    par = make_repo(tmp_path / "par", SWEPT, {"src/step.py": SWEPT_STEP})
+    r1 = mlspec("run", "--sweep", "--no-gates", "--json", "--jobs", "1", cwd=seq)
+    r2 = mlspec("run", "--sweep", "--no-gates", "--json", "--jobs", "3", cwd=par)
+    assert r1.returncode == r2.returncode == 0, r1.stderr + r2.stderr
+    assert json.loads(r2.stdout)["sweeps"]["b"]["best"] == {"lr": 3}
+    assert json.loads(r2.stdout) == json.loads(r1.stdout)
+    assert (par / "mlspec.lock").read_bytes() == (seq / "mlspec.lock").read_bytes()
+    for variant in sorted((seq / ".mlspec/sweeps/b").iterdir()):
+        assert (par / ".mlspec/sweeps/b" / variant.name).read_bytes() == variant.read_bytes()
+    assert (par / "out/b.txt").read_text() == (seq / "out/b.txt").read_text()  # the spec's lr
