@@ -97,30 +97,43 @@ def run(session: Session, names: list[str], jobs: int) -> None:
     if jobs <= 1 or len(names) < 2 or is_chain(session, names):
         session.run(names)
         return
-    Pool(session, jobs).run(names)
+    session.progress.batch(len(names))
+    wanted = set(names)
+    needs = {n: [u for u in session.loaded.graph.upstream[n] if u in wanted] for n in names}
+    pool = Pool(session, jobs)
+    spawn, session.spawn = session.spawn, pool.spawn
+    try:
+        pool.run(names, needs, session.step)
+    finally:
+        session.spawn = spawn
+        order = {n: i for i, n in enumerate(session.loaded.graph.order)}
+        for listed in (session.ran, session.skipped, session.restored):
+            listed.sort(key=lambda n: order.get(n, len(order)))
 
 
 class Pool:
+    """Runs tasks (a run's steps, or sweep variants) on up to `jobs` threads. Each task holds
+    the pool's mutex, except while a process it started through `spawn` runs."""
+
     def __init__(self, session: Session, jobs: int):
         self.session, self.jobs = session, jobs
         self.mutex = threading.Lock()  # the session's state; released while a process runs
         self.cond = threading.Condition()  # guards what follows
-        self.params: dict[str, str] = {}  # step -> params.json text, of processes running
-        self.groups: dict[str, int] = {}  # step -> process group, of processes running
+        self.params: dict[str, tuple[Path, str]] = {}  # log -> (root, params.json text)
+        self.groups: dict[str, int] = {}  # log -> process group, of processes running
         self.stopping = False
         self.events: queue.Queue[tuple[str, BaseException | None]] = queue.Queue()
+        self.local = threading.local()  # .task: the task a worker thread runs
 
     # -- the main thread -------------------------------------------------------------------
-    def run(self, names: list[str]) -> None:
-        session = self.session
-        session.progress.batch(len(names))
-        wanted = set(names)
-        needs = {n: [u for u in session.loaded.graph.upstream[n] if u in wanted] for n in names}
-        pending = list(names)
+    def run(self, tasks: list[str], needs: dict[str, list[str]],
+            work: Callable[[str], None]) -> None:
+        """Run every task once its needs are done; on a failure start no new task, let the
+        running ones finish, and raise the first failed task's error (in `tasks` order)."""
+        pending = list(tasks)
         done: set[str] = set()
         failed: dict[str, BaseException] = {}
         active: dict[str, threading.Thread] = {}
-        spawn, session.spawn = session.spawn, self.spawn
         try:
             while True:
                 while not failed and len(active) < self.jobs:
@@ -129,7 +142,7 @@ class Pool:
                     if ready is None:
                         break
                     pending.remove(ready)
-                    active[ready] = threading.Thread(target=self._work, args=(ready,),
+                    active[ready] = threading.Thread(target=self._work, args=(ready, work),
                                                      name=f"mlspec-{ready}", daemon=True)
                     active[ready].start()
                 if not active:
@@ -145,15 +158,12 @@ class Pool:
             for t in active.values():
                 t.join()
             raise
-        finally:
-            session.spawn = spawn
-            order = {n: i for i, n in enumerate(session.loaded.graph.order)}
-            for listed in (session.ran, session.skipped, session.restored):
-                listed.sort(key=lambda n: order.get(n, len(order)))
         if failed:
-            first = min(failed, key=names.index)
-            self._tail(first)
-            raise failed[first]
+            first = min(failed, key=tasks.index)
+            exc = failed[first]
+            step = getattr(exc, "step", first)
+            self._tail(self.log(first, step), step)
+            raise exc
 
     def _next(self) -> tuple[str, BaseException | None]:
         while True:  # a timeout keeps the main thread responsive to signals
@@ -172,27 +182,32 @@ class Pool:
 
         stop_groups(groups, running)
 
-    def _tail(self, name: str) -> None:
-        path = self.session.root / LOGS / f"{name}.log"
+    def log(self, task: str, step: str) -> str:
+        """The log of a step's process (repository-relative): a sweep variant's steps log
+        under the variant's name."""
+        return f"{LOGS}/{step}.log" if task == step else f"{LOGS}/{task}/{step}.log"
+
+    def _tail(self, rel: str, step: str) -> None:
         try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            text = (self.session.root / rel).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return
+        lines = text.splitlines()
         if not lines:
             return
         say = self.session.progress.say
-        say(f"--- last {min(len(lines), TAIL_LINES)} line(s) of step '{name}' "
-            f"({LOGS}/{name}.log) ---")
+        say(f"--- last {min(len(lines), TAIL_LINES)} line(s) of {rel} ---")
         for line in lines[-TAIL_LINES:]:
-            say(f"{name} | {line}")
+            say(f"{step} | {line}")
 
     # -- worker threads ----------------------------------------------------------------------
-    def _work(self, name: str) -> None:
+    def _work(self, name: str, work: Callable[[str], None]) -> None:
+        self.local.task = name
         try:
             with self.mutex:
                 if self.stopping:
                     raise KeyboardInterrupt
-                self.session.step(name)
+                work(name)
         except BaseException as exc:  # reported to the main thread, raised there
             self.events.put((name, exc))
         else:
@@ -204,25 +219,27 @@ class Pool:
         """Session.spawn under the pool: the session's mutex is released while the process
         runs; its output goes to the step's log."""
         text = json.dumps(params, sort_keys=True)
+        rel = self.log(getattr(self.local, "task", name), name)
         self.mutex.release()
         try:
-            with self.cond:
-                while not self.stopping and any(t != text for t in self.params.values()):
+            with self.cond:  # steps in one directory share its params.json
+                while not self.stopping and any(r == root and t != text
+                                                for r, t in self.params.values()):
                     self.cond.wait(0.1)
                 if self.stopping:
                     raise KeyboardInterrupt
-                self.params[name] = text
+                self.params[rel] = (root, text)
             try:
-                log = root / LOGS / f"{name}.log"
+                log = self.session.root / rel
                 log.parent.mkdir(parents=True, exist_ok=True)
                 with open(log, "w", encoding="utf-8") as fh:
                     rc = run_process(name, argv, root, params, self._writer(name, fh),
-                                     on_spawn=self._spawned(on_spawn),
+                                     on_spawn=self._spawned(rel, on_spawn),
                                      timeout_minutes=timeout_minutes)
             finally:
                 with self.cond:
-                    del self.params[name]
-                    self.groups.pop(name, None)
+                    del self.params[rel]
+                    self.groups.pop(rel, None)
                     self.cond.notify_all()
             if self.stopping:  # stopped by an interrupt: whatever it wrote is not recorded
                 raise KeyboardInterrupt
@@ -240,16 +257,16 @@ class Pool:
 
         return write
 
-    def _spawned(self, outer: Spawned | None) -> Spawned:
+    def _spawned(self, rel: str, outer: Spawned | None) -> Spawned:
         def spawned(pgid: int | None, step: str) -> None:
             with self.cond:
                 if pgid is not None:
-                    self.groups[step] = pgid
+                    self.groups[rel] = pgid
                     if self.stopping:  # started as the interrupt came: end it at once
                         with contextlib.suppress(ProcessLookupError, PermissionError):
                             os.killpg(pgid, signal.SIGKILL)
-            if outer is not None:
-                outer(pgid, step)
+            if outer is not None:  # the run lock: a variant's step as "<variant>/<step>"
+                outer(pgid, rel[len(LOGS) + 1:-len(".log")])
 
         return spawned
 
