@@ -234,9 +234,21 @@ SWEPT = DIAMOND.replace("{PB}", "{lr: 1}\n      sweep: {lr: [3, 1, 2]}").replace
                           "      outs: [out/b.txt]\n      metrics: out/m_b.json\n").replace(
     "version: 1\n", "version: 1\ndesign:\n  hypothesis: lr matters\n  metrics:\n"
     "    lr: {goal: maximize, threshold: 0, primary: true}\n")
+# VARIANT_SYNC: a variant of b (run in a scratch copy) waits for all three to have started
+# FAIL_LR: the variant of b with that lr exits 3
 SWEPT_STEP = STEP + """
+if name == "b" and os.environ.get("FAIL_LR") == str(params["lr"]):
+    sys.exit(3)
 if name == "b":
     pathlib.Path("out/m_b.json").write_text(json.dumps({"lr": params["lr"]}))
+    vsync = os.environ.get("VARIANT_SYNC")
+    if vsync and "mlspec-variant-" in os.getcwd():
+        pathlib.Path(vsync, str(params["lr"])).write_text("")
+        deadline = time.monotonic() + 20
+        while len(list(pathlib.Path(vsync).iterdir())) < 3:
+            if time.monotonic() > deadline:
+                sys.exit("the other variants never started alongside")
+            time.sleep(0.01)
 """
 
 
@@ -244,11 +256,39 @@ def test_sweep_under_jobs_records_what_a_sequential_sweep_does(tmp_path: Path) -
     seq = make_repo(tmp_path / "seq", SWEPT, {"src/step.py": SWEPT_STEP})
     par = make_repo(tmp_path / "par", SWEPT, {"src/step.py": SWEPT_STEP})
     r1 = mlspec("run", "--sweep", "--no-gates", "--json", "--jobs", "1", cwd=seq)
-    r2 = mlspec("run", "--sweep", "--no-gates", "--json", "--jobs", "3", cwd=par)
+    vsync = tmp_path / "vsync"
+    vsync.mkdir()
+    r2 = mlspec("run", "--sweep", "--no-gates", "--json", "--jobs", "3", cwd=par,
+                env={"VARIANT_SYNC": str(vsync)})
     assert r1.returncode == r2.returncode == 0, r1.stderr + r2.stderr
-    assert json.loads(r2.stdout)["sweeps"]["b"]["best"] == {"lr": 3}
-    assert json.loads(r2.stdout) == json.loads(r1.stdout)
+    d1, d2 = json.loads(r1.stdout), json.loads(r2.stdout)
+    assert d2["sweeps"]["b"]["best"] == {"lr": 3}
+    assert d2["sweeps"] == d1["sweeps"]
+    assert sorted(p.name for p in vsync.iterdir()) == ["1", "2", "3"]  # all three at once
+    # the variants ran in scratch copies sharing the local cache: the spec's own variant
+    # (lr 1) comes back from it instead of running a fourth time
+    assert d2["restored"] == ["b", "d"], d2
     assert (par / "mlspec.lock").read_bytes() == (seq / "mlspec.lock").read_bytes()
     for variant in sorted((seq / ".mlspec/sweeps/b").iterdir()):
         assert (par / ".mlspec/sweeps/b" / variant.name).read_bytes() == variant.read_bytes()
     assert (par / "out/b.txt").read_text() == (seq / "out/b.txt").read_text()  # the spec's lr
+
+
+def test_a_failing_variant_under_jobs_fails_as_in_a_sequential_sweep(tmp_path: Path) -> None:
+    seq = make_repo(tmp_path / "seq", SWEPT, {"src/step.py": SWEPT_STEP})
+    par = make_repo(tmp_path / "par", SWEPT, {"src/step.py": SWEPT_STEP})
+    r1 = mlspec("run", "--sweep", "--no-gates", "--jobs", "1", cwd=seq, env={"FAIL_LR": "2"})
+    r2 = mlspec("run", "--sweep", "--no-gates", "--jobs", "3", cwd=par, env={"FAIL_LR": "2"})
+    assert r1.returncode == r2.returncode == 1, r1.stderr + r2.stderr
+
+    def errors(r: subprocess.CompletedProcess[str]) -> list[str]:
+        return [line for line in (r.stdout + r.stderr).splitlines() if "failed" in line]
+
+    assert errors(r2) == errors(r1) and errors(r1), r1.stderr + r2.stderr
+    # the failing variant's log ends the output; the ones that succeeded are kept, as the
+    # ones before the failure are in a sequential run (lr 3 and 1 come before lr 2)
+    assert "--- last" in r2.stderr and ".mlspec/logs/b@lr=2/b.log" in r2.stderr, r2.stderr
+    assert (sorted(p.name for p in (par / ".mlspec/sweeps/b").iterdir())
+            == sorted(p.name for p in (seq / ".mlspec/sweeps/b").iterdir()))
+    assert len(list((seq / ".mlspec/sweeps/b").iterdir())) == 2
+    assert (par / "mlspec.lock").read_bytes() == (seq / "mlspec.lock").read_bytes()
