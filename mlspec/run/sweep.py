@@ -27,14 +27,17 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlspec import layout
+from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
 from mlspec.run import scheduler
 from mlspec.run.hashing import Hasher, canonical, sha256_bytes
@@ -254,8 +257,18 @@ def scratch_copy(root: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="mlspec-variant-"))
     try:
         dest = tmp / "project"
-        shutil.copytree(root, dest, symlinks=True,
-                        ignore=shutil.ignore_patterns(".git", layout.STATE))
+        try:
+            shutil.copytree(root, dest, symlinks=True, copy_function=_copy_regular,
+                            ignore=shutil.ignore_patterns(".git", layout.STATE))
+        except (OSError, shutil.Error) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else (
+                f"{len(exc.args[0])} file(s) could not be copied"
+                if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list)
+                else "copy failed")
+            raise MlspecError([Diagnostic.nowhere(
+                f"cannot copy the project for a sweep variant ({why})", "run.sweep-copy",
+                "free space in the temporary directory, or run the sweep with --jobs 1 "
+                "(variants then run one after another in the project itself)")]) from None
         cache = root / layout.CACHE
         cache.mkdir(parents=True, exist_ok=True)
         (dest / layout.CACHE).parent.mkdir(parents=True, exist_ok=True)
@@ -263,6 +276,13 @@ def scratch_copy(root: Path) -> Iterator[Path]:
         yield dest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_regular(src: str, dst: str) -> None:
+    """Copy a regular file; skip a FIFO, socket or device (shutil refuses a FIFO, which
+    failed the whole copy; a device would be read to its end)."""
+    if stat.S_ISREG(os.stat(src).st_mode):
+        shutil.copy2(src, dst)
 
 
 def _best(variants: list[dict[str, Any]], metric: str | None, goal: str
