@@ -19,7 +19,7 @@ from conftest import BIN, mlspec
 from run_helpers import make_repo
 
 from mlspec import api
-from mlspec.run import execute
+from mlspec.run import execute, guard
 
 DIAMOND = """
 version: 1
@@ -292,3 +292,42 @@ def test_a_failing_variant_under_jobs_fails_as_in_a_sequential_sweep(tmp_path: P
             == sorted(p.name for p in (seq / ".mlspec/sweeps/b").iterdir()))
     assert len(list((seq / ".mlspec/sweeps/b").iterdir())) == 2
     assert (par / "mlspec.lock").read_bytes() == (seq / "mlspec.lock").read_bytes()
+
+
+def test_ctrl_c_stops_every_running_variant_and_removes_their_copies(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", SWEPT, {"src/step.py": SWEPT_STEP})
+    scratch = tmp_path / "tmp"  # where the variants' scratch copies go (TMPDIR)
+    scratch.mkdir()
+    exe = BIN / "mlspec"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mlspec"]
+    env = {**os.environ, "HANG_B": "60", "TMPDIR": str(scratch)}
+    proc = subprocess.Popen([*cmd, "run", "--sweep", "--no-gates", "--jobs", "3"], cwd=repo,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        groups: dict[str, int] = {}
+        while len(groups) < 3:  # the run lock names each running variant's step
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the variants never ran at once"
+            time.sleep(0.05)
+            run_lock = repo / ".mlspec/run.lock"
+            held = run_lock.read_text() if run_lock.exists() else ""
+            groups = {p[3]: int(p[1]) for p in (line.split(" ", 3) for line in
+                                                 held.splitlines()) if p[0] == "step"}
+        assert sorted(groups) == ["b@lr=1/b", "b@lr=2/b", "b@lr=3/b"], groups
+        assert len(list(scratch.iterdir())) == 3
+        time.sleep(0.3)  # each variant's b has written its out and sleeps
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - t0 < 15
+    assert not any(guard.session_members(g) for g in groups.values()), groups
+    assert list(scratch.iterdir()) == []  # every scratch copy removed
+    assert not (repo / ".mlspec/sweeps/b").exists() or not any(
+        (repo / ".mlspec/sweeps/b").iterdir())  # no variant recorded
+    lock = (repo / "mlspec.lock").read_text()
+    assert "  c:" in lock and "  b:" not in lock and "sweeps" not in lock, lock
