@@ -89,14 +89,14 @@ def compile(spec_path: Path, targets: str | None, check: bool, force: bool) -> O
 
 @_outcome
 def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify: bool,
-        sweep: bool, base: str | None, gates: bool) -> Outcome:
+        sweep: bool, base: str | None, gates: bool, jobs: int | None = None) -> Outcome:
     from mlspec.gitignore import ensure
     from mlspec.run.runner import run_steps
 
     loaded = load(spec_path)
     note = ensure(loaded)  # outputs are reproduced from the lock: never committed
     out = run_steps(loaded, steps, force=force, sets=sets, verify=verify, sweep=sweep,
-                    base=base, gates=gates)
+                    base=base, gates=gates, jobs=jobs)
     out.stderr = note + out.stderr
     return _explain_missing_metrics(loaded, out)
 

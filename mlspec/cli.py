@@ -218,6 +218,9 @@ def run(
     sweep: Annotated[bool, typer.Option("--sweep", help="run every sweep variant")] = False,
     base: RefOpt = None,
     no_gates: Annotated[bool, typer.Option("--no-gates", help="do not evaluate gates")] = False,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", metavar="N", help="run up to N independent steps at once "
+        "(default: the number of cores)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run steps in order, skipping those whose inputs are unchanged; record mlspec.lock.
@@ -227,7 +230,7 @@ def run(
     from mlspec import api
 
     _finish(api.run(_spec(spec), steps or [], force=force, sets=set_ or [], verify=verify,
-                    sweep=sweep, base=base, gates=not no_gates), as_json)
+                    sweep=sweep, base=base, gates=not no_gates, jobs=jobs), as_json)
 
 
 @app.command()

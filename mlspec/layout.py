@@ -13,6 +13,7 @@ RECORDS = f"{STATE}/steps"  # `mlspec run` leaves RECORDS/<step>.lock: that step
 SWEEPS = f"{STATE}/sweeps"  # sweep variant records: SWEEPS/<step>/<params>.json
 CACHE = f"{STATE}/cache"  # outs of every step run, by step key: restored instead of re-executed
 HASH_CACHE = f"{STATE}/hashes.json"  # file hashes keyed by (path, size, mtime_ns, inode)
+LOGS = f"{STATE}/logs"  # LOGS/<step>.log: a step's output when `mlspec run` overlaps steps
 RUN_LOCK = f"{STATE}/run.lock"  # fcntl lock held by one `mlspec run` at a time
 BUILD_RECORD = f"{STATE}/build.json"  # images `mlspec build` made (digest, tags, lineage)
 ESTIMATORS_VALID = f"{STATE}/estimators-valid"  # cache of built-in estimators checked

@@ -55,20 +55,27 @@ def _boot_id() -> str:
 
 
 class RunLock:
-    """The open run lock: who holds it, and the process group of the step running now."""
+    """The open run lock: who holds it, and the process group of each step running now
+    (several under `mlspec run --jobs`; worker threads report them, hence the mutex)."""
 
     def __init__(self, fd: int):
         self.fd = fd
+        self._steps: dict[str, int] = {}
+        self._mutex = threading.Lock()
 
     def _write(self, text: str) -> None:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, text.encode(), 0)
 
     def spawned(self, pgid: int | None, step: str) -> None:
-        line = f"{os.getpid()}\n"
-        if pgid is not None:
-            line += f"step {pgid} {_boot_id()} {step}\n"
-        self._write(line)
+        with self._mutex:
+            if pgid is not None:
+                self._steps[step] = pgid
+            else:
+                self._steps.pop(step, None)
+            text = f"{os.getpid()}\n" + "".join(
+                f"step {g} {_boot_id()} {s}\n" for s, g in sorted(self._steps.items()))
+            self._write(text)
 
     def reap(self, say: Callable[[str], None]) -> None:
         """End what is left of a step an earlier, killed `mlspec run` was running."""
@@ -181,6 +188,24 @@ def params_env(params: dict[str, Any]) -> dict[str, str]:
 def write_params(root: Path, params: dict[str, Any]) -> None:
 
     write_atomic(root / PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
+
+
+def stop_groups(groups: Callable[[], list[int]], running: Callable[[], bool]) -> None:
+    """End several steps' process groups at once, escalating as _stop does for one: SIGINT,
+    SIGTERM, SIGKILL, each while `running()` says a step has not ended yet (bounded by the
+    same grace periods); then whatever is left of their sessions."""
+    for sig, wait in ((signal.SIGINT, KILL_GRACE_S), (signal.SIGTERM, KILL_GRACE_S),
+                      (signal.SIGKILL, 5.0)):
+        for pgid in groups():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not running():
+            break
+    for pgid in groups():
+        kill_session(pgid)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

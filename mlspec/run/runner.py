@@ -5,8 +5,9 @@ and outs match the lock, restored from the local cache (mlspec.run.cache) when a
 key is there, executed otherwise; all under a repository-wide run lock; then the gates.
 `--force` and `--verify` never restore. `--verify` reruns everything (`--verify STEP...`: only
 those steps, their upstream must be up to date) and compares with the lock without rewriting
-it. `--sweep` runs each sweep grid first (mlspec.run.sweep). Heavy modules (sklearn, git) are
-imported only when a step needs them.
+it. `--sweep` runs each sweep grid first (mlspec.run.sweep). `--jobs N` runs independent steps
+at once (mlspec.run.scheduler). Heavy modules (sklearn, git) are imported only when a step
+needs them.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.gitops.gates import evaluate, render
+from mlspec.run import scheduler
 from mlspec.run.cache import Cache
 from mlspec.run.execute import interrupt_on_sigterm, run_lock
 from mlspec.run.hashing import Hasher
 from mlspec.run.lock import Lock, Scalar, read_lock, write_lock
-from mlspec.run.progress import Progress
 from mlspec.run.session import Session, StepFailed
 from mlspec.run.sklearn_step import validate_builtin_cached
 from mlspec.run.stepkey import environment, stale_reasons, step_key, step_state
@@ -86,14 +87,16 @@ def _has_metrics(loaded: LoadedSpec, selection: list[str]) -> bool:
 
 def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
               sets: list[str] | None = None, verify: bool = False, sweep: bool = False,
-              base: str | None = None, gates: bool = True) -> Outcome:
+              base: str | None = None, gates: bool = True, jobs: int | None = None
+              ) -> Outcome:
 
     selection = select(loaded, steps)
+    n_jobs = scheduler.check_jobs(jobs)
     overrides = parse_sets(loaded, sets or [], selection)
     if any(loaded.graph.steps[s].estimator for s in loaded.graph.steps):
 
         validate_builtin_cached(loaded)
-    progress = Progress(len(selection))
+    progress = scheduler.StepTimes(len(selection))
     with interrupt_on_sigterm(), run_lock(loaded.root, progress.say) as held:
         lock = read_lock(loaded.root) or Lock()
         before = lock.dump()
@@ -107,8 +110,8 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
         try:
             if sweep and not verify:
 
-                sweep_text, sweep_data = run_sweeps(session, selection)
-            session.run(selection)
+                sweep_text, sweep_data = run_sweeps(session, selection, n_jobs)
+            scheduler.run(session, selection, n_jobs)
             if not steps and not verify and session.record:
                 _prune(session, loaded)
             if not verify:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,9 @@ class Session:
     restore: bool = True  # restore a stale step from the local cache (not with --force)
     record: bool = True  # False while running sweep variants
     on_spawn: Spawned | None = None  # told each step's session (run lock record)
+    # runs a step's process (run_process's signature); mlspec.run.scheduler swaps in one that
+    # lets other steps proceed while the process runs
+    spawn: Callable[..., int] = run_process
     ran: list[str] = field(default_factory=list)  # steps run and recorded (each once)
     skipped: list[str] = field(default_factory=list)  # steps up to date (each once)
     restored: list[str] = field(default_factory=list)  # steps restored from the cache
@@ -120,40 +124,44 @@ class Session:
     def run(self, selection: list[str]) -> None:
         self.progress.batch(len(selection))
         for name in selection:
-            st = self.state(name)
-            missing_deps(self.loaded, st)
-            reasons: list[str] = []
-            if self.verify and self.verify_only and name not in self.verify_only:
-                self._upstream_fresh(st)
-                continue
-            if self.verify:
-                entry = self.lock.steps.get(name)
-                reasons = stale_reasons(st, entry, self.lock, self.env, self.hasher)
-                if entry is None:
-                    self.diffs.append(VerifyDiff(name, "step", "not in the lock", "ran"))
-                elif entry.key != st.key:
-                    why = "; ".join(r for r in reasons if not r.startswith("out "))
-                    self.diffs.append(VerifyDiff(name, "key", "stale lock", why))
-            elif not (self.force or name in self.force_steps):
-                fresh = self.fresh_entry(st)
-                if fresh is not None:
-                    # a step already confirmed this session (a sweep's upstream) is not
-                    # announced or counted twice
-                    self.progress.skip(name, quiet=self.settled.get(name) == st.key)
-                    if name not in self.skipped + self.ran + self.restored:
-                        self.skipped.append(name)
-                    self.results[name] = fresh
-                    if self.record:
-                        self.settled[name] = st.key
-                        if self.lock.steps.get(name) != fresh:
-                            self._store(name, fresh)  # adopt a CI record
-                        elif not self._record_says(name, fresh):
-                            self._store_record(name, fresh)  # e.g. left by another branch
-                    continue
-            if (not self.verify and self.restore and name not in self.force_steps
-                    and self._restore(st)):
-                continue
-            self._execute(st)
+            self.step(name)
+
+    def step(self, name: str) -> None:
+        """Skip, restore or execute one step (its upstream steps are done)."""
+        st = self.state(name)
+        missing_deps(self.loaded, st)
+        reasons: list[str] = []
+        if self.verify and self.verify_only and name not in self.verify_only:
+            self._upstream_fresh(st)
+            return
+        if self.verify:
+            entry = self.lock.steps.get(name)
+            reasons = stale_reasons(st, entry, self.lock, self.env, self.hasher)
+            if entry is None:
+                self.diffs.append(VerifyDiff(name, "step", "not in the lock", "ran"))
+            elif entry.key != st.key:
+                why = "; ".join(r for r in reasons if not r.startswith("out "))
+                self.diffs.append(VerifyDiff(name, "key", "stale lock", why))
+        elif not (self.force or name in self.force_steps):
+            fresh = self.fresh_entry(st)
+            if fresh is not None:
+                # a step already confirmed this session (a sweep's upstream) is not
+                # announced or counted twice
+                self.progress.skip(name, quiet=self.settled.get(name) == st.key)
+                if name not in self.skipped + self.ran + self.restored:
+                    self.skipped.append(name)
+                self.results[name] = fresh
+                if self.record:
+                    self.settled[name] = st.key
+                    if self.lock.steps.get(name) != fresh:
+                        self._store(name, fresh)  # adopt a CI record
+                    elif not self._record_says(name, fresh):
+                        self._store_record(name, fresh)  # e.g. left by another branch
+                return
+        if (not self.verify and self.restore and name not in self.force_steps
+                and self._restore(st)):
+            return
+        self._execute(st)
 
     def _upstream_fresh(self, st: StepState) -> None:
         """`--verify STEP`: an upstream step that is not verified must be up to date."""
@@ -231,9 +239,9 @@ class Session:
             argv = st.command
         self.settled.pop(name, None)
         try:
-            rc = run_process(name, argv, self.root, dict(st.params), self.progress.say,
-                             on_spawn=self.on_spawn,
-                             timeout_minutes=step.resources.timeout_minutes)
+            rc = self.spawn(name, argv, self.root, dict(st.params), self.progress.say,
+                            on_spawn=self.on_spawn,
+                            timeout_minutes=step.resources.timeout_minutes)
         except StepTimedOut:
             limit = step.resources.timeout_minutes
             self.progress.done(name, False, f"timed out after {limit} min")
