@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,7 @@ class Session:
     restore: bool = True  # restore a stale step from the local cache (not with --force)
     record: bool = True  # False while running sweep variants
     on_spawn: Spawned | None = None  # told each step's session (run lock record)
+    fetch: Callable[[str], bool] | None = None  # a key's run from the remote into the cache
     ran: list[str] = field(default_factory=list)  # steps run and recorded (each once)
     skipped: list[str] = field(default_factory=list)  # steps up to date (each once)
     restored: list[str] = field(default_factory=list)  # steps restored from the cache
@@ -178,6 +180,8 @@ class Session:
         """Put a stale step's outs back from the local cache when it holds the step's key;
         record its entry as a run would. False (then the step executes) on any miss."""
         run = self.cache.lookup(st.key)
+        if run is None and self.fetch is not None and self.fetch(st.key):
+            run = self.cache.lookup(st.key)  # pulled from the remote (mlspec.remote)
         if run is None or sorted(run.entry.outs) != sorted(st.outs):
             return False  # a record naming other paths than the step's outs is not used
         for out in st.outs:
