@@ -10,6 +10,9 @@ or Bearer (mlspec.remote.auth). Every failure is a RemoteError, never a tracebac
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CHUNK_BYTES = 64 << 20  # one PATCH of a chunked upload
-MONOLITHIC_MAX = 64 << 20  # blobs up to this go in one streamed PUT
+MONOLITHIC_MAX = 4 << 30  # blobs up to this go in one streamed PUT (see push_blob)
 READ_BYTES = 1 << 20
 MAX_MANIFEST = 4 << 20
 TIMEOUT = (10, 300)
@@ -46,6 +49,23 @@ class _Window:
         return data
 
 
+def _adapter_class() -> type:
+    import requests.adapters
+
+    class BigBlocks(requests.adapters.HTTPAdapter):
+        """Request bodies go out in READ_BYTES blocks (urllib3's default is 16 KiB)."""
+
+        def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+            kwargs["blocksize"] = READ_BYTES
+            super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+
+    return BigBlocks
+
+
+def _big_blocks() -> requests.adapters.HTTPAdapter:
+    return _adapter_class()()  # type: ignore[no-any-return]
+
+
 class Registry:
     def __init__(self, remote: Remote, push: bool = False) -> None:
         import requests
@@ -53,6 +73,9 @@ class Registry:
         self.remote = remote
         self.base = f"{remote.scheme}://{remote.host}/v2/{remote.repository}"
         self.http = requests.Session()
+        adapter = _big_blocks()
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
         self.http.headers["User-Agent"] = "mlspec"
         self.scope = f"repository:{remote.repository}:{'pull,push' if push else 'pull'}"
         self._ready = False
@@ -186,21 +209,14 @@ class Registry:
                                   "not in the registry")
             if resp.status_code != 200:
                 raise self._status(resp, f"GET blob {digest[:19]}")
-            h, n = hashlib.sha256(), 0
             try:
                 with open(dest, "wb") as out:
-                    for chunk in resp.iter_content(READ_BYTES):
-                        n += len(chunk)
-                        if max_size is not None and n > max_size:
-                            break
-                        h.update(chunk)
-                        out.write(chunk)
+                    return _hash_to(resp.iter_content(READ_BYTES), out, max_size)
             except OSError as exc:
                 raise RemoteError("remote.io", f"cannot write {dest}: {exc}") from None
             except Exception as exc:  # requests' stream errors: a cut connection
                 raise RemoteError("remote.unreachable", f"{self.remote}: the download of "
                                   f"{digest[:19]}… broke off ({type(exc).__name__})") from None
-        return "sha256:" + h.hexdigest()
 
     # -- manifests -------------------------------------------------------------------------
     def get_manifest(self, tag: str) -> bytes | None:
@@ -230,6 +246,40 @@ class Registry:
                           headers={"Content-Type": MANIFEST_TYPE})
         if resp.status_code != 201:
             raise self._status(resp, f"PUT manifest {tag[:20]}")
+
+
+def _hash_to(chunks: Iterator[bytes], out: IO[bytes], max_size: int | None) -> str:
+    """Write `chunks` to `out` and return their sha256 digest, stopping past `max_size`. The
+    hashing and writing run in a second thread (hashlib and write release the GIL), so they
+    overlap with receiving; at most 8 chunks wait in between (bounded memory)."""
+    h = hashlib.sha256()
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        while (chunk := pending.get()) is not None:
+            if not failed:
+                try:
+                    h.update(chunk)
+                    out.write(chunk)
+                except BaseException as exc:  # reported in the caller's thread
+                    failed.append(exc)
+
+    worker = threading.Thread(target=drain, daemon=True)
+    worker.start()
+    n = 0
+    try:
+        for chunk in chunks:
+            n += len(chunk)
+            if (max_size is not None and n > max_size) or failed:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        worker.join()
+    if failed:
+        raise failed[0]
+    return "sha256:" + h.hexdigest()
 
 
 def _with_query(url: str, **params: str) -> str:

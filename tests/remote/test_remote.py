@@ -288,3 +288,33 @@ def test_two_clones_push_the_same_run_at_once(registry: Registry, tmp_path: Path
     lock = _lock(origin)
     assert sorted(json.loads(body)["tags"]) == sorted(
         e["key"].replace(":", "-") for e in lock["steps"].values())
+
+
+def test_chunked_upload_and_streamed_download(registry: Registry, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blobs over MONOLITHIC_MAX go up in PATCH chunks (small sizes here, same code path)."""
+    import hashlib
+
+    from mlspec.remote import oci
+    from mlspec.remote.url import parse
+
+    monkeypatch.setattr(oci, "MONOLITHIC_MAX", 1000)
+    monkeypatch.setattr(oci, "CHUNK_BYTES", 1500)
+    monkeypatch.setenv("MLSPEC_REGISTRY_USER", USER)
+    monkeypatch.setenv("MLSPEC_REGISTRY_PASSWORD", PASSWORD)
+    data = os.urandom(4000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (tmp_path / "blob").write_bytes(data)
+    reg = oci.Registry(parse(f"oci://{registry.host}/t7/store"), push=True)
+    assert not reg.has_blob(digest)
+    reg.put_blob(tmp_path / "blob", digest, len(data))
+    assert reg.has_blob(digest)
+    assert reg.get_blob(digest, tmp_path / "back") == digest
+    assert (tmp_path / "back").read_bytes() == data
+    # a download cut at max_size hashes to something else: the caller refuses it
+    assert reg.get_blob(digest, tmp_path / "cut", max_size=100) != digest
+    # a wrong digest at the end of an upload is refused by the registry
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(oci.RemoteError) as err:
+        reg.put_blob(tmp_path / "blob", wrong, len(data))
+    assert err.value.rule == "remote.corrupt"
