@@ -139,8 +139,8 @@ def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
     restored: list[str] = []
     missing: list[str] = []
     current = 0
+    stores: list[Store] = []  # opened at the first stale step: a no-op pull stays local
     try:
-        store = open_store(remote)
         for name in selection:
             step = loaded.graph.steps[name]
             st = step_state(name, step, dict(step.params), env, hasher)
@@ -151,7 +151,9 @@ def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
             expected = entry.outs if entry is not None and entry.key == st.key else None
             run = cache.lookup(st.key)
             if run is None or (expected is not None and run.entry.outs != expected):
-                run = fetch_run(store, cache, st.key, expected, remote)
+                if not stores:
+                    stores.append(open_store(remote))
+                run = fetch_run(stores[0], cache, st.key, expected, remote)
             if run is None or sorted(run.entry.outs) != sorted(st.outs):
                 missing.append(name)
                 continue
