@@ -318,3 +318,21 @@ def test_chunked_upload_and_streamed_download(registry: Registry, tmp_path: Path
     with pytest.raises(oci.RemoteError) as err:
         reg.put_blob(tmp_path / "blob", wrong, len(data))
     assert err.value.rule == "remote.corrupt"
+
+
+def test_bearer_token_flow(tmp_path: Path) -> None:
+    """A registry with token auth (as ghcr.io, GitLab, Docker Hub): the 401's Bearer challenge
+    sends mlspec to the realm for a token; a wrong password is refused there."""
+    from remote_registry import token_registry
+
+    (tmp_path / "reg").mkdir()
+    with token_registry(tmp_path / "reg") as reg:
+        env = _env(tmp_path)
+        origin = _origin(tmp_path, f"oci://{reg.host}/tok/store", env)
+        _push(origin, env)
+        clone = _clone(origin, tmp_path / "clone")
+        bad = mlspec("pull", cwd=clone, env={**env, "MLSPEC_REGISTRY_PASSWORD": "nope"})
+        assert bad.returncode == 3 and "remote.auth" in bad.stderr, bad.stderr
+        _untouched(clone)
+        r = mlspec("pull", cwd=clone, env=env)
+        assert r.returncode == 0 and "restored use" in r.stdout, r.stdout + r.stderr
