@@ -9,7 +9,7 @@ is started on a free 127.0.0.1 port; `--registry HOST:PORT` uses a running one (
 Each client pushes to its own repository, so a HEAD never finds the blob already there.
 
   push  curl         POST, then `curl -T FILE -X PUT LOCATION&digest=…` (one streamed PUT)
-  push  mlspec       Registry.put_blob: POST, PATCH 64 MiB chunks streamed from the file, PUT
+  push  mlspec       Registry.put_blob: POST, then one PUT streamed from the file (1 MiB blocks)
   push  oras         OrasClient.push(files=[FILE]) (sha256 of the file, one PUT; default)
   push  oras chunked OrasClient.push(..., do_chunked=True) (PATCH 16 MiB chunks)
   pull  curl         `curl -o OUT URL`
