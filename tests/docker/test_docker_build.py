@@ -89,7 +89,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     With the [sklearn] extra: the iris serve image installs `mlspec-gitops[sklearn]`."""
     out = tmp_path_factory.mktemp("wheels")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                    "-w", str(out), f"{REPO}[sklearn]"], check=True, capture_output=True, timeout=900)
+                    "-w", str(out), f"{REPO}[sklearn]"], check=True, capture_output=True,
+                   timeout=900)
     (out / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /tmp/deps\n")
     return out
 
