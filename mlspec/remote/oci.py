@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from mlspec.remote import auth
 from mlspec.remote.errors import RemoteError
+from mlspec.remote.meter import Meter
 from mlspec.remote.url import Remote
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ TIMEOUT = (10, 300)
 class _Window:
     """`length` bytes of a file from `start`, read in pieces (a streamed request body)."""
 
-    def __init__(self, fh: IO[bytes], start: int, length: int) -> None:
-        self.fh, self.left, self.length = fh, length, length
+    def __init__(self, fh: IO[bytes], start: int, length: int, meter: Meter) -> None:
+        self.fh, self.left, self.length, self.meter = fh, length, length, meter
         fh.seek(start)
 
     def __len__(self) -> int:
@@ -51,6 +52,7 @@ class _Window:
         n = self.left if n is None or n < 0 else min(n, self.left)
         data = self.fh.read(max(n, 0))
         self.left -= len(data)
+        self.meter.add(len(data))
         return data
 
 
@@ -178,12 +180,14 @@ class Registry:
         if resp.status_code != 202 or "Location" not in resp.headers:
             raise self._status(resp, "start of an upload")
         location = self._location(resp)
+        meter = Meter("↑ push", size)
         with open(path, "rb") as fh:
             if size > MONOLITHIC_MAX:
                 start = 0
                 while start < size:
                     n = min(CHUNK_BYTES, size - start)
-                    resp = self._call("PATCH", location, data=_Window(fh, start, n), headers={
+                    window = _Window(fh, start, n, meter)
+                    resp = self._call("PATCH", location, data=window, headers={
                         "Content-Type": "application/octet-stream",
                         "Content-Range": f"{start}-{start + n - 1}",
                         "Content-Length": str(n)})
@@ -193,9 +197,12 @@ class Registry:
                     start += n
                 body: object = b""
             else:
-                body = _Window(fh, 0, size)
-            resp = self._call("PUT", _with_query(location, digest=digest), data=body,
-                              headers={"Content-Type": "application/octet-stream"})
+                body = _Window(fh, 0, size, meter)
+            try:
+                resp = self._call("PUT", _with_query(location, digest=digest), data=body,
+                                  headers={"Content-Type": "application/octet-stream"})
+            finally:
+                meter.close()
         if resp.status_code != 201:
             if resp.status_code == 400 and b"DIGEST_INVALID" in resp.content[:4096]:
                 raise RemoteError("remote.corrupt", f"{self.remote}: blob {digest[:19]}… "
@@ -218,12 +225,13 @@ class Registry:
                 out = open(dest, "wb")  # noqa: SIM115 (closed below)
             except OSError as exc:
                 raise RemoteError("remote.io", f"cannot write {dest}: {exc}") from None
+            meter = Meter("↓ pull", _length(resp))
             with out:
                 try:
                     src = _plain_body(resp)
                     if src is not None:
-                        return _readinto_hash(src, out, max_size, _length(resp))
-                    return _hash_to(resp.iter_content(READ_BYTES), out, max_size)
+                        return _readinto_hash(src, out, max_size, _length(resp), meter)
+                    return _hash_to(resp.iter_content(READ_BYTES), out, max_size, meter)
                 except _WriteFailed as exc:
                     raise RemoteError("remote.io",
                                       f"cannot write {dest}: {exc.__cause__}") from None
@@ -231,6 +239,8 @@ class Registry:
                     raise RemoteError("remote.unreachable", f"{self.remote}: the download of "
                                       f"{digest[:19]}… broke off ({type(exc).__name__})"
                                       ) from None
+                finally:
+                    meter.close()
 
     # -- manifests -------------------------------------------------------------------------
     def get_manifest(self, tag: str) -> bytes | None:
@@ -297,7 +307,7 @@ def _length(resp: requests.Response) -> int | None:
 
 
 def _readinto_hash(src: _ReadInto, out: IO[bytes], max_size: int | None,
-                   length: int | None) -> str:
+                   length: int | None, meter: Meter) -> str:
     """Copy `src` to `out` through one READ_BYTES buffer, hashing on the way; stop past
     `max_size` (what is written then hashes to something else: the caller refuses it). A body
     that ends before its Content-Length is a broken download (http.client's readinto just
@@ -311,13 +321,15 @@ def _readinto_hash(src: _ReadInto, out: IO[bytes], max_size: int | None,
             break
         h.update(view[:got])
         _write(out, view[:got])
+        meter.add(got)
     else:
         if length is not None and n < length:
             raise http.client.IncompleteRead(b"", length - n)
     return "sha256:" + h.hexdigest()
 
 
-def _hash_to(chunks: Iterator[bytes], out: IO[bytes], max_size: int | None) -> str:
+def _hash_to(chunks: Iterator[bytes], out: IO[bytes], max_size: int | None,
+             meter: Meter) -> str:
     """Write `chunks` to `out` and return their sha256 digest, stopping past `max_size`. The
     hashing and writing run in a second thread (hashlib and write release the GIL), so they
     overlap with receiving; at most 8 chunks wait in between (bounded memory)."""
@@ -343,6 +355,7 @@ def _hash_to(chunks: Iterator[bytes], out: IO[bytes], max_size: int | None) -> s
             if (max_size is not None and n > max_size) or failed:
                 break
             pending.put(chunk)
+            meter.add(len(chunk))
     finally:
         pending.put(None)
         worker.join()
