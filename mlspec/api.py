@@ -7,6 +7,7 @@ modules are imported inside the functions that need them.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec
@@ -89,14 +90,20 @@ def compile(spec_path: Path, targets: str | None, check: bool, force: bool) -> O
 
 @_outcome
 def run(spec_path: Path, steps: list[str], force: bool, sets: list[str], verify: bool,
-        sweep: bool, base: str | None, gates: bool, jobs: int | None = None) -> Outcome:
+        sweep: bool, base: str | None, gates: bool, jobs: int | None = None,
+        pull: bool = True) -> Outcome:
     from mlspec.gitignore import ensure
     from mlspec.run.runner import run_steps
 
     loaded = load(spec_path)
+    fetch = None
+    if pull and (loaded.spec.project.remote is not None or os.environ.get("MLSPEC_REMOTE")):
+        from mlspec.remote.commands import fetcher
+
+        fetch = fetcher(loaded)
     note = ensure(loaded)  # outputs are reproduced from the lock: never committed
     out = run_steps(loaded, steps, force=force, sets=sets, verify=verify, sweep=sweep,
-                    base=base, gates=gates, jobs=jobs)
+                    base=base, gates=gates, jobs=jobs, fetch=fetch)
     out.stderr = note + out.stderr
     return _explain_missing_metrics(loaded, out)
 
@@ -122,7 +129,13 @@ def status(spec_path: Path, exit_code: bool = False) -> Outcome:
     """`mlspec status`; with exit_code, exit 1 when any step is stale (git diff --exit-code)."""
     from mlspec.run.runner import status as runner_status
 
-    out = runner_status(load(spec_path))
+    loaded = load(spec_path)
+    remote_has = None
+    if loaded.spec.project.remote is not None or os.environ.get("MLSPEC_REMOTE"):
+        from mlspec.remote.commands import availability
+
+        remote_has = availability(loaded)
+    out = runner_status(loaded, remote_has)
     if exit_code and out.code == 0 and (out.data or {}).get("stale"):
         out.code = 1
     return out
@@ -134,6 +147,22 @@ def gc(spec_path: Path, yes: bool) -> Outcome:
     from mlspec.run.cache_gc import collect
 
     return collect(load(spec_path).root, delete=yes)
+
+
+@_outcome
+def push(spec_path: Path, steps: list[str]) -> Outcome:
+    """`mlspec push`: upload the runs of up-to-date steps to the remote (mlspec.remote)."""
+    from mlspec.remote.commands import push as remote_push
+
+    return remote_push(load(spec_path), steps)
+
+
+@_outcome
+def pull(spec_path: Path, steps: list[str]) -> Outcome:
+    """`mlspec pull`: restore stale steps whose key the remote holds, every hash checked."""
+    from mlspec.remote.commands import pull as remote_pull
+
+    return remote_pull(load(spec_path), steps)
 
 
 @_outcome

@@ -221,6 +221,7 @@ def run(
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", metavar="N", help="run up to N independent steps at once "
         "(default: the number of cores)")] = None,
+    no_pull: Annotated[bool, typer.Option("--no-pull", help="never pull from the remote")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run steps in order, skipping those whose inputs are unchanged; record mlspec.lock.
@@ -230,7 +231,8 @@ def run(
     from mlspec import api
 
     _finish(api.run(_spec(spec), steps or [], force=force, sets=set_ or [], verify=verify,
-                    sweep=sweep, base=base, gates=not no_gates, jobs=jobs), as_json)
+                    sweep=sweep, base=base, gates=not no_gates, jobs=jobs,
+                    pull=not no_pull), as_json)
 
 
 @app.command()
@@ -264,6 +266,24 @@ def gc(
     from mlspec import api
 
     _finish(api.gc(_spec(spec), yes), as_json)
+
+
+Steps = Annotated[list[str] | None, typer.Argument(metavar="STEP", help="default: all")]
+EXITS = "Exit: 1 a named step stale/absent, 2 bad input, 3 remote unusable, 4 corrupt content."
+
+
+@app.command(epilog=EXITS)
+def push(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
+    """Upload up-to-date steps' outs to the remote. Example: mlspec push train"""
+    from mlspec import api
+    _finish(api.push(_spec(spec), steps or []), as_json)
+
+
+@app.command(epilog=EXITS)
+def pull(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
+    """Restore stale steps from the remote, hashes checked. Example: mlspec pull"""
+    from mlspec import api
+    _finish(api.pull(_spec(spec), steps or []), as_json)
 
 
 @app.command()

@@ -13,6 +13,7 @@ needs them.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
@@ -87,8 +88,8 @@ def _has_metrics(loaded: LoadedSpec, selection: list[str]) -> bool:
 
 def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
               sets: list[str] | None = None, verify: bool = False, sweep: bool = False,
-              base: str | None = None, gates: bool = True, jobs: int | None = None
-              ) -> Outcome:
+              base: str | None = None, gates: bool = True, jobs: int | None = None,
+              fetch: Callable[[str], bool] | None = None) -> Outcome:
 
     selection = select(loaded, steps)
     n_jobs = scheduler.check_jobs(jobs)
@@ -105,7 +106,8 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
                           overrides=overrides, force=not steps and (verify or force),
                           force_steps=set(steps) if force else set(), verify=verify,
                           verify_only=set(steps) if verify else set(),
-                          restore=not (force and not steps), on_spawn=held.spawned)
+                          restore=not (force and not steps), on_spawn=held.spawned,
+                          fetch=fetch)
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:
@@ -206,8 +208,11 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
                    .rstrip("\n"), data=data)
 
 
-def status(loaded: LoadedSpec) -> Outcome:
-    """Which steps are stale and exactly why; informational, so exit 0 either way."""
+def status(loaded: LoadedSpec, remote_has: Callable[[str], bool | None] | None = None
+           ) -> Outcome:
+    """Which steps are stale and exactly why; informational, so exit 0 either way.
+    `remote_has` (mlspec.remote): whether the remote holds a key, asked only for a stale step
+    the local cache lacks (one HEAD each); None when the remote could not be asked."""
 
     lock = read_lock(loaded.root)
     hasher = Hasher(loaded.root)
@@ -217,6 +222,7 @@ def status(loaded: LoadedSpec) -> Outcome:
     relock: set[str] = set()  # stale steps whose key differs from the lock (the lock changes)
     cached: set[str] = set()  # stale steps `mlspec run` would restore from the local cache
     cache = Cache(loaded.root)
+    remote: dict[str, bool | None] = {}  # stale steps the remote was asked about
     report: dict[str, Any] = {}
     for name in graph.order:
         step = graph.steps[name]
@@ -232,13 +238,19 @@ def status(loaded: LoadedSpec) -> Outcome:
             # the key is the one the run will look up only when no upstream step changes first
             if not ups and cache.lookup(st.key) is not None:
                 cached.add(name)
+            elif not ups and remote_has is not None:
+                remote[name] = remote_has(st.key)
         report[name] = {"stale": bool(reasons), "reasons": reasons, "key": st.key,
-                        "cached": name in cached}
+                        "cached": name in cached,
+                        **({"remote": remote[name]} if name in remote else {})}
     hasher.save()
     lines = []
     for name in graph.order:
         if name in stale:
-            lines.append(f"{name}: stale" + (" — in the local cache" if name in cached else ""))
+            where = " — in the local cache" if name in cached else {
+                True: " — available in the remote", None: " — the remote could not be asked",
+                False: ""}[remote.get(name, False)]
+            lines.append(f"{name}: stale{where}")
             lines.extend(f"  - {r}" for r in stale[name])
         else:
             lines.append(f"{name}: up to date")

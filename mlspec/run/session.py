@@ -71,6 +71,7 @@ class Session:
     # runs a step's process (run_process's signature); mlspec.run.scheduler swaps in one that
     # lets other steps proceed while the process runs
     spawn: Callable[..., int] = run_process
+    fetch: Callable[[str], bool] | None = None  # a key's run from the remote into the cache
     ran: list[str] = field(default_factory=list)  # steps run and recorded (each once)
     skipped: list[str] = field(default_factory=list)  # steps up to date (each once)
     restored: list[str] = field(default_factory=list)  # steps restored from the cache
@@ -186,6 +187,8 @@ class Session:
         """Put a stale step's outs back from the local cache when it holds the step's key;
         record its entry as a run would. False (then the step executes) on any miss."""
         run = self.cache.lookup(st.key)
+        if run is None and self.fetch is not None and self.fetch(st.key):
+            run = self.cache.lookup(st.key)  # pulled from the remote (mlspec.remote)
         if run is None or sorted(run.entry.outs) != sorted(st.outs):
             return False  # a record naming other paths than the step's outs is not used
         for out in st.outs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from mlspec.remote.url import EXAMPLES, BadRemote, parse
 from mlspec.spec.common import Name, RelPath, Strict, VersionStr, fail
 
 
@@ -12,6 +13,20 @@ class Project(Strict):
     python: VersionStr = Field("3.11", description="Python version for every job, quoted: \"3.11\"")
     requirements: RelPath | None = Field(
         None, description="requirements file; its hash is part of every step's key")
+    remote: str | None = Field(
+        None, description="where `mlspec push`/`pull` keep step runs: oci://host/repository "
+        "(an OCI registry; HTTPS, plain HTTP only for localhost) or file:///absolute/dir; "
+        "MLSPEC_REMOTE overrides it")
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse(v)
+            except BadRemote as exc:
+                raise fail("spec.remote", str(exc), f"e.g. {EXAMPLES}") from None
+        return v
 
     @field_validator("python")
     @classmethod

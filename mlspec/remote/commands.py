@@ -1,0 +1,236 @@
+"""`mlspec push`, `mlspec pull`, and the remote's two services to `run` and `status`: the pull
+of a stale step before it executes, and whether the remote holds a stale step's run.
+
+push: every up-to-date selected step (its key and outs match mlspec.lock) is put in the local
+cache when it is not there yet, then uploaded (mlspec.remote.transfer) unless the remote holds
+its key. pull: in graph order, every stale selected step whose current key the remote holds is
+fetched into the local cache and restored from it; a restored step's downstream is looked at
+with the restored outs, so one pull brings a whole chain. Output lists what moved.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mlspec.errors import Diagnostic, MlspecError, Outcome
+from mlspec.remote.errors import EXIT_MISSING, RemoteError
+from mlspec.remote.transfer import Store, fetch_run, open_store, push_run, scratch, tag_of
+from mlspec.remote.url import ENV, EXAMPLES, BadRemote, Remote, configured
+from mlspec.run.cache import Cache, RestoreFailed
+from mlspec.run.hashing import Hasher, NotRegularFile
+from mlspec.run.lock import Lock, read_lock
+from mlspec.run.stepkey import environment, stale_reasons, step_state
+from mlspec.spec.loader import LoadedSpec
+
+
+def remote_of(loaded: LoadedSpec, required: bool = True) -> Remote | None:
+    try:
+        remote = configured(loaded.spec.project.remote)
+    except BadRemote as exc:
+        raise MlspecError([Diagnostic.nowhere(f"{ENV}: {exc}", "remote.url",
+                                              f"e.g. {EXAMPLES}")]) from None
+    if remote is None and required:
+        raise MlspecError([Diagnostic.nowhere(
+            "no remote: set project.remote in the spec or MLSPEC_REMOTE", "remote.none",
+            f"e.g. {EXAMPLES}")])
+    return remote
+
+
+def failed(err: RemoteError, done: str = "") -> Outcome:
+    return Outcome(code=err.code, text=done,
+                   diagnostics=[Diagnostic.nowhere(err.message, err.rule, err.hint)])
+
+
+def _select(loaded: LoadedSpec, steps: list[str]) -> list[str]:
+    graph = loaded.graph
+    for s in steps:
+        if s not in graph.steps:
+            close = difflib.get_close_matches(s, list(graph.steps), n=1)
+            raise MlspecError([Diagnostic.nowhere(
+                f"unknown step '{s}'", "run.unknown-step",
+                f"did you mean '{close[0]}'?" if close else f"steps: {', '.join(graph.order)}")])
+    return graph.closure_up(steps) if steps else list(graph.order)
+
+
+def _commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def push(loaded: LoadedSpec, steps: list[str]) -> Outcome:
+    remote = remote_of(loaded)
+    assert remote is not None
+    selection = _select(loaded, steps)
+    root = Path(loaded.root)
+    lock = read_lock(root) or Lock()
+    hasher = Hasher(root)
+    env = environment(loaded, hasher)
+    cache = Cache(root)
+    pushed: list[str] = []
+    present: list[str] = []
+    stale: list[str] = []
+    try:
+        store = open_store(remote, push=True)
+        commit = _commit(root)
+        for name in selection:
+            step = loaded.graph.steps[name]
+            st = step_state(name, step, dict(step.params), env, hasher)
+            entry = lock.steps.get(name)
+            if entry is None or stale_reasons(st, entry, lock, env, hasher):
+                stale.append(name)
+                continue
+            run = cache.lookup(entry.key)
+            if run is None:
+                try:
+                    trees = {out: hasher.tree(out) for out in entry.outs}
+                except (OSError, NotRegularFile):
+                    trees = None
+                if trees is None or not cache.store(entry, trees) or \
+                        (run := cache.lookup(entry.key)) is None:
+                    raise RemoteError("remote.io", f"step '{name}': its outs could not be put "
+                                      "in the local cache (changed while read, or disk full)")
+            tmp = scratch(cache)
+            try:
+                (pushed if push_run(store, cache, run, name, commit, tmp) else present)\
+                    .append(name)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except RemoteError as err:
+        return failed(err, _push_text(remote, pushed, present, stale))
+    finally:
+        hasher.save()
+    out = Outcome(text=_push_text(remote, pushed, present, stale),
+                  data={"remote": str(remote), "pushed": pushed, "present": present,
+                        "stale": stale})
+    if steps and any(s in stale for s in steps):
+        out.code = EXIT_MISSING
+        out.diagnostics = [Diagnostic.nowhere(
+            f"not pushed: {', '.join(s for s in steps if s in stale)} stale", "remote.stale",
+            "run `mlspec run` first: only up-to-date steps are pushed")]
+    return out
+
+
+def _push_text(remote: Remote, pushed: list[str], present: list[str], stale: list[str]) -> str:
+    lines = [f"pushed {s} to {remote}" for s in pushed]
+    lines += [f"{s}: already in the remote" for s in present]
+    lines += [f"{s}: stale, not pushed (run it first)" for s in stale]
+    lines.append(f"{len(pushed)} pushed, {len(present)} already there, {len(stale)} stale")
+    return "\n".join(lines)
+
+
+def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
+    remote = remote_of(loaded)
+    assert remote is not None
+    selection = _select(loaded, steps)
+    root = Path(loaded.root)
+    lock = read_lock(root) or Lock()
+    hasher = Hasher(root)
+    env = environment(loaded, hasher)
+    cache = Cache(root)
+    restored: list[str] = []
+    missing: list[str] = []
+    current = 0
+    stores: list[Store] = []  # opened at the first stale step: a no-op pull stays local
+    try:
+        for name in selection:
+            step = loaded.graph.steps[name]
+            st = step_state(name, step, dict(step.params), env, hasher)
+            entry = lock.steps.get(name)
+            if not stale_reasons(st, entry, lock, env, hasher):
+                current += 1
+                continue
+            expected = entry.outs if entry is not None and entry.key == st.key else None
+            run = cache.lookup(st.key)
+            if run is None or (expected is not None and run.entry.outs != expected):
+                if not stores:
+                    stores.append(open_store(remote))
+                run = fetch_run(stores[0], cache, st.key, expected, remote)
+            if run is None or sorted(run.entry.outs) != sorted(st.outs):
+                missing.append(name)
+                continue
+            try:
+                cache.restore(run)
+            except RestoreFailed as exc:
+                raise RemoteError("remote.io", f"step '{name}': {exc}") from None
+            restored.append(name)
+    except RemoteError as err:
+        return failed(err, _pull_text(remote, restored, missing, current))
+    finally:
+        hasher.save()
+    out = Outcome(text=_pull_text(remote, restored, missing, current),
+                  data={"remote": str(remote), "restored": restored, "missing": missing,
+                        "up_to_date": current})
+    named = [s for s in steps if s in missing]
+    if named:
+        out.code = EXIT_MISSING
+        out.diagnostics = [Diagnostic.nowhere(
+            f"not in the remote: {', '.join(named)}", "remote.missing",
+            "push it from a clone where it is up to date (`mlspec push`), or run it")]
+    return out
+
+
+def _pull_text(remote: Remote, restored: list[str], missing: list[str], current: int) -> str:
+    lines = [f"restored {s} from {remote}" for s in restored]
+    lines += [f"{s}: stale and not in the remote" for s in missing]
+    lines.append(f"{len(restored)} restored, {len(missing)} not in the remote, "
+                 f"{current} up to date")
+    return "\n".join(lines)
+
+
+def fetcher(loaded: LoadedSpec) -> Callable[[str], bool] | None:
+    """For `mlspec run`: bring a stale step's run into the local cache before it would execute.
+    A remote that fails is said once on stderr and not asked again: the step executes."""
+    remote = remote_of(loaded, required=False)
+    if remote is None:
+        return None
+    lock = read_lock(Path(loaded.root)) or Lock()
+    expected = {e.key: e.outs for e in lock.steps.values()}
+    cache = Cache(Path(loaded.root))
+    broken: list[RemoteError] = []
+    stores: list[Store] = []
+
+    def fetch(key: str) -> bool:
+        if broken:
+            return False
+        try:
+            if not stores:
+                stores.append(open_store(remote))
+            return fetch_run(stores[0], cache, key, expected.get(key), remote) is not None
+        except RemoteError as err:
+            broken.append(err)
+            sys.stderr.write(f"· remote: {err.message} ({err.rule}); running the steps "
+                             "instead\n")
+            return False
+
+    return fetch
+
+
+def availability(loaded: LoadedSpec) -> Callable[[str], bool | None] | None:
+    """For `mlspec status`: whether the remote holds a key (None: it could not be asked)."""
+    remote = remote_of(loaded, required=False)
+    if remote is None:
+        return None
+    stores: list[Store] = []
+    broken: list[RemoteError] = []
+
+    def has(key: str) -> bool | None:
+        if broken:
+            return None
+        try:
+            if not stores:
+                stores.append(open_store(remote))
+            return stores[0].has_manifest(tag_of(key))
+        except RemoteError as err:
+            broken.append(err)
+            return None
+
+    return has

@@ -1,0 +1,101 @@
+"""A remote on a shared directory (`file:///dir`), laid out as the registry is addressed:
+`blobs/sha256/<hex>` and `manifests/<tag>.json`. Every write goes to a temporary name in the
+same directory and is renamed into place, so a reader never sees half a file and two writers of
+the same blob or tag both succeed."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from mlspec.remote.errors import RemoteError
+from mlspec.remote.url import Remote
+
+READ_BYTES = 1 << 20
+MAX_MANIFEST = 4 << 20
+
+
+class FileStore:
+    def __init__(self, remote: Remote, push: bool = False) -> None:
+        self.remote = remote
+        self.root = Path(remote.path)
+        if not self.root.is_dir():
+            raise RemoteError("remote.unreachable", f"{remote}: no such directory",
+                              "create it (a shared disk mounted here), or fix project.remote")
+
+    def _blob(self, digest: str) -> Path:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef"
+                                                           for c in hexd):
+            raise RemoteError("remote.corrupt", f"{self.remote}: bad digest '{digest[:80]}'")
+        return self.root / "blobs" / "sha256" / hexd
+
+    def _manifest(self, tag: str) -> Path:
+        return self.root / "manifests" / f"{tag}.json"
+
+    def _place(self, dest: Path, write: Callable[[IO[bytes]], object]) -> None:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    write(out)
+                os.replace(tmp, dest)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        except OSError as exc:
+            raise RemoteError("remote.io", f"{self.remote}: cannot write {dest.name}: "
+                              f"{exc.strerror or exc}") from None
+
+    def has_blob(self, digest: str) -> bool:
+        return self._blob(digest).is_file()
+
+    def put_blob(self, path: Path, digest: str, size: int) -> None:
+        def write(out: IO[bytes]) -> None:
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, out, READ_BYTES)
+
+        self._place(self._blob(digest), write)
+
+    def get_blob(self, digest: str, dest: Path, max_size: int | None = None) -> str:
+        h, n = hashlib.sha256(), 0
+        try:
+            with open(self._blob(digest), "rb") as src, open(dest, "wb") as out:
+                while chunk := src.read(READ_BYTES):
+                    n += len(chunk)
+                    if max_size is not None and n > max_size:
+                        break
+                    h.update(chunk)
+                    out.write(chunk)
+        except FileNotFoundError:
+            raise RemoteError("remote.missing", f"{self.remote}: blob {digest[:19]}… is "
+                              "missing") from None
+        except OSError as exc:
+            raise RemoteError("remote.io", f"{self.remote}: {exc.strerror or exc}") from None
+        return "sha256:" + h.hexdigest()
+
+    def get_manifest(self, tag: str) -> bytes | None:
+        try:
+            with open(self._manifest(tag), "rb") as fh:
+                body = fh.read(MAX_MANIFEST + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RemoteError("remote.io", f"{self.remote}: {exc.strerror or exc}") from None
+        if len(body) > MAX_MANIFEST:
+            raise RemoteError("remote.corrupt", f"{self.remote}: manifest {tag[:20]}… is too "
+                              "big")
+        return body
+
+    def has_manifest(self, tag: str) -> bool:
+        return self._manifest(tag).is_file()
+
+    def put_manifest(self, tag: str, body: bytes) -> None:
+        self._place(self._manifest(tag), lambda out: out.write(body))
