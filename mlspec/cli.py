@@ -5,15 +5,25 @@ Nothing heavy is imported here: api imports what each command needs when it runs
 
 from __future__ import annotations
 
-import json
 import sys
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from mlspec import __version__, layout
+from mlspec import __version__
+from mlspec.cliout import (
+    DEFAULT_SPEC,
+    DiagFormat,
+    GraphFormat,
+    JsonOpt,
+    MetricsFormat,
+    RefOpt,
+    SpecOpt,
+    _finish,
+    _spec,
+    bare_diff,
+)
 from mlspec.lazygroup import lazy_group
 
 app = typer.Typer(
@@ -26,70 +36,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: importing rich costs ~60 ms of the 150 ms budget
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-SpecOpt = Annotated[Path | None, typer.Option(
-    "--file", "-f", metavar="PATH", show_default=False,
-    help=f"the spec file [default: {layout.SPEC} here or in a parent directory, up to the "
-    "repository root]")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-RefOpt = Annotated[str | None, typer.Option("--base", metavar="REF", help="git ref (or release "
-                                            "version) of the baseline; default: found from git")]
-DEFAULT_SPEC: Path | None = None
-
-
-class DiagFormat(StrEnum):
-    text = "text"
-    json = "json"
-    github = "github"
-
-
-class GraphFormat(StrEnum):
-    text = "text"
-    mermaid = "mermaid"
-    dot = "dot"
-
-
-class MetricsFormat(StrEnum):
-    table = "table"
-    markdown = "markdown"
-    json = "json"
-    csv = "csv"
-
-
-def _finish(outcome: Any, as_json: bool = False, fmt: str = "text") -> None:
-    """Print an api Outcome and exit with its code."""
-    from mlspec.errors import format_diagnostics
-
-    if outcome.diagnostics:
-        stream = sys.stdout if fmt in ("json", "github") else sys.stderr
-        stream.write(format_diagnostics(outcome.diagnostics, fmt))
-        if fmt == "text" and outcome.code == 2:
-            n = len(outcome.diagnostics)
-            sys.stderr.write(f"{n} error{'s' if n != 1 else ''}\n")
-    if outcome.stderr:
-        sys.stderr.write(outcome.stderr)
-    if as_json and outcome.data is not None:
-        sys.stdout.write(json.dumps(outcome.data, indent=2, sort_keys=True) + "\n")
-    elif outcome.text and not (fmt in ("json", "github") and outcome.diagnostics):
-        sys.stdout.write(outcome.text if outcome.text.endswith("\n") else outcome.text + "\n")
-    sys.stdout.flush()
-    raise typer.Exit(outcome.code)
-
-
-def _spec(given: Path | None) -> Path:
-    """The spec to load: -f as given, or mlspec.yaml here or above (said on stderr when found
-    above). Exits 2 with a diagnostic when there is none."""
-    from mlspec.errors import MlspecError, Outcome
-    from mlspec.specpath import locate
-
-    try:
-        found = locate(given)
-    except MlspecError as err:
-        _finish(Outcome.from_error(err))
-    if found.note:
-        sys.stderr.write(found.note)
-    return found.path
-
 
 def _version(value: bool) -> None:
     if value:
@@ -446,18 +392,6 @@ def merge_lock(
     from mlspec import api
 
     _finish(api.merge_lock(base, ours, theirs))
-
-
-def bare_diff(argv: list[str]) -> list[str]:
-    """`mlspec metrics --diff` with no ref means the automatic base (`--diff auto`); click has
-    no optional option values, so the bare form is spelled out before parsing."""
-    if "metrics" not in argv:
-        return argv
-    out = list(argv)
-    for i in range(len(out) - 1, out.index("metrics"), -1):
-        if out[i] == "--diff" and (i + 1 == len(out) or out[i + 1].startswith("-")):
-            out.insert(i + 1, "auto")
-    return out
 
 
 def main() -> None:
