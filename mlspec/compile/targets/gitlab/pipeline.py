@@ -29,12 +29,18 @@ from typing import TYPE_CHECKING
 from mlspec.compile import render as layer
 from mlspec.compile.model import PostReport
 from mlspec.compile.targets.gitlab.conditions import branch_condition, tag_condition
-from mlspec.compile.targets.gitlab.jobs import GLJob, flow_jobs, note_token_variable
+from mlspec.compile.targets.gitlab.jobs import (
+    PIP_CACHE,
+    PIPELINE_FILE,
+    GLJob,
+    flow_jobs,
+    note_token_variable,
+)
 
 if TYPE_CHECKING:
     from mlspec.compile.model import Plan
 
-PIPELINE = ".gitlab-ci.yml"
+PIPELINE = PIPELINE_FILE
 FIXED_STAGES_BEFORE = ("check",)
 FIXED_STAGES_AFTER = ("verify", "report", "notify", "deploy", "release", "refresh", "monitor")
 
@@ -124,7 +130,8 @@ def render(plan: Plan) -> dict[str, str]:
     """{path: body without header} for the GitLab target."""
     pipeline = build_pipeline(plan)
     env = layer.environment()
-    out = {PIPELINE: env.get_template("gitlab/gitlab-ci.yml.j2").render(p=pipeline, plan=plan)}
+    out = {PIPELINE: env.get_template("gitlab/gitlab-ci.yml.j2").render(
+        p=pipeline, plan=plan, pip_cache_dir="$CI_PROJECT_DIR/" + PIP_CACHE)}
     scripts = {s for j in pipeline.jobs for s in j.helper_scripts}
     for path in sorted(scripts):
         name = path.rsplit("/", 1)[-1] + ".j2"
