@@ -135,6 +135,14 @@ def status(spec_path: Path, exit_code: bool = False, ci_keys: bool = False) -> O
 
 
 @_outcome
+def gc(spec_path: Path, yes: bool) -> Outcome:
+    """`mlspec gc`: list (or, with yes, delete) local cache runs the lock does not name."""
+    from mlspec.run.cache import collect
+
+    return collect(load(spec_path).root, delete=yes)
+
+
+@_outcome
 def metrics(spec_path: Path, diff: str | None, fmt: str) -> Outcome:
     from mlspec.gitops.commands import metrics_outcome
 

@@ -249,6 +249,22 @@ def status(
 
 
 @app.command()
+def gc(
+    spec: SpecOpt = DEFAULT_SPEC,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="delete; without it, only list what "
+                                      "would be deleted and how many bytes")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drop local cache runs (.mlspec/cache) that mlspec.lock and .mlspec/steps do not name.
+
+    Example: mlspec gc --yes
+    """
+    from mlspec import api
+
+    _finish(api.gc(_spec(spec), yes), as_json)
+
+
+@app.command()
 def metrics(
     spec: SpecOpt = DEFAULT_SPEC,
     diff: Annotated[str | None, typer.Option(

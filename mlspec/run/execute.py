@@ -20,6 +20,7 @@ import signal
 import stat as stat_mod
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,9 @@ PARAMS_FILE = layout.PARAMS_FILE
 KILL_GRACE_S = 3.0
 REAP_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1
+# A step's timeout_minutes is multiplied by this; the spec's unit stays the minute. Only a
+# test changes it (in-process, to time a step out in a second): there is no user setting.
+TIMEOUT_SCALE = 1.0
 
 Spawned = Callable[[int | None, str], None]  # (process group or None when it ended, step)
 
@@ -213,14 +217,20 @@ def _die_with_parent() -> Callable[[], None] | None:
     return child
 
 
+class StepTimedOut(Exception):
+    """The step ran longer than its timeout; its whole session was stopped."""
+
+
 def run_process(name: str, argv: list[str] | str, root: Path, params: dict[str, Any],
                 emit: Callable[[str], None], extra_env: dict[str, str] | None = None,
-                on_spawn: Spawned | None = None) -> int:
+                on_spawn: Spawned | None = None, timeout_minutes: float | None = None) -> int:
     """Run one step's process in the repository root, its output prefixed with the step name.
 
     Returns the exit code. KeyboardInterrupt ends the child's whole process group, then
     propagates, so nothing is recorded for an interrupted step. `on_spawn` learns the
-    child's process group when it starts (and None when it has ended).
+    child's process group when it starts (and None when it has ended). After
+    `timeout_minutes` the step is stopped as an interrupt stops it (SIGINT, SIGTERM,
+    SIGKILL, then whatever is left of its session) and StepTimedOut is raised.
     """
     write_params(root, params)
     # `python` in a step is the interpreter mlspec runs on (its venv first on PATH), so the
@@ -237,14 +247,37 @@ def run_process(name: str, argv: list[str] | str, root: Path, params: dict[str, 
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=armed)
     prefix = f"{name} | "
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        _stop(proc)
+        kill_session(proc.pid)  # a child that kept the output pipe open ends too
+
+    timer = None
+    if timeout_minutes is not None:
+        timer = threading.Timer(timeout_minutes * 60.0 * TIMEOUT_SCALE, expire)
+        timer.daemon = True
     try:  # from here on, an interrupt (even while recording the spawn) stops the step
         if on_spawn is not None:
             on_spawn(proc.pid, name)
+        if timer is not None:
+            timer.start()
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
             emit(prefix + raw.decode(errors="replace").rstrip("\r\n"))
-        return proc.wait()
+        rc = proc.wait()
+        if timer is not None:
+            timer.cancel()
+            timer.join()  # an expiry already under way finishes stopping the step
+        if expired.is_set():
+            raise StepTimedOut(name)
+        return rc
+    except StepTimedOut:
+        raise
     except BaseException:
+        if timer is not None:
+            timer.cancel()
         _stop(proc)
         raise
     finally:

@@ -175,15 +175,31 @@ class Hasher:
         if kind is not None:
             raise NotRegularFile(rel, kind)
         if stat_mod.S_ISDIR(st.st_mode):
-            files: list[tuple[str, str]] = []
-            self._walk(rel, full, files)
-            prefix = len(rel) + 1
-            manifest = "".join(f"{h}  {p[prefix:]}\n" for p, h in files)
-            return sha256_bytes(manifest.encode())
+            return tree_hash(self._tree(rel, full))
         return self._file(rel, full, st)
+
+    def _tree(self, rel: str, full: str) -> list[tuple[str, str]]:
+        files: list[tuple[str, str]] = []
+        self._walk(rel, full, files)
+        prefix = len(rel) + 1
+        return [(p[prefix:], h) for p, h in files]
+
+    def tree(self, rel: str) -> list[tuple[str, str]] | None:
+        """A directory's manifest: (path inside it, hash) in order, a directory symlink as
+        ('link/', 'symlink:<target>'); None when `rel` is not a directory."""
+        rel = rel.rstrip("/")
+        full = os.path.join(self.root, rel)
+        if not os.path.isdir(full):
+            return None
+        return self._tree(rel, full)
 
     def hash_many(self, rels: list[str]) -> dict[str, str | None]:
         return {r: self.hash_path(r) for r in rels}
+
+
+def tree_hash(files: list[tuple[str, str]]) -> str:
+    """The hash of a directory from its manifest (see `Hasher.tree`)."""
+    return sha256_bytes("".join(f"{h}  {p}\n" for p, h in files).encode())
 
 
 def canonical(data: object) -> bytes:

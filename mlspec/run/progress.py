@@ -51,6 +51,11 @@ class Progress:
         if not quiet:
             self.say(f"· {name}: up to date, skipped")
 
+    def skip_restored(self, name: str) -> None:
+        """A stale step whose outs came back from the local cache instead of running."""
+        self.index += 1
+        self.say(f"↺ {name}: restored from the cache (same key; not executed)")
+
     def done(self, name: str, ok: bool, detail: str = "") -> None:
         secs = time.monotonic() - self.t0
         mark = "✓" if ok else "✗"

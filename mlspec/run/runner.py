@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.gitops.gates import evaluate, render
+from mlspec.run.cache import Cache
 from mlspec.run.execute import interrupt_on_sigterm, run_lock
 from mlspec.run.hashing import Hasher
 from mlspec.run.lock import Lock, Scalar, read_lock, write_lock
@@ -95,9 +96,10 @@ def run_steps(loaded: LoadedSpec, steps: list[str], force: bool = False,
         before = lock.dump()
         hasher = Hasher(loaded.root)
         session = Session(loaded, lock, hasher, environment(loaded, hasher), progress,
-                          overrides=overrides, force=verify or (force and not steps),
+                          overrides=overrides, force=not steps and (verify or force),
                           force_steps=set(steps) if force else set(), verify=verify,
-                          on_spawn=held.spawned)
+                          verify_only=set(steps) if verify else set(),
+                          restore=not (force and not steps), on_spawn=held.spawned)
         sweep_text, sweep_data = "", None
         try:
             if sweep and not verify:
@@ -139,7 +141,7 @@ def _failed(session: Session, err: Any) -> Outcome:
         text += err.detail
     done = f"ran {len(session.ran)}, skipped {len(session.skipped)} before the failure; "
     done += "mlspec.lock keeps the failed step's previous entry\n"
-    return Outcome(code=1, text=text + done,
+    return Outcome(code=1, text=text + done, diagnostics=list(err.diagnostics),
                    data={"ok": False, "failed": err.step, "error": err.message,
                          "detail": err.detail,
                          "ran": session.ran, "skipped": session.skipped})
@@ -151,9 +153,14 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
     code = 0
     parts = [sweep_text] if sweep_text else []
     summary = f"ran {len(session.ran)}, skipped {len(session.skipped)} (up to date)"
+    if session.restored:
+        summary += f", restored {len(session.restored)} from the cache"
     if session.variant_runs:
         summary += f"; {session.variant_runs} step run(s) for sweep variants"
-    data: dict[str, Any] = {"ok": True, "ran": session.ran, "skipped": session.skipped}
+    if session.variant_restores:
+        summary += f"; {session.variant_restores} sweep variant step(s) restored from the cache"
+    data: dict[str, Any] = {"ok": True, "ran": session.ran, "skipped": session.skipped,
+                            "restored": session.restored}
     if sweep_data is not None:
         data["sweeps"] = sweep_data
     if verify:
@@ -167,12 +174,14 @@ def _finish(loaded: LoadedSpec, session: Session, selection: list[str], verify: 
             parts.append(f"verify: {len(session.ran)} step(s) rerun; outs and metrics match "
                          "mlspec.lock\n")
     else:
-        if not session.ran:
+        if not session.ran and not session.restored:
             parts.append(summary + "\n")
         elif session.lock.dump() != lock_before:
             parts.append(summary + "; mlspec.lock updated\n")
-        else:
+        elif session.ran:
             parts.append(summary + "; mlspec.lock unchanged (the rerun reproduced it)\n")
+        else:
+            parts.append(summary + "; mlspec.lock unchanged\n")
     if gates and _has_metrics(loaded, selection):
 
         metrics = session.lock.metrics()
@@ -200,6 +209,8 @@ def status(loaded: LoadedSpec) -> Outcome:
     graph = loaded.graph
     stale: dict[str, list[str]] = {}
     relock: set[str] = set()  # stale steps whose key differs from the lock (the lock changes)
+    cached: set[str] = set()  # stale steps `mlspec run` would restore from the local cache
+    cache = Cache(loaded.root)
     report: dict[str, Any] = {}
     for name in graph.order:
         step = graph.steps[name]
@@ -212,12 +223,16 @@ def status(loaded: LoadedSpec) -> Outcome:
             stale[name] = reasons
             if entry is None or not _rebuilds_to(st, entry, set(stale) - relock, graph, env):
                 relock.add(name)
-        report[name] = {"stale": bool(reasons), "reasons": reasons, "key": st.key}
+            # the key is the one the run will look up only when no upstream step changes first
+            if not ups and cache.lookup(st.key) is not None:
+                cached.add(name)
+        report[name] = {"stale": bool(reasons), "reasons": reasons, "key": st.key,
+                        "cached": name in cached}
     hasher.save()
     lines = []
     for name in graph.order:
         if name in stale:
-            lines.append(f"{name}: stale")
+            lines.append(f"{name}: stale" + (" — in the local cache" if name in cached else ""))
             lines.extend(f"  - {r}" for r in stale[name])
         else:
             lines.append(f"{name}: up to date")

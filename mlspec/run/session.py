@@ -18,8 +18,9 @@ from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError
 from mlspec.fsutil import write_atomic
 from mlspec.run import checks as data_checks
-from mlspec.run.execute import Spawned, builtin_argv, run_process
-from mlspec.run.hashing import Hasher, NotRegularFile
+from mlspec.run.cache import Cache, RestoreFailed
+from mlspec.run.execute import Spawned, StepTimedOut, builtin_argv, run_process
+from mlspec.run.hashing import Hasher, NotRegularFile, tree_hash
 from mlspec.run.lock import Lock, Scalar, StepLock, write_lock
 from mlspec.run.metricsfile import MetricsError, flatten_metrics, read_metrics
 from mlspec.run.progress import Progress
@@ -36,8 +37,10 @@ __all__ = ["Session", "StepFailed", "VerifyDiff", "flatten_metrics"]
 class StepFailed(Exception):
     """A step's process failed, an out is missing, its metrics are unreadable or a check failed."""
 
-    def __init__(self, step: str, message: str, detail: str = ""):
+    def __init__(self, step: str, message: str, detail: str = "",
+                 diagnostics: list[Diagnostic] | None = None):
         self.step, self.message, self.detail = step, message, detail
+        self.diagnostics = diagnostics or []
         super().__init__(f"step '{step}' failed: {message}")
 
 
@@ -60,11 +63,15 @@ class Session:
     force: bool = False  # rerun every step
     force_steps: set[str] = field(default_factory=set)  # rerun these (`run STEP --force`)
     verify: bool = False
+    verify_only: set[str] = field(default_factory=set)  # `--verify STEP`: rerun only these
+    restore: bool = True  # restore a stale step from the local cache (not with --force)
     record: bool = True  # False while running sweep variants
     on_spawn: Spawned | None = None  # told each step's session (run lock record)
     ran: list[str] = field(default_factory=list)  # steps run and recorded (each once)
     skipped: list[str] = field(default_factory=list)  # steps up to date (each once)
+    restored: list[str] = field(default_factory=list)  # steps restored from the cache
     variant_runs: int = 0  # step runs for sweep variants (not recorded)
+    variant_restores: int = 0  # sweep variant steps restored from the cache
     settled: dict[str, str] = field(default_factory=dict)  # step -> key confirmed this session
     diffs: list[VerifyDiff] = field(default_factory=list)
     results: dict[str, StepLock] = field(default_factory=dict)  # this session's outcomes
@@ -72,6 +79,10 @@ class Session:
     @property
     def root(self) -> Path:
         return Path(self.loaded.root)
+
+    @property
+    def cache(self) -> Cache:
+        return Cache(self.root)
 
     def params_for(self, name: str) -> dict[str, Scalar]:
         step = self.loaded.graph.steps[name]
@@ -112,6 +123,9 @@ class Session:
             st = self.state(name)
             missing_deps(self.loaded, st)
             reasons: list[str] = []
+            if self.verify and self.verify_only and name not in self.verify_only:
+                self._upstream_fresh(st)
+                continue
             if self.verify:
                 entry = self.lock.steps.get(name)
                 reasons = stale_reasons(st, entry, self.lock, self.env, self.hasher)
@@ -126,7 +140,7 @@ class Session:
                     # a step already confirmed this session (a sweep's upstream) is not
                     # announced or counted twice
                     self.progress.skip(name, quiet=self.settled.get(name) == st.key)
-                    if name not in self.skipped and name not in self.ran:
+                    if name not in self.skipped + self.ran + self.restored:
                         self.skipped.append(name)
                     self.results[name] = fresh
                     if self.record:
@@ -136,7 +150,74 @@ class Session:
                         elif self._record(name) != fresh:
                             self._store_record(name, fresh)  # e.g. left by another branch
                     continue
+            if (not self.verify and self.restore and name not in self.force_steps
+                    and self._restore(st)):
+                continue
             self._execute(st)
+
+    def _upstream_fresh(self, st: StepState) -> None:
+        """`--verify STEP`: an upstream step that is not verified must be up to date."""
+        fresh = self.fresh_entry(st)
+        if fresh is None:
+            entry = self.lock.steps.get(st.name)
+            why = "; ".join(stale_reasons(st, entry, self.lock, self.env, self.hasher))
+            raise MlspecError([Diagnostic.nowhere(
+                f"cannot verify {', '.join(sorted(self.verify_only))}: upstream step "
+                f"'{st.name}' is stale ({why or 'its outs do not match the lock'})",
+                "run.verify-upstream",
+                f"bring it up to date first (`mlspec run {st.name}`, or restore its outs and "
+                f"{layout.record(st.name)} from CI), or verify it too "
+                f"(`mlspec run --verify {st.name} ...`)")])
+        self.progress.skip(st.name)
+        if st.name not in self.skipped:
+            self.skipped.append(st.name)
+        self.results[st.name] = fresh
+
+    # -- the local cache -------------------------------------------------------------------
+    def _restore(self, st: StepState) -> bool:
+        """Put a stale step's outs back from the local cache when it holds the step's key;
+        record its entry as a run would. False (then the step executes) on any miss."""
+        run = self.cache.lookup(st.key)
+        if run is None:
+            return False
+        for out in st.outs:
+            escape = self._escape(out)
+            if escape is not None:
+                return False
+        try:
+            self.cache.restore(run)
+        except RestoreFailed as exc:
+            self.progress.say(f"· {st.name}: the local cache could not restore it ({exc}); "
+                              "running it")
+            return False
+        entry = run.entry
+        self.progress.skip_restored(st.name)
+        self.results[st.name] = entry
+        self.settled.pop(st.name, None)
+        if not self.record:
+            self.variant_restores += 1
+            return True
+        if st.name not in self.restored:
+            self.restored.append(st.name)
+            if st.name in self.skipped:
+                self.skipped.remove(st.name)
+        self.settled[st.name] = st.key
+        self._store(st.name, entry)
+        return True
+
+    def _keep(self, st: StepState, entry: StepLock) -> None:
+        """Store a successful run's outs in the local cache (an optimisation: a failure to
+        store costs nothing but a later re-execution)."""
+        trees: dict[str, list[tuple[str, str]] | None] = {}
+        try:
+            for out in entry.outs:
+                trees[out] = self.hasher.tree(out)
+        except (OSError, NotRegularFile):
+            return
+        for out, files in trees.items():
+            if files is not None and tree_hash(files) != entry.outs[out]:
+                return  # changed since it was hashed
+        self.cache.store(entry, trees)
 
     def _execute(self, st: StepState) -> None:
         name, step = st.name, st.step
@@ -149,8 +230,21 @@ class Session:
         else:
             argv = st.command
         self.settled.pop(name, None)
-        rc = run_process(name, argv, self.root, dict(st.params), self.progress.say,
-                         on_spawn=self.on_spawn)
+        try:
+            rc = run_process(name, argv, self.root, dict(st.params), self.progress.say,
+                             on_spawn=self.on_spawn,
+                             timeout_minutes=step.resources.timeout_minutes)
+        except StepTimedOut:
+            limit = step.resources.timeout_minutes
+            self.progress.done(name, False, f"timed out after {limit} min")
+            stage = self.loaded.graph.stage[name]
+            raise StepFailed(name, f"it ran longer than its timeout_minutes ({limit}) and "
+                             "was stopped", diagnostics=[self.loaded.diag(
+                                 (stage, "steps", name, "resources", "timeout_minutes"),
+                                 f"step '{name}' ran longer than its timeout_minutes "
+                                 f"({limit})", "run.timeout",
+                                 "raise resources.timeout_minutes, or make the step faster")]
+                             ) from None
         if rc != 0:
             self.progress.done(name, False, f"exit code {rc}")
             raise StepFailed(name, f"its command exited with code {rc}")
@@ -181,12 +275,15 @@ class Session:
                 self.progress.done(name, False, "data checks failed")
                 raise StepFailed(name, "data checks failed", data_checks.render(results))
         entry = st.record(outs, metrics)
+        if not self.verify:
+            self._keep(st, entry)
         if not self.record and not self.verify:
             self.variant_runs += 1
         elif name not in self.ran:
             self.ran.append(name)
-            if name in self.skipped:
-                self.skipped.remove(name)
+            for other in (self.skipped, self.restored):
+                if name in other:
+                    other.remove(name)
         if self.record and not self.verify:
             self.settled[name] = st.key
         self.results[name] = entry
