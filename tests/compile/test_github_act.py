@@ -131,7 +131,10 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path,
                         "mlspec-sweep-train.50"]
     scores = {}
     for v in variants:  # each matrix job left its variant record (mlspec.run.sweep)
-        (record,) = (arts / v / "train").glob("*.json")
+        # the artifact root is the least common ancestor of its paths (.mlspec/ once the
+        # sweep artifact also carries .mlspec/cache/)
+        (record,) = [p for p in (arts / v).rglob("*.json")
+                     if p.parent.name == "train" and p.parent.parent.name in ("sweeps", v)]
         data = json.loads(record.read_text())
         scores[data["params"]["n_estimators"]] = data["metrics"]["f1_macro"]
     assert set(scores) == {50, 100, 200}
