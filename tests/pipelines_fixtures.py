@@ -33,10 +33,15 @@ REGISTRY = "127.0.0.1:5000"
 
 @pytest.fixture(scope="session")
 def mlspec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder holding only the freshly built wheel of this checkout."""
+    """The folder holding only the freshly built wheel of this checkout. Built from a copy of
+    the tree: setuptools' in-tree build/ keeps modules deleted since, and two sessions building
+    in one checkout at once collide there."""
     out = tmp_path_factory.mktemp("mlspec-wheel")
+    src = tmp_path_factory.mktemp("mlspec-src") / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                    "--no-deps", "-w", str(out), str(REPO)],
+                    "--no-deps", "-w", str(out), str(src)],
                    check=True, capture_output=True, timeout=600)
     found = [p.name for p in out.iterdir()]
     assert len(found) == 1 and found[0].startswith("mlspec_gitops-"), found
