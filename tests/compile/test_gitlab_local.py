@@ -263,13 +263,19 @@ def test_merge_request_pipeline_green_then_cached_then_param_change(project: Pro
     assert project.artifact("experiment:select-train", "mlspec.lock").read_text() == lock
     assert project.artifact("experiment:select-train", "model/model.pkl").read_bytes() == model
 
-    # a param-only change, committed without recompiling: the generated files stay valid,
-    # prepare is not re-executed, train (each variant once) and evaluate are
+    # a param-only change as a user makes it: edit the param, `mlspec run` (the lock follows),
+    # commit, no recompile. The generated files stay valid; in CI, prepare is not re-executed,
+    # train (each variant once) and evaluate are
     model_yaml = project.work / "specs" / "model.yaml"
     text = model_yaml.read_text()
     assert "max_depth: 5" in text
-    model_yaml.write_text(text.replace("max_depth: 5", "max_depth: 4"))
-    git("commit", "-q", "-am", "train: shallower trees", cwd=project.work)
+    model_yaml.write_text(text.replace("max_depth: 5", "max_depth: 6"))
+    for args in (("run",), ("compile", "--check")):
+        res = mlspec(*args, cwd=project.work)
+        assert res.returncode == 0, res.stdout + res.stderr
+    changed = git("status", "--porcelain", "--untracked-files=no", cwd=project.work).split("\n")
+    assert sorted(line[3:] for line in changed) == ["mlspec.lock", "specs/model.yaml"], changed
+    git("commit", "-q", "-am", "train: deeper trees", cwd=project.work)
     try:
         third = project.run(*MR, name="merge request, after a param change")
         out3 = third.stdout + third.stderr
