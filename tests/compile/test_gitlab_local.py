@@ -274,7 +274,8 @@ def test_merge_request_pipeline_green_then_cached_then_param_change(project: Pro
         res = mlspec(*args, cwd=project.work)
         assert res.returncode == 0, res.stdout + res.stderr
     changed = git("status", "--porcelain", "--untracked-files=no", cwd=project.work).split("\n")
-    assert sorted(line[3:] for line in changed) == ["mlspec.lock", "specs/model.yaml"], changed
+    assert sorted(line.split()[-1] for line in changed) == ["mlspec.lock", "specs/model.yaml"], \
+        changed
     git("commit", "-q", "-am", "train: deeper trees", cwd=project.work)
     try:
         third = project.run(*MR, name="merge request, after a param change")
