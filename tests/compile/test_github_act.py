@@ -162,6 +162,7 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path,
     res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store,
               mlspec_wheel, name="second push, cached")
     log = res.stdout + res.stderr
+    (tmp_path / "act-2.log").write_text(log)
     assert res.returncode == 0, log[-6000:]
     assert "hit mlspec-prepare-" in log and "hit mlspec-train-" in log
     assert re.search(r"pick the best variant of train\s*\]\s+\| \S+ train: up to date, skipped",
