@@ -279,7 +279,7 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
         steps.append(_step("Cache keys", id_="key", run=f'{KEYS_COMMAND} >> "$GITHUB_OUTPUT"'))
         key = "${{ steps.key.outputs." + job.cache.var + " }}"
         if job.cache.per_variant:
-            key += "-${{ strategy.job-index }}"
+            key += variant_suffix(job)
         paths = list(job.cache.paths)
         steps.append(_step("Restore from the cache", id_="cache",
                            uses=_uses(plan, "actions/cache/restore"),
