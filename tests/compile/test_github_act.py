@@ -121,7 +121,7 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path,
     done = _succeeded(log)
     for job in ("validate the spec and check generated files", "data: prepare",
                 "pick the best variant of train", "metrics, gates and report",
-                "sticky PR comment", "reproduce from the commit (mlspec run --verify)"):
+                "sticky PR comment", "check the outs against the committed lock"):
         assert job in done, (job, sorted(done))
     assert sum(1 for j in done if j.startswith("sweep: train, evaluate")) == 3
     arts = store / "artifacts"
@@ -175,7 +175,7 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path,
     assert '"PATCH"' in calls
 
     # a PR from a fork is not run a third time here (each run costs minutes): the comment job's
-    # condition is asserted on the generated workflow (test_github_golden / test_hostile)
+    # condition is asserted on the generated workflow (test_github_properties)
 
 
 def test_release_verify_job_on_tag(pr_clone: Path, tmp_path: Path,
