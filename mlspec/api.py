@@ -125,9 +125,15 @@ def _explain_missing_metrics(loaded: LoadedSpec, out: Outcome) -> Outcome:
 
 
 @_outcome
-def status(spec_path: Path, exit_code: bool = False) -> Outcome:
-    """`mlspec status`; with exit_code, exit 1 when any step is stale (git diff --exit-code)."""
+def status(spec_path: Path, exit_code: bool = False, ci_keys: bool = False) -> Outcome:
+    """`mlspec status`; with exit_code, exit 1 when any step is stale (git diff --exit-code);
+    with ci_keys, the CI cache keys instead (mlspec.run.cikeys)."""
     from mlspec.run.runner import status as runner_status
+
+    if ci_keys:
+        from mlspec.run.cikeys import keys_outcome
+
+        return keys_outcome(load(spec_path))
 
     loaded = load(spec_path)
     remote_has = None

@@ -188,6 +188,9 @@ def status(
     exit_code: Annotated[bool, typer.Option("--exit-code", help="exit 1 when any step is stale "
                                             "(as git diff --exit-code), for scripts and hooks")]
     = False,
+    ci_keys: Annotated[bool, typer.Option("--ci-keys", help="print the CI cache keys of the "
+                                          "steps as NAME=value lines (read by the generated "
+                                          "pipelines)")] = False,
 ) -> None:
     """Which steps are stale, and which input changed for each.
 
@@ -195,7 +198,7 @@ def status(
     """
     from mlspec import api
 
-    _finish(api.status(_spec(spec), exit_code=exit_code), as_json)
+    _finish(api.status(_spec(spec), exit_code=exit_code, ci_keys=ci_keys), as_json)
 
 
 @app.command()

@@ -21,6 +21,9 @@ EXAMPLES = REPO / "examples"
 REQUIRE_TOOLS = os.environ.get("MLSPEC_REQUIRE_TOOLS") == "1"
 BIN = Path(sys.executable).parent
 
+# session fixtures of the pipeline and image tests: the one wheel, the one base image
+pytest_plugins = ["pipelines_fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",

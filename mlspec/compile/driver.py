@@ -7,6 +7,8 @@ header (source spec + sha256 of the body), refuses to overwrite a generated file
 was edited by hand or a symlink (unless `--force`), removes generated files that the spec no
 longer produces, and writes atomically. With
 `check=True` it writes nothing and returns exit 1 with a unified diff when anything differs.
+After writing a file that did not exist, it prints the repository settings the pipelines need
+(mlspec.compile.checklist), once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlspec.compile.checklist import printout
 from mlspec.compile.planner import build_plan
 from mlspec.compile.registry import TARGETS
 from mlspec.errors import Diagnostic, MlspecError, Outcome
@@ -101,6 +104,13 @@ def _target(name: str) -> Target | None:
 def render_all(loaded: LoadedSpec, targets: str | None = None
                ) -> tuple[dict[str, str], list[str], list[str]]:
     """({path: full text with header}, compiled target names, warnings)."""
+    files, compiled, warnings, _ = render_plan(loaded, targets)
+    return files, compiled, warnings
+
+
+def render_plan(loaded: LoadedSpec, targets: str | None = None
+                ) -> tuple[dict[str, str], list[str], list[str], Plan]:
+    """render_all, and the plan it rendered."""
     names, explicit = _select(loaded, targets)
     with _no_gc():
         return _render_all(loaded, names, explicit)
@@ -120,7 +130,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _render_all(loaded: LoadedSpec, names: list[str], explicit: bool
-                ) -> tuple[dict[str, str], list[str], list[str]]:
+                ) -> tuple[dict[str, str], list[str], list[str], Plan]:
     plan: Plan = build_plan(loaded)
     files: dict[str, str] = {}
     compiled: list[str] = []
@@ -142,7 +152,7 @@ def _render_all(loaded: LoadedSpec, names: list[str], explicit: bool
         compiled.append(name)
     if missing:
         raise MlspecError(missing)
-    return files, compiled, warnings
+    return files, compiled, warnings, plan
 
 
 def _existing_generated(root: Path, targets: list[str]) -> list[str]:
@@ -175,7 +185,7 @@ def _unsafe_parent(root: Path, rel: str) -> bool:
 def compile_spec(loaded: LoadedSpec, targets: str | None, *, check: bool = False,
                  force: bool = False) -> Outcome:
     root = loaded.root
-    files, compiled, warnings = render_all(loaded, targets)
+    files, compiled, warnings, plan = render_plan(loaded, targets)
     stale = [p for p in _existing_generated(root, compiled) if p not in files
              and (root / p).is_file() and not (root / p).is_symlink()
              and parse_generated(_read(root / p) or "") is not None]
@@ -183,6 +193,7 @@ def compile_spec(loaded: LoadedSpec, targets: str | None, *, check: bool = False
         return _check(root, files, stale, warnings)
     refusals: list[Diagnostic] = []
     writes: list[str] = []
+    new = False  # a file that did not exist: the first compile of a target
     for rel, text in files.items():
         path = root / rel
         if _unsafe_parent(root, rel) or path.is_symlink():
@@ -210,6 +221,7 @@ def compile_spec(loaded: LoadedSpec, targets: str | None, *, check: bool = False
                                            "with --force"))
                 continue
         writes.append(rel)
+        new = new or current is None
     removes: list[str] = []
     for rel in stale:
         parsed = parse_generated(_read(root / rel) or "")
@@ -232,7 +244,8 @@ def compile_spec(loaded: LoadedSpec, targets: str | None, *, check: bool = False
     unchanged = len(files) - len(writes)
     lines.append(f"compiled {', '.join(compiled) or 'nothing'}: {len(writes)} written, "
                  f"{unchanged} unchanged, {len(removes)} removed")
-    return Outcome(text="\n".join(lines) + "\n",
+    settings = printout(plan, compiled) if new else ""
+    return Outcome(text="\n".join(lines) + "\n" + settings,
                    stderr="".join(w + "\n" for w in warnings),
                    data={"written": writes, "removed": removes, "targets": compiled})
 

@@ -6,15 +6,13 @@ with every CI value read from the environment ("$NAME", quoted), never a CI expr
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlspec import __version__
 from mlspec.compile.model import (
     LOCK,
+    OUTS_CACHE,
     RECORDS,
     REPORT,
     SWEEP_RECORDS,
@@ -34,7 +32,8 @@ from mlspec.compile.model import (
     PublishRelease,
     Trigger,
 )
-from mlspec.run.stepkey import key_material
+from mlspec.run.cikeys import key_vars, sweep_axes
+from mlspec.run.cikeys import sweep_groups as graph_sweep_groups
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
@@ -43,11 +42,6 @@ if TYPE_CHECKING:
 READ = Permission("contents", "read", "check out the repository")
 MAX_TIMEOUT = 360
 CHECK_JOB = "check"
-
-
-def _short(data: object) -> str:
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -63,19 +57,22 @@ class PlanContext:
         return step
 
     def cache_for(self, name: str) -> Cache | None:
-        """The cache of one step: its outs keyed by its static definition + file hashes."""
+        """The cache of one step job: its outs and its record, keyed by its CI key."""
         step = self.step(name)
         if not step.all_outs():
             return None
-        spec = self.loaded.spec
-        static = _short({"mlspec": __version__, "step": name,
-                         "key": key_material(step, dict(step.params)),
-                         "python": spec.project.python, "image": step.resources.image})
-        files = [d for d in step.deps]
-        if spec.project.requirements:
-            files.append(spec.project.requirements)
-        return Cache(step=name, prefix=f"mlspec-{name}-{static}-", files=tuple(files),
-                     paths=tuple(step.all_outs()))
+        return Cache(key_vars(self.loaded.graph)[("step", name)],
+                     (*step.all_outs(), f"{RECORDS}/{name}.lock"))
+
+    def group_cache(self, kind: str, members: list[str]) -> Cache:
+        """The cache of a sweep group's job: every member's outs and record; a variant's
+        also its sweep record and the local cache of outs (`mlspec run` restores from it)."""
+        paths = [o for m in members for o in self.step(m).all_outs()]
+        paths += [f"{RECORDS}/{m}.lock" for m in members]
+        if kind == "sweep":
+            paths += [f"{SWEEP_RECORDS}/", f"{OUTS_CACHE}/"]
+        return Cache(key_vars(self.loaded.graph)[(kind, members[0])],
+                     tuple(dict.fromkeys(paths)), per_variant=kind == "sweep")
 
 
 def step_artifact(name: str, outs: list[str]) -> Artifact:
@@ -99,18 +96,8 @@ def check_job() -> Job:
 
 
 def sweep_groups(ctx: PlanContext) -> list[list[str]]:
-    """Steps that fan out together: a sweep step and everything downstream of it (where its
-    metrics come from; mlspec.run.sweep keys a variant by that chain). Disjoint, graph order."""
-    g = ctx.loaded.graph
-    grouped: set[str] = set()
-    groups: list[list[str]] = []
-    for name in g.order:
-        if name in grouped or not g.steps[name].sweep:
-            continue
-        members = [n for n in g.closure_down([name]) if n not in grouped]
-        grouped.update(members)
-        groups.append(members)
-    return groups
+    """Steps that fan out together (mlspec.run.cikeys.sweep_groups)."""
+    return graph_sweep_groups(ctx.loaded.graph)
 
 
 def experiment_flow(ctx: PlanContext) -> Flow:
@@ -144,11 +131,7 @@ def experiment_flow(ctx: PlanContext) -> Flow:
     step_jobs = [j.id for j in jobs if j.kind in ("step", "select")]
     base: dict[str, EnvValue] = {"BASE_REF": CiVar("base_ref")}
     all_arts = tuple(step_artifact(n, ctx.step(n).all_outs()) for n in g.order)
-    jobs.append(Job(
-        id="verify", name="reproduce from the commit (mlspec run --verify)", kind="verify",
-        needs=(CHECK_JOB,), steps=tuple(g.order),
-        commands=(Command("mlspec run --verify", "mlspec run --verify --no-gates"),),
-        permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order)))
+    jobs.append(experiment_verify(ctx, (CHECK_JOB, *step_jobs), all_arts))
     jobs.append(Job(
         id="report", name="metrics, gates and report", kind="report",
         needs=(CHECK_JOB, *step_jobs), downloads=all_arts, full_history=True, env=base,
@@ -172,6 +155,52 @@ def experiment_flow(ctx: PlanContext) -> Flow:
                 cancel_in_progress=True)
 
 
+def experiment_verify(ctx: PlanContext, needs: tuple[str, ...],
+                      artifacts: tuple[Artifact, ...]) -> Job:
+    """The experiment's verify job, as ci.verify.experiment asks: `all` reruns every step from
+    the commit; `none` (the default, so a PR costs one run) re-executes nothing: with the
+    experiment's outs and records, the committed lock must match the committed inputs and the
+    outs; a list of steps also re-executes those (`mlspec run --verify STEP...`)."""
+    g = ctx.loaded.graph
+    mode = ctx.loaded.spec.ci.verify.experiment
+    if mode == "all":
+        return Job(
+            id="verify", name="reproduce from the commit (mlspec run --verify)", kind="verify",
+            needs=(CHECK_JOB,), steps=tuple(g.order),
+            commands=(Command("mlspec run --verify", "mlspec run --verify --no-gates"),),
+            permissions=(READ,), timeout_minutes=_total_timeout(ctx, g.order))
+    commands = [
+        # the artifacts may carry the lock the experiment wrote: check the committed one
+        Command("the committed lock", f"git checkout HEAD -- {shlex.quote(LOCK)}"),
+        Command("the lock matches the inputs and the outs", "mlspec status --exit-code")]
+    name = "check the outs against the committed lock"
+    steps: list[str] = []
+    if isinstance(mode, list):
+        steps = [n for n in g.order if n in mode]
+        commands.append(Command(f"mlspec run --verify {' '.join(steps)}",
+                                f"mlspec run --verify {_q(steps)} --no-gates"))
+        name = f"re-execute {', '.join(steps)} and check the lock"
+    return Job(id="verify", name=name, kind="verify", needs=needs, steps=tuple(steps),
+               downloads=artifacts, git=True, commands=tuple(commands), permissions=(READ,),
+               timeout_minutes=_total_timeout(ctx, steps) if steps else 15)
+
+
+def _release_run(ctx: PlanContext) -> tuple[Command, ...]:
+    """How the release flow builds the outs, as ci.verify.release asks: `all` (the default:
+    every release reproduces its lock), a list (re-execute and compare those, build the rest),
+    or `none` (build, compare nothing)."""
+    g = ctx.loaded.graph
+    mode = ctx.loaded.spec.ci.verify.release
+    if mode == "all":
+        return (Command("rebuild from source and verify", "mlspec run --verify"),)
+    if mode == "none":
+        return (Command("rebuild from source (ci.verify.release: none)", "mlspec run"),)
+    steps = [n for n in g.order if n in mode]
+    return (Command(f"re-execute and verify {', '.join(steps)}",
+                    f"mlspec run --verify {_q(steps)} --no-gates"),
+            Command("build the other steps and check the gates", "mlspec run"))
+
+
 def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
                 downloads: tuple[Artifact, ...]) -> list[Job]:
     """A matrix job per grid point, then one job that picks the best (mlspec.run.sweep's CI
@@ -180,14 +209,15 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
     the `sweeps` section of the lock and runs the steps with the spec's params."""
     g = ctx.loaded.graph
     head = members[0]
-    axes: list[tuple[str, tuple[str | int | float | bool, ...]]] = []
-    for m in members:
-        for param, values in (g.steps[m].sweep or {}).items():
-            if param not in dict(axes):
-                axes.append((param, tuple(values)))
+    axes: list[tuple[str, tuple[str | int | float | bool, ...]]] = [
+        (p, tuple(v for v in vs if isinstance(v, str | int | float | bool)))
+        for p, vs in sweep_axes(g, members)]
     sets = " ".join(f'--set "{p}=${_env_name(p)}"' for p, _ in axes)
     env: dict[str, EnvValue] = {_env_name(p): MatrixVar(p) for p, _ in axes}
-    records = Artifact(f"mlspec-sweep-{head}", (f"{SWEEP_RECORDS}/",), per_variant=True)
+    # each variant's record and its outs by step key: the select job ranks the records and
+    # restores the chosen variant's outs from the local cache instead of retraining it
+    records = Artifact(f"mlspec-sweep-{head}", (f"{SWEEP_RECORDS}/", f"{OUTS_CACHE}/"),
+                       per_variant=True)
     first = ctx.step(head)
     return [
         Job(id=f"sweep-{head}", name=f"sweep: {', '.join(members)}", kind="sweep",
@@ -195,20 +225,26 @@ def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
             matrix=Matrix(tuple(axes)),
             commands=(Command(f"mlspec run {' '.join(members)} (one variant)",
                               f"mlspec run {_q(members)} --no-gates {sets}", env=env),),
-            uploads=(records,), permissions=(READ,),
-            timeout_minutes=_total_timeout(ctx, members), runner=first.resources.runner,
+            uploads=(records,), cache=ctx.group_cache("sweep", members), permissions=(READ,),
+            timeout_minutes=_group_timeout(ctx, members), runner=first.resources.runner,
             image=first.resources.image),
         Job(id=f"select-{head}", name=f"pick the best variant of {head}", kind="select",
             steps=tuple(members), needs=(*needs, f"sweep-{head}"),
-            downloads=(*downloads, records), cache=ctx.cache_for(head),
+            downloads=(*downloads, records), cache=ctx.group_cache("select", members),
             commands=(Command("rank the variants and run with the spec's params",
                               f"mlspec run {_q(members)} --sweep --no-gates"),),
             # mlspec.lock carries the `sweeps` section (variants, best) to the report
             uploads=tuple(Artifact(a.name, (*a.paths, LOCK)) for a in
                           (step_artifact(m, ctx.step(m).all_outs()) for m in members)),
-            permissions=(READ,), timeout_minutes=_total_timeout(ctx, members),
+            permissions=(READ,), timeout_minutes=_group_timeout(ctx, members),
             runner=first.resources.runner, image=first.resources.image),
     ]
+
+
+def _group_timeout(ctx: PlanContext, names: list[str]) -> int:
+    """A sweep job runs one variant of its group's steps (not every variant): their timeouts
+    plus a few minutes to install and restore."""
+    return min(5 + sum(ctx.step(n).resources.timeout_minutes for n in names), MAX_TIMEOUT)
 
 
 def _total_timeout(ctx: PlanContext, names: list[str]) -> int:
@@ -240,7 +276,7 @@ def release_flow(ctx: PlanContext) -> Flow:
         steps=tuple(g.order), full_history=True,
         commands=(Command("mlspec validate", "mlspec validate"),
                   Command("mlspec compile --check", "mlspec compile --check"),
-                  Command("rebuild from source and verify", "mlspec run --verify"),
+                  *_release_run(ctx),
                   Command("write the report", f"mlspec report -o {REPORT}"),
                   Command("metrics", "mlspec metrics")),  # exits 1 when a gate fails
         summary=(REPORT,), uploads=(built,),

@@ -28,6 +28,8 @@ FlowName = Literal["experiment", "release", "schedule"]
 LOCK = layout.LOCK
 RECORDS = layout.RECORDS
 SWEEP_RECORDS = layout.SWEEPS
+OUTS_CACHE = layout.CACHE
+KEYS_COMMAND = "mlspec status --ci-keys"  # prints every Cache.var=key line
 REPORT = layout.REPORT
 
 
@@ -123,21 +125,19 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Cache:
-    """A step's outs saved to / restored from the CI cache, keyed by the step's key.
+    """Files saved to / restored from the CI cache under a key computed at run time.
 
-    Exact key (GitHub): `mlspec status --json` run after the downloads gives the step's real
-    key (`.steps[<step>].key`: deps, params, command, environment), used as
-    `mlspec-<step>-<key>`. Static key (targets that must know the key before the job runs,
-    e.g. GitLab `cache:key:files`): `prefix` + a hash of the contents of `files`; `prefix`
-    already holds a hash of everything static in the step key (command, params, outs, python,
-    mlspec version). A hit only saves time: `mlspec run` still checks the restored outs
-    against mlspec.lock.
+    `mlspec status --ci-keys` (mlspec.run.cikeys) prints every key as `var=value` from the
+    committed spec and files alone, so no param, dep or data change alters a generated file;
+    a target reads the line named `var` (GitLab: a dotenv report of the first job; GitHub: a
+    step output). `per_variant`: one cache per matrix combination (the key suffixed by the
+    variant's index: the axes are part of the key). A hit only saves time: `mlspec run` still
+    checks restored outs against mlspec.lock and the step records.
     """
 
-    step: str  # the spec step whose outs are cached
-    prefix: str  # e.g. "mlspec-train-3f2a9c1e0b7d-"
-    files: tuple[str, ...]  # repository-relative files hashed into the key at run time
-    paths: tuple[str, ...]  # what is cached: the step's outs
+    var: str  # e.g. "MLSPEC_CACHE_STEP_TRAIN"
+    paths: tuple[str, ...]  # what is cached: outs, step records (and sweep/cache state)
+    per_variant: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,10 +192,12 @@ JobKind = Literal["check", "step", "sweep", "select", "verify", "report", "comme
 class Job:
     """One CI job. Fields a target cannot express are documented as such by its renderer.
 
-    kind: `check` (validate + compile --check), `step` (one spec step), `sweep` (matrix of one
-    sweep group: each variant uploads its .mlspec/sweeps/ record), `select` (downloads every
-    record, `mlspec run --sweep` ranks them and runs the group with the spec's params),
-    `verify` (`mlspec run --verify`), `report` (metrics, gates, report.md), `comment` (sticky
+    kind: `check` (validate + compile --check; also prints the cache keys), `step` (one spec
+    step), `sweep` (matrix of one sweep group: each variant uploads its .mlspec/sweeps/ record
+    and its outs by step key in .mlspec/cache/), `select` (downloads every variant's, `mlspec
+    run --sweep` ranks them and restores the spec's own variant instead of retraining it),
+    `verify` (as ci.verify asks: check the outs and the committed lock, or re-execute steps),
+    `report` (metrics, gates, report.md), `comment` (sticky
     PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
     (release with the model card), `refresh` (scheduled data refresh + retrain), `monitor`
     (scheduled monitoring command).
@@ -224,6 +226,7 @@ class Job:
     image: str | None = None  # container image the job runs in (GitLab image, GitHub container)
     checkout: bool = True  # needs the repository's files
     full_history: bool = False  # needs all branches/tags (baselines from git, release tags)
+    git: bool = False  # runs the git CLI (implied by full_history)
     python: bool = True  # needs Python + `Plan.install` (mlspec and the project requirements)
     when: tuple[Trigger, ...] = ()  # subset of the flow's triggers; () = all of them
     same_repo_only: bool = False  # skip on PRs from forks (needs a write token)
@@ -262,7 +265,6 @@ class StepFacts:
     deps: tuple[str, ...]
     producers: tuple[str | None, ...]  # per dep: the step whose outs hold it, else None
     outs: tuple[str, ...]
-    definition: str  # the step's whole definition, canonical JSON (static cache keys)
 
 
 @dataclass(frozen=True)

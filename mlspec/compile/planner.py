@@ -108,6 +108,5 @@ def step_facts(loaded: LoadedSpec) -> dict[str, StepFacts]:
             producers.append(str(found) if found is not None else None)
         out[name] = StepFacts(
             name=name, stage=g.stage[name], deps=tuple(step.deps), producers=tuple(producers),
-            outs=tuple(step.all_outs()),
-            definition=json.dumps(step.model_dump(mode="json"), sort_keys=True))
+            outs=tuple(step.all_outs()))
     return out

@@ -29,6 +29,7 @@ from mlspec.fsutil import write_atomic
 from mlspec.gitops.gitrefs import open_repo
 from mlspec.run.hashing import sha256_bytes
 from mlspec.run.lock import read_lock
+from mlspec.spec.ci import registry_host
 
 RECORD = layout.BUILD_RECORD
 IMAGES = ("train", "serve")
@@ -270,22 +271,27 @@ def run_build(client: Any, root: Path, dockerfile: str, tag: str,
 
 
 def registry_of(repo: str) -> str:
-    first = repo.split("/", 1)[0]
-    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
+    return registry_host(repo)
 
 
 def registry_auth(loaded: Any, repo: str) -> dict[str, str] | None:
-    """Credentials from the environment variable the spec names (ci.secrets.registry_password);
-    None when it is unset (the daemon's own credentials or an open registry are used)."""
+    """Push credentials, never printed: MLSPEC_REGISTRY_USER/MLSPEC_REGISTRY_PASSWORD (set by
+    the generated GitLab job from the CI's own registry token), else the environment variables
+    the spec names (ci.secrets.registry_password, optionally registry_username); None when
+    none is set (the daemon's own credentials, e.g. `docker login`, or an open registry)."""
     spec = loaded.spec
-    env_name = spec.ci.secrets.get("registry_password")
-    password = os.environ.get(env_name, "") if env_name else ""
+    password = os.environ.get("MLSPEC_REGISTRY_PASSWORD", "")
+    user = os.environ.get("MLSPEC_REGISTRY_USER", "")
+    env_name = "MLSPEC_REGISTRY_PASSWORD"
+    if not password:
+        env_name = spec.ci.secrets.get("registry_password")
+        password = os.environ.get(env_name, "") if env_name else ""
+        user_env = spec.ci.secrets.get("registry_username")
+        user = os.environ.get(user_env, "") if user_env else ""
     if not password:
         return None
-    user = (spec.inference.image.username if spec.inference is not None else None) \
-        or os.environ.get("GITHUB_ACTOR") or os.environ.get("CI_REGISTRY_USER")
+    user = user or (spec.inference.image.username if spec.inference is not None else None) \
+        or os.environ.get("GITHUB_ACTOR") or os.environ.get("CI_REGISTRY_USER") or ""
     if not user:
         raise MlspecError([loaded.diag(("inference", "image"),
                                        f"${env_name} is set but no registry user is known",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,11 +14,16 @@ from mlspec.spec.common import (
     EnvName,
     Ident,
     ImageRef,
+    Name,
     ShellWords,
     Strict,
     TagPrefix,
     fail,
 )
+
+if TYPE_CHECKING:
+    from mlspec.errors import Diagnostic
+    from mlspec.spec.source import SpecSource
 
 
 class ActionPin(Strict):
@@ -33,6 +39,30 @@ def _default_targets() -> list[Target]:
     return ["github"]
 
 
+class Verify(Strict):
+    """Which steps each flow re-executes to prove the lock reproduces."""
+
+    experiment: Literal["none", "all"] | list[Name] = Field(
+        "none", description="pull/merge requests: none (check the experiment's outs against "
+        "the committed lock, execute nothing again), all, or the steps to re-execute")
+    release: Literal["none", "all"] | list[Name] = Field(
+        "all", description="default branch and release tags: all (every release reproduces), "
+        "none, or the steps to re-execute")
+
+
+# registries whose CI token can push without a named secret, by target
+OWN_REGISTRY = {"github": "ghcr.io", "gitlab": "registry.gitlab.com"}
+
+
+def registry_host(repo: str) -> str:
+    """The registry an image repository is pushed to (docker's rule: a first path part with a
+    dot or a port, or localhost, is a host; anything else is Docker Hub)."""
+    first = repo.split("/", 1)[0]
+    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
 class CI(Strict):
     targets: list[Target] = Field(default_factory=_default_targets)
     default_branch: Branch = Field("main", json_schema_extra={"pattern": _BRANCH})
@@ -44,6 +74,8 @@ class CI(Strict):
                             description="release tags are <prefix><version>, e.g. v1.2.0")
     image: ImageRef | None = Field(
         None, description="GitLab job image; default python:<version>-slim")
+    verify: Verify = Field(default_factory=Verify,
+                           description="which steps the pipelines re-execute to verify")
     actions: dict[str, ActionPin] = Field(
         default_factory=dict, description="override the pinned GitHub Actions (owner/repo)")
 
@@ -65,3 +97,36 @@ class CI(Strict):
             if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$", name):
                 raise fail("spec.action", f"'{name}' is not an owner/repo action name")
         return v
+
+
+def ci_diagnostics(loaded: SpecSource, ci: CI, image: str | None,
+                   order: list[str] | None) -> list[Diagnostic]:
+    """Checks of the ci section against the rest of the spec: ci.verify names steps, and
+    every target that pushes the serving image has credentials for its registry. `order`: the
+    spec's steps (None when the step graph could not be built)."""
+    diags: list[Diagnostic] = []
+    for flow in ("experiment", "release"):
+        steps = getattr(ci.verify, flow)
+        if order is None or not isinstance(steps, list):
+            continue
+        for i, name in enumerate(steps):
+            if name not in order:
+                close = difflib.get_close_matches(name, order, n=1)
+                diags.append(loaded.diag(("ci", "verify", flow, i),
+                                         f"ci.verify.{flow} names unknown step '{name}'",
+                                         "spec.verify-step",
+                                         f"did you mean '{close[0]}'?" if close else
+                                         f"steps: {', '.join(order)}"))
+    if image is None or "registry_password" in ci.secrets:
+        return diags
+    host = registry_host(image)
+    for target in ci.targets:
+        if OWN_REGISTRY[target] != host:
+            diags.append(loaded.diag(
+                ("inference", "image", "name"),
+                f"the {target} pipeline pushes {image} to {host} but has no "
+                "credentials for it", "spec.registry-credentials",
+                "name the CI secret holding a registry token in ci.secrets: "
+                "`registry_password: SECRET_NAME` (and `registry_username` if the user is not "
+                f"the CI's); only {OWN_REGISTRY[target]} works with the {target} job token"))
+    return diags

@@ -29,7 +29,7 @@ BASE: Spec = {
     "model": {"steps": {"train": {"command": "python src/train.py",
                                   "deps": ["src/train.py", "data/x.csv"],
                                   "outs": ["model/m.pkl"], "metrics": "metrics.json"}}},
-    "ci": {"targets": ["github", "gitlab"]},
+    "ci": {"targets": ["github", "gitlab"], "secrets": {"registry_password": "REGISTRY_TOKEN"}},
     "inference": {
         "image": {"name": "ghcr.io/acme/b", "base": "python:3.11-slim"},
         "serve": {"command": "mlspec serve model/m.pkl --port 8080", "port": 8080,

@@ -37,7 +37,7 @@ def test_check_drift_cycle(repo: Path) -> None:
     spec.write_text(spec.read_text().replace("timeout_minutes: 30", "timeout_minutes: 45"))
     code, out, err = compile_(repo, "--check")
     assert code == 1
-    assert "-    timeout-minutes: 70\n+    timeout-minutes: 85\n" in out
+    assert "-    timeout-minutes: 65\n+    timeout-minutes: 80\n" in out
     assert "out of date" in err and EXP in err
     assert compile_(repo)[0] == 0
     assert compile_(repo, "--check")[0] == 0

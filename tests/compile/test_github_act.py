@@ -3,8 +3,13 @@
 Remote actions cannot be fetched offline: each pinned action is mapped with
 `--local-repository` to a stand-in under tests/compile/act/ (artifacts and caches are copied
 through a store directory). actions/checkout is act's own built-in. `gh` is a mock of the
-GitHub API (no GitHub server exists here). Everything else is real: mlspec installed from a
-wheel in a fresh venv per job, the steps train and evaluate, gates and the report run.
+GitHub API (no GitHub server exists here). Everything else is real, as on a user's first push:
+mlspec is absent from PATH (the test venv and every directory holding an `mlspec` executable
+are removed), the setup-python stand-in gives each job a fresh virtualenv with nothing
+installed, `ci.install` is unset, and `PIP_FIND_LINKS` names a folder holding only the wheel
+built from this checkout: the generated `pip install mlspec-gitops==<version>` is what installs
+mlspec (dependencies from the package index), so a wrong name or version fails the jobs. The
+steps train and evaluate, gates and the report run.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-import sysconfig
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, copy_example, git, mlspec, tool
+from pipelines_fixtures import job_env
 
 HERE = Path(__file__).resolve().parent
 ACT = HERE / "act"
@@ -32,26 +39,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True, timeout=300)
-    return next(out.glob("mlspec_gitops-*.whl"))
-
-
-def _set_install(repo: Path, wheel: Path) -> None:
-    spec = repo / "mlspec.yaml"
-    line = (f"  install: python -m pip install --quiet --no-deps --ignore-installed --no-index "
-            f"{wheel}\n")
-    spec.write_text(spec.read_text().replace("ci:\n", "ci:\n" + line, 1))
-
-
-@pytest.fixture(scope="module")
-def pr_clone(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+def pr_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """origin: iris on main with its lock; work: a clone on branch `pr` that edits evaluate."""
     base = tmp_path_factory.mktemp("act")
     origin = copy_example("iris", base / "origin", commit=False)
-    _set_install(origin, wheel)
+    assert "\n  install:" not in (origin / "mlspec.yaml").read_text()
     for args in (("compile",), ("run",)):
         res = mlspec(*args, cwd=origin)
         assert res.returncode == 0, res.stdout + res.stderr
@@ -73,8 +65,8 @@ def pr_clone(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     return work
 
 
-def act(repo: Path, event: str, payload: dict, workflow: str, store: Path,
-        *extra: str) -> subprocess.CompletedProcess[str]:
+def act(repo: Path, event: str, payload: dict, workflow: str, store: Path, wheels: Path,
+        *extra: str, name: str = "") -> subprocess.CompletedProcess[str]:
     exe = tool("act")
     (store / "artifacts").mkdir(parents=True, exist_ok=True)
     event_file = store / "event.json"
@@ -83,14 +75,24 @@ def act(repo: Path, event: str, payload: dict, workflow: str, store: Path,
            "-P", "ubuntu-latest=-self-hosted", "--pull=false", "--no-cache-server",
            "--action-offline-mode",
            "--env", f"MLSPEC_ACT_STORE={store}", "--env", f"MLSPEC_ACT_TOOLS={ACT}",
-           "--env", f"MLSPEC_ACT_SITE={sysconfig.get_paths()['purelib']}",
+           "--env", f"PIP_FIND_LINKS={wheels}",
            "--env", f"MLSPEC_ACT_PYTHON={getattr(sys, '_base_executable', sys.executable)}",
            *extra]
     for action, folder in STANDINS.items():
         cmd += ["--local-repository", f"{action}@{PINS[action]['sha']}={ACT / folder}"]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PATH"] = f"{ACT / 'bin'}{os.pathsep}{os.environ['PATH']}"
-    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+    env = job_env(None)  # mlspec nowhere on PATH
+    env["PATH"] = f"{ACT / 'bin'}{os.pathsep}{env['PATH']}"
+    assert shutil.which("mlspec", path=env["PATH"]) is None
+    start = time.monotonic()
+    res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=1500)
+    sys.stderr.write(f"act {event} {workflow} {name}: {time.monotonic() - start:.0f}s\n")
+    return res
+
+
+def _installed_by_the_generated_line(log: str) -> None:
+    """The jobs' install line installed mlspec (the wheel folder is the only place holding
+    it; the workflows' own `pip install mlspec-gitops==<version>`, ci.install being unset)."""
+    assert re.search(r"Successfully installed [^\n]*mlspec-gitops-", log), log[-4000:]
 
 
 def _pr_event(work: Path) -> dict:
@@ -106,17 +108,20 @@ def _succeeded(out: str) -> set[str]:
             for line in out.splitlines() if "🏁  Job succeeded" in line}
 
 
-def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> None:
+def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path,
+                                            wheel_dir: Path) -> None:
     store = tmp_path / "store"
-    res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store)
+    res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store,
+              wheel_dir, name="first push")
     log = res.stdout + res.stderr
     (tmp_path / "act.log").write_text(log)
     assert res.returncode == 0, log[-6000:]
     assert "Job failed" not in log
+    _installed_by_the_generated_line(log)
     done = _succeeded(log)
     for job in ("validate the spec and check generated files", "data: prepare",
                 "pick the best variant of train", "metrics, gates and report",
-                "sticky PR comment", "reproduce from the commit (mlspec run --verify)"):
+                "sticky PR comment", "check the outs against the committed lock"):
         assert job in done, (job, sorted(done))
     assert sum(1 for j in done if j.startswith("sweep: train, evaluate")) == 3
     arts = store / "artifacts"
@@ -126,7 +131,10 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
                         "mlspec-sweep-train.50"]
     scores = {}
     for v in variants:  # each matrix job left its variant record (mlspec.run.sweep)
-        (record,) = (arts / v / "train").glob("*.json")
+        # the artifact root is the least common ancestor of its paths (.mlspec/ once the
+        # sweep artifact also carries .mlspec/cache/)
+        (record,) = [p for p in (arts / v).rglob("*.json")
+                     if p.parent.name == "train" and p.parent.parent.name in ("sweeps", v)]
         data = json.loads(record.read_text())
         scores[data["params"]["n_estimators"]] = data["metrics"]["f1_macro"]
     assert set(scores) == {50, 100, 200}
@@ -151,10 +159,14 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     # a second push: the cache is hit, the sticky comment is updated, not duplicated
     for p in sorted(arts.iterdir()):
         subprocess.run(["rm", "-rf", str(p)], check=True)
-    res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store)
+    res = act(pr_clone, "pull_request", _pr_event(pr_clone), "mlspec-experiment.yml", store,
+              wheel_dir, name="second push, cached")
     log = res.stdout + res.stderr
+    (tmp_path / "act-2.log").write_text(log)
     assert res.returncode == 0, log[-6000:]
-    assert "hit mlspec-prepare-" in log and "hit mlspec-train-" in log
+    assert "hit mlspec-prepare-" in log and "hit mlspec-select-train-" in log
+    assert len(re.findall(r"\| hit mlspec-sweep-train-\S+\.(?:50|100|200)\b", log)) == 3, \
+        "each sweep variant restores its own cache entry"
     assert re.search(r"pick the best variant of train\s*\]\s+\| \S+ train: up to date, skipped",
                      log), "the trained model restored from the cache was not reused"
     comments = json.loads((store / "github" / "comments.json").read_text())
@@ -162,31 +174,22 @@ def test_experiment_workflow_runs_every_job(pr_clone: Path, tmp_path: Path) -> N
     calls = (store / "github" / "calls.log").read_text()
     assert '"PATCH"' in calls
 
-    # a PR from a fork: everything runs and reports (job summary, artifact); no comment is
-    # attempted, since its token could not write
-    for p in sorted(arts.iterdir()):
-        subprocess.run(["rm", "-rf", str(p)], check=True)
-    fork = _pr_event(pr_clone)
-    fork["pull_request"]["head"]["repo"] = {"full_name": "someone/iris", "name": "iris",
-                                            "owner": {"login": "someone"}}
-    res = act(pr_clone, "pull_request", fork, "mlspec-experiment.yml", store)
-    log = res.stdout + res.stderr
-    assert res.returncode == 0, log[-6000:]
-    assert "metrics, gates and report" in _succeeded(log)
-    assert "sticky PR comment" not in _succeeded(log)
-    assert (arts / "mlspec-report" / "report.md").is_file()
-    assert (store / "github" / "calls.log").read_text() == calls
+    # a PR from a fork is not run a third time here (each run costs minutes): the comment job's
+    # condition is asserted on the generated workflow (test_github_properties)
 
 
-def test_release_verify_job_on_tag(pr_clone: Path, tmp_path: Path) -> None:
+def test_release_verify_job_on_tag(pr_clone: Path, tmp_path: Path,
+                                   wheel_dir: Path) -> None:
     git("tag", "-a", "v1.0.0", "-m", "release", cwd=pr_clone)
     sha = git("rev-parse", "HEAD", cwd=pr_clone)
     repo = {"full_name": "acme/iris", "name": "iris", "owner": {"login": "acme"}}
     payload = {"ref": "refs/tags/v1.0.0", "after": sha, "repository": repo}
     store = tmp_path / "store"
-    res = act(pr_clone, "push", payload, "mlspec-release.yml", store, "-j", "verify")
+    res = act(pr_clone, "push", payload, "mlspec-release.yml", store, wheel_dir,
+              "-j", "verify", name="tag, verify")
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-6000:]
+    _installed_by_the_generated_line(log)
     assert "verify the lock and gates at this commit" in _succeeded(log)
     outs = store / "artifacts" / "mlspec-release-outs"
     assert (outs / "model" / "model.pkl").is_file() and (outs / "mlspec.lock").is_file()

@@ -22,6 +22,9 @@ ADVERSARIAL: dict[str, Any] = {  # values `mlspec validate` accepts, shaped to b
     "monitor-odd-lines": lambda s: s["inference"]["monitor"].__setitem__(
         "command", "python src/monitor.py \\\n  --flag ']: {x' # not a comment: [x\n"),
     "requirements-shell": lambda s: s["project"].__setitem__("requirements", "req;x (1)&.txt"),
+    # the GitHub job token logs in to ghcr.io (no secret named); verify re-executes one step
+    "own-token-and-verify-list": lambda s: s.__setitem__(
+        "ci", {"targets": ["github"], "verify": {"experiment": ["train"], "release": ["prep"]}}),
     "url-yaml-chars": lambda s: s["inference"]["deploy"]["staging"].__setitem__(
         "url", "https://x.example/a:b?q=#-{a}&[c]:"),
 }

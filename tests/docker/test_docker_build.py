@@ -1,9 +1,10 @@
 """`mlspec build` against a real Docker engine, and the image it makes, run for real.
 
-Nothing can be pulled here, so the session builds one base image locally (debootstrap of a
+Nothing can be pulled here, so the suite builds one base image locally (debootstrap of a
 minimal Debian bookworm with python3, venv and pip, `docker import`ed as BASE; kept on the
 machine and reused) and a wheelhouse of mlspec and its dependencies on the host, which the
-generated Dockerfile installs offline through docker/wheels/ + pip.conf. A tmp copy of
+generated Dockerfile installs offline through docker/wheels/ + pip.conf (both shared with the
+pipeline tests: tests/pipelines_fixtures.py). A tmp copy of
 examples/iris points inference.image.base at BASE and pushes to the registry that
 .ci/services.sh runs on 127.0.0.1:5000. Three builds: one full, one after a code change, and
 one for a release tag, pushed.
@@ -13,11 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, copy_example, git, mlspec, need, tool
+from conftest import copy_example, git, mlspec, need, tool
+from pipelines_fixtures import BASE
 
-BASE = "mlspec-test/python:3.11-slim"
 REGISTRY = "127.0.0.1:5000"
 IMAGE = f"{REGISTRY}/mlspec-test/iris"
 KNOWN = [([5.1, 3.5, 1.4, 0.2], "setosa"), ([7.0, 3.2, 4.7, 1.4], "versicolor"),
@@ -53,46 +52,6 @@ def client() -> Any:
     found = _daemon()
     need(found is not None, "no Docker engine reachable (.ci/services.sh starts one)")
     return found
-
-
-@pytest.fixture(scope="session")
-def base_image(client: Any) -> str:
-    """BASE, built once per machine: debootstrap bookworm + python3/venv/pip, docker import."""
-    import docker.errors
-
-    try:
-        client.images.get(BASE)
-        return BASE
-    except docker.errors.ImageNotFound:
-        pass
-    debootstrap = tool("debootstrap")
-    need(os.geteuid() == 0, "debootstrap needs root")
-    with tempfile.TemporaryDirectory(prefix="mlspec-rootfs-") as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        subprocess.run([debootstrap, "--variant=minbase",
-                        "--include=python3,python3-venv,python3-pip,ca-certificates",
-                        "bookworm", str(rootfs)], check=True, capture_output=True, timeout=900)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
-                     "usr/share/man", "usr/share/locale", "usr/share/info"):
-            shutil.rmtree(rootfs / junk, ignore_errors=True)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run([tool("docker"), "import", "-c", "ENV LANG=C.UTF-8", "-", BASE],
-                       stdin=tar.stdout, check=True, capture_output=True, timeout=600)
-        assert tar.wait() == 0
-    return BASE
-
-
-@pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """mlspec (this checkout) and every runtime dependency as wheels, built on the host.
-
-    With the [sklearn] extra: the iris serve image installs `mlspec-gitops[sklearn]`."""
-    out = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                    "-w", str(out), f"{REPO}[sklearn]"], check=True, capture_output=True,
-                   timeout=900)
-    (out / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /tmp/deps\n")
-    return out
 
 
 def prepare_repo(dest: Path, wheels: Path, base: str) -> Path:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec.compile import render as layer
 from mlspec.compile.model import (
+    KEYS_COMMAND,
     CiVar,
     Command,
     MatrixVar,
@@ -156,7 +157,16 @@ def _step(name: str, *, uses: str | None = None, run: str | None = None,
 
 
 def _artifact_path(art: Artifact) -> str:
-    return art.paths[0].rstrip("/") if len(art.paths) == 1 and art.paths[0].endswith("/") else "."
+    """Where a download puts an artifact: the deepest directory holding every path, which
+    upload-artifact makes the artifact's root (so the files land where they were)."""
+    dirs = [p.rstrip("/").split("/") if p.endswith("/") else p.split("/")[:-1]
+            for p in art.paths]
+    common: list[str] = []
+    for parts in zip(*dirs, strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return "/".join(common) or "."
 
 
 def _download(plan: Plan, art: Artifact) -> dict[str, Any]:
@@ -254,24 +264,32 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
             with_.append(("fetch-depth", 0))
         steps.append(_step("Check out", uses=_uses(plan, "actions/checkout"), with_=with_))
     if job.python and job.image is None:
+        setup: list[tuple[str, Any]] = [("python-version", plan.python)]
+        if flow.name == "experiment":  # no cache where a release is built (cache poisoning)
+            # pip's cache, keyed by the requirements file and this workflow (it pins mlspec)
+            deps = [*([plan.requirements] if plan.requirements else []), WORKFLOWS[flow.name]]
+            setup += [("cache", "pip"), ("cache-dependency-path", deps)]
         steps.append(_step("Set up Python", uses=_uses(plan, "actions/setup-python"),
-                           with_=[("python-version", plan.python)]))
+                           with_=setup))
     if job.python:
         steps.append(_step("Install mlspec", run="\n".join(plan.install)))
     steps.extend(_download(plan, a) for a in job.downloads)
     if job.cache is not None and flow.name == "experiment":
-        step = job.cache.step
-        steps.append(_step(f"Step key of {step}", id_="key", run=(
-            "mlspec status --json > status.json\n"
-            "key=$(python -c 'import json; "
-            f"print(json.load(open(\"status.json\"))[\"steps\"][\"{step}\"][\"key\"])')\n"
-            'echo "key=$key" >> "$GITHUB_OUTPUT"')))
-        key = f"mlspec-{step}-" + "${{ steps.key.outputs.key }}"
+        # every key from the committed spec and files (mlspec.run.cikeys), never baked in
+        steps.append(_step("Cache keys", id_="key", run=f'{KEYS_COMMAND} >> "$GITHUB_OUTPUT"'))
+        key = "${{ steps.key.outputs." + job.cache.var + " }}"
+        if job.cache.per_variant:
+            key += variant_suffix(job)
         paths = list(job.cache.paths)
-        steps.append(_step("Restore outs from the cache", id_="cache",
+        steps.append(_step("Restore from the cache", id_="cache",
                            uses=_uses(plan, "actions/cache/restore"),
                            with_=[("path", paths if len(paths) > 1 else paths[0]),
                                   ("key", key)]))
+    if job.kind == "deploy" and _ghcr_login(plan):
+        steps.append(_step("Log in to ghcr.io", env=[
+            ("REGISTRY_USER", "${{ github.actor }}"), ("REGISTRY_PASSWORD", "${{ github.token }}")],
+            run='printf \'%s\\n\' "$REGISTRY_PASSWORD" | docker login ghcr.io -u "$REGISTRY_USER" '
+                "--password-stdin"))
     steps.extend(_command(plan, job, c) for c in job.commands)
     steps.extend(_command(plan, job, _intent(i)) for i in job.intents)
     if job.outputs:
@@ -286,7 +304,7 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
     steps.extend(_command(plan, job, c) for c in job.after_attest)
     if job.cache is not None and flow.name == "experiment":
         paths = list(job.cache.paths)
-        steps.append(_step("Save outs to the cache", uses=_uses(plan, "actions/cache/save"),
+        steps.append(_step("Save to the cache", uses=_uses(plan, "actions/cache/save"),
                            if_="steps.cache.outputs.cache-hit != 'true'",
                            with_=[("path", paths if len(paths) > 1 else paths[0]),
                                   ("key", "${{ steps.cache.outputs.cache-primary-key }}")]))
@@ -296,6 +314,12 @@ def _steps(plan: Plan, flow: Flow, job: Job) -> list[dict[str, Any]]:
                            run=f'if [ -f {word} ]; then cat {word} >> "$GITHUB_STEP_SUMMARY"; fi'))
     steps.extend(_upload(plan, job, a, job.upload_always) for a in job.uploads)
     return steps
+
+
+def _ghcr_login(plan: Plan) -> bool:
+    """Push to ghcr.io with the job's own token (`packages: write`) unless a secret is named."""
+    return bool(plan.image and plan.image.startswith("ghcr.io/")
+                and "registry_password" not in plan.secrets)
 
 
 def _title(job: Job) -> str:

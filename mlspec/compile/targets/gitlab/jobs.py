@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlspec.compile.model import CiVar, JobOutputVar, MatrixVar, PostReport, SecretVar
-from mlspec.compile.targets.gitlab.cache import KEYS_ENV, CacheKeys, env_key
+from mlspec.compile.targets.gitlab.cache import KEYS_ENV, env_key, keys_script
 from mlspec.compile.targets.gitlab.conditions import tag_condition
 
 if TYPE_CHECKING:
     from mlspec.compile.model import Command, EnvValue, Flow, Job, Plan, Trigger
 
 HELPER = ".gitlab/mlspec/ci.py"
+PIPELINE_FILE = ".gitlab-ci.yml"
 OUTPUT_ENV = "mlspec-output.env"
 METRICS_ENV = "mlspec-metrics.env"
 METRICS_TXT = "metrics.txt"
@@ -37,6 +38,11 @@ CI_VARS = {"base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
            "pr_number": "$CI_MERGE_REQUEST_IID", "repository": "$CI_PROJECT_PATH",
            "token": "$CI_JOB_TOKEN", "variant": "$CI_NODE_INDEX",
            "run_url": "$CI_PIPELINE_URL"}
+PIP_CACHE = ".cache/pip"  # PIP_CACHE_DIR, under the project directory (GitLab caches only there)
+# the project's own registry: push with the job's registry token (mlspec build reads these)
+REGISTRY_LOGIN = ('if [ "${IMAGE%%/*}" = "${CI_REGISTRY:-}" ]; then export '
+                  'MLSPEC_REGISTRY_USER="$CI_REGISTRY_USER" '
+                  'MLSPEC_REGISTRY_PASSWORD="$CI_REGISTRY_PASSWORD"; fi')
 INSTALL_GIT = ("command -v git >/dev/null 2>&1 || { apt-get update -qq && "
                "apt-get install -y -qq --no-install-recommends git >/dev/null; }")
 
@@ -71,7 +77,8 @@ class GLJob:
     by_stage: bool = False  # more needs than GitLab allows: stage order + `dependencies:`
     variables: list[tuple[str, str]] = field(default_factory=list)
     matrix: list[tuple[str, list[str]]] = field(default_factory=list)
-    cache: tuple[str, list[str]] | None = None  # (key, paths)
+    # (key, paths): key a string, or the files whose contents key it (`key: files:`)
+    caches: list[tuple[str | list[str], list[str]]] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     before_script: list[str] = field(default_factory=list)
     script: list[str] = field(default_factory=list)
@@ -91,8 +98,22 @@ def note_token_variable(plan: Plan) -> str:
     return plan.secrets.get("gitlab_token", DEFAULT_NOTE_TOKEN)
 
 
+def uses_git(job: Job) -> bool:
+    return job.git or job.full_history
+
+
 def job_image(plan: Plan, job: Job) -> str:
-    return job.image or plan.ci_image or f"python:{plan.python}-slim"
+    """The step's image, else ci.image, else the official Python image: the full one (Debian,
+    git included) where the job runs git, the slim one elsewhere."""
+    return job.image or plan.ci_image or (
+        f"python:{plan.python}" if uses_git(job) else f"python:{plan.python}-slim")
+
+
+def pip_cache(plan: Plan, pipeline_file: str) -> tuple[list[str], list[str]]:
+    """pip's download cache, keyed by the requirements file and the pipeline file (which pins
+    mlspec's version): (files of the key, paths)."""
+    files = [*([plan.requirements] if plan.requirements else []), pipeline_file]
+    return files, [PIP_CACHE + "/"]
 
 
 def trigger_condition(trig: Trigger, job: Job) -> str | None:
@@ -172,8 +193,7 @@ class _Builder:
     def __init__(self, plan: Plan, flow: Flow):
         self.plan, self.flow = plan, flow
         self.names = {j.id: f"{flow.name}:{j.id}" for j in flow.jobs}
-        self.cachekeys = CacheKeys(plan, flow)
-        self.caches = self.cachekeys.caches
+        self.caches = {j.id: j.cache for j in flow.jobs if j.cache is not None}
         ids = [j.id for j in flow.jobs]
         self.keys_job = "check" if "check" in ids else ("cache-keys" if self.caches else None)
 
@@ -191,7 +211,9 @@ class _Builder:
         return GLJob(name=f"{self.flow.name}:cache-keys", title="cache keys of the steps",
                      stage="check", image=job_image(self.plan, self.flow.jobs[0]),
                      rules=[(f'$MLSPEC_FLOW == "{self.flow.name}"', None)],
-                     script=self.cachekeys.script(), artifacts=Artifacts([], dotenv=KEYS_ENV),
+                     before_script=list(self.plan.install),
+                     caches=[pip_cache(self.plan, PIPELINE_FILE)],
+                     script=keys_script(), artifacts=Artifacts([], dotenv=KEYS_ENV),
                      timeout="10 minutes", interruptible=True)
 
     # -- one job -------------------------------------------------------------------------
@@ -224,8 +246,10 @@ class _Builder:
             c = self.caches[job.id]
             # a variant by its index (the axes are in the key's static part): a value may hold
             # a '/', which a GitLab cache key may not
-            key = f"${c.var}-$CI_NODE_INDEX" if gl.matrix else f"${c.var}"
-            gl.cache = (key, c.paths)
+            key = f"${c.var}-$CI_NODE_INDEX" if c.per_variant else f"${c.var}"
+            gl.caches.append((key, list(c.paths)))
+        if job.python:
+            gl.caches.append(pip_cache(self.plan, PIPELINE_FILE))
         if job.environment is not None:
             e = job.environment
             gl.environment = Environment(e.name, _tier(e.name), e.url, e.approval)
@@ -259,7 +283,7 @@ class _Builder:
         gl.variables = sorted(env.items())
 
     def _before(self, gl: GLJob, job: Job) -> None:
-        if job.full_history:
+        if uses_git(job) and (job.image or self.plan.ci_image):  # python:<v> carries git
             gl.before_script.append(INSTALL_GIT)
         if job.python:
             gl.before_script.extend(self.plan.install)
@@ -272,9 +296,11 @@ class _Builder:
 
     def _script(self, gl: GLJob, job: Job) -> None:
         if job.id == self.keys_job:
-            gl.script.extend(self.cachekeys.script())
+            gl.script.extend(keys_script())
         if job.outputs:
             gl.script.append(f": > {OUTPUT_ENV}")
+        if job.kind == "deploy":
+            gl.script.append(REGISTRY_LOGIN)
         if job.kind == "report":
             gl.script.extend(self._report_extras(job))
         for cmd in (*job.commands, *job.after_attest):

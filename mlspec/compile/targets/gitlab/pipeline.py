@@ -26,15 +26,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mlspec.compile import checklist
 from mlspec.compile import render as layer
-from mlspec.compile.model import PostReport
 from mlspec.compile.targets.gitlab.conditions import branch_condition, tag_condition
-from mlspec.compile.targets.gitlab.jobs import GLJob, flow_jobs, note_token_variable
+from mlspec.compile.targets.gitlab.jobs import (
+    PIP_CACHE,
+    PIPELINE_FILE,
+    GLJob,
+    flow_jobs,
+)
 
 if TYPE_CHECKING:
     from mlspec.compile.model import Plan
 
-PIPELINE = ".gitlab-ci.yml"
+PIPELINE = PIPELINE_FILE
 FIXED_STAGES_BEFORE = ("check",)
 FIXED_STAGES_AFTER = ("verify", "report", "notify", "deploy", "release", "refresh", "monitor")
 
@@ -55,7 +60,7 @@ class Pipeline:
     jobs: list[GLJob]
     schedules: list[tuple[str, str, str]]  # (cron, MLSPEC_SCHEDULE value, what it runs)
     schedule_options: list[str]
-    notes: list[str] = field(default_factory=list)  # comment lines at the top
+    notes: list[str] = field(default_factory=list)  # the settings checklist (compile.checklist)
 
 
 def workflow_rules(plan: Plan) -> list[Rule]:
@@ -104,18 +109,7 @@ def build_pipeline(plan: Plan) -> Pipeline:
         jobs.extend(flow_jobs(plan, plan.flows[flow_name]))
     schedules = _schedules(plan)
     options = list(dict.fromkeys(kind for _, kind, _ in schedules))
-    notes = []
-    secrets = sorted({s for f in plan.flows.values() for j in f.jobs for s in j.secrets.values()})
-    if secrets:
-        notes += [f"Deploy jobs read the CI/CD variables {', '.join(secrets)} (by name): make "
-                  "them protected and masked,", "and scope them to the deploy environments so no "
-                  "other job sees them."]
-    if any(isinstance(i, PostReport) for f in plan.flows.values() for j in f.jobs
-           for i in j.intents):
-        token = note_token_variable(plan)
-        notes += [f"Merge-request note: add a masked CI/CD variable {token} holding a project "
-                  "access token", "(api scope); without it the report stays a job artifact and "
-                  "no note is posted."]
+    notes = checklist.gitlab(plan)
     return Pipeline(rules=workflow_rules(plan), stages=_stages(plan, jobs), jobs=jobs,
                     schedules=schedules, schedule_options=options, notes=notes)
 
@@ -124,7 +118,8 @@ def render(plan: Plan) -> dict[str, str]:
     """{path: body without header} for the GitLab target."""
     pipeline = build_pipeline(plan)
     env = layer.environment()
-    out = {PIPELINE: env.get_template("gitlab/gitlab-ci.yml.j2").render(p=pipeline, plan=plan)}
+    out = {PIPELINE: env.get_template("gitlab/gitlab-ci.yml.j2").render(
+        p=pipeline, plan=plan, pip_cache_dir="$CI_PROJECT_DIR/" + PIP_CACHE)}
     scripts = {s for j in pipeline.jobs for s in j.helper_scripts}
     for path in sorted(scripts):
         name = path.rsplit("/", 1)[-1] + ".j2"

@@ -1,0 +1,90 @@
+"""The repository settings a generated pipeline needs and cannot set itself: the one text,
+used by the GitLab file's header and printed by `mlspec compile` after it writes new files.
+
+GitLab keeps tag protection, environment approvals, pipeline schedules and CI/CD variables in
+the project's settings; GitHub keeps environment reviewers and secrets there (its schedules and
+tag filters live in the workflow files).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlspec.compile.model import PostReport
+from mlspec.compile.targets.gitlab.jobs import note_token_variable
+
+if TYPE_CHECKING:
+    from mlspec.compile.model import Environment, Plan
+
+
+def _secrets(plan: Plan) -> list[str]:
+    return sorted({s for f in plan.flows.values() for j in f.jobs for s in j.secrets.values()})
+
+
+def _environments(plan: Plan) -> list[Environment]:
+    envs = [j.environment for j in plan.flows["release"].jobs if j.environment is not None]
+    return [e for e in envs if e.approval]
+
+
+def _posts_report(plan: Plan) -> bool:
+    return any(isinstance(i, PostReport) for f in plan.flows.values() for j in f.jobs
+               for i in j.intents)
+
+
+def gitlab(plan: Plan) -> list[str]:
+    """One line per setting of a GitLab project (Settings > …, Build > …)."""
+    items: list[str] = []
+    tags = [t.pattern for t in plan.flows["release"].triggers if t.kind == "push_tag"]
+    if tags:
+        items.append(f"Protect the tags {', '.join(tags)} (Settings > Repository > Protected "
+                     "tags): an unprotected release tag runs no pipeline at all.")
+    if plan.has_inference:
+        items.append(f"Keep {plan.default_branch} protected: deploys run only from protected "
+                     "refs.")
+    items += [f"Protect the environment '{e.name}' with required approvals (Settings > CI/CD > "
+              "Protected environments)." for e in _environments(plan)]
+    for job in plan.flows["schedule"].jobs:
+        for trig in job.when:
+            if trig.kind == "schedule":
+                items.append(f"Create the pipeline schedule '{trig.pattern}' on "
+                             f"{plan.default_branch} with variable MLSPEC_SCHEDULE={job.kind} "
+                             f"(Build > Pipeline schedules): {job.name}.")
+    secrets = _secrets(plan)
+    if secrets:
+        items.append(f"Add the CI/CD variables {', '.join(secrets)} (Settings > CI/CD > "
+                     "Variables), masked and protected, scoped to the deploy environments.")
+    if _posts_report(plan):
+        items.append(f"Add a masked CI/CD variable {note_token_variable(plan)} with a project "
+                     "access token (api scope) to get the report as a merge-request note.")
+    return items
+
+
+def github(plan: Plan) -> list[str]:
+    """One line per setting of a GitHub repository."""
+    items = [f"Add required reviewers to the environment '{e.name}' (Settings > Environments)."
+             for e in _environments(plan)]
+    secrets = _secrets(plan)
+    if secrets:
+        items.append(f"Add the environment secrets {', '.join(secrets)} to the deploy "
+                     "environments (Settings > Environments).")
+    return items
+
+
+CHECKLISTS = {"gitlab": gitlab, "github": github}
+
+
+def checklist(plan: Plan, target: str) -> list[str]:
+    """The settings a target's generated files need; [] for a target with none."""
+    fn = CHECKLISTS.get(target)
+    return fn(plan) if fn is not None else []
+
+
+def printout(plan: Plan, targets: list[str]) -> str:
+    """What `mlspec compile` prints after writing new files: short, once."""
+    parts = []
+    for target in targets:
+        items = checklist(plan, target)
+        if items:
+            parts.append(f"{target} needs these repository settings:\n"
+                         + "".join(f"  - {i}\n" for i in items))
+    return "".join(parts)
