@@ -21,6 +21,7 @@ from mlspec import layout
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.fsutil import write_atomic
 from mlspec.gitops.lockmerge import GIT_CONFIG_COMMAND
+from mlspec.spec.ci import OWN_REGISTRY, registry_host
 from mlspec.spec.common import NAME_RE
 from mlspec.spec.schema import schema_text
 from mlspec.specpath import find_upward
@@ -44,6 +45,9 @@ TARGETS = ("github", "gitlab")
 DEFAULT_NAME = "ml-project"
 
 
+SECRET_USER, SECRET_TOKEN = "REGISTRY_USER", "REGISTRY_TOKEN"  # `init`'s names for them
+
+
 @dataclass(frozen=True)
 class Choices:
     """What `mlspec init` decided, shown to the user and rendered into the spec."""
@@ -51,6 +55,15 @@ class Choices:
     name: str
     targets: tuple[str, ...] = ("github",)
     image: str | None = None  # the serving image, with --with-serving
+
+    @property
+    def foreign(self) -> tuple[str, ...]:
+        """The targets whose job token cannot push the image (another CI's registry): they
+        log in with named secrets (spec.ci's registry-credentials rule)."""
+        if self.image is None:
+            return ()
+        host = registry_host(self.image)
+        return tuple(t for t in self.targets if OWN_REGISTRY[t] != host)
 
 
 def slug(text: str) -> str:
@@ -123,7 +136,9 @@ def render(name: str, choices: Choices | None = None) -> dict[str, str]:
                                      autoescape=False)
             c = choices or Choices(name)
             text = env.from_string(text).render(name=name, python=python,
-                                                targets=", ".join(c.targets), image=c.image)
+                                                targets=", ".join(c.targets), image=c.image,
+                                                foreign=", ".join(c.foreign),
+                                                secret_user=SECRET_USER, secret_token=SECRET_TOKEN)
         out[target] = text
     return out
 
@@ -218,6 +233,11 @@ def scaffold(directory: Path, name: str | None, targets: str | None = None,
     if choices.image:
         lines.append(f"serving: image {choices.image}, deployed on tags v* after approval "
                      "(the inference section; edit inference.image.name to your registry)")
+        if choices.foreign:
+            lines.append(f"registry login: the {' and '.join(choices.foreign)} pipeline pushes "
+                         f"to {registry_host(choices.image)} with the CI secrets "
+                         f"{SECRET_USER} and {SECRET_TOKEN} (ci.secrets; create them in each "
+                         "CI: a registry user and a token that may push)")
     else:
         lines.append("serving: none (add an inference section with --with-serving)")
     lines += ["", "mlspec.lock merges entry by entry (.gitattributes); enable the driver in "

@@ -177,6 +177,11 @@ def test_init_with_gitlab_and_serving_compiles(tmp_path: Path) -> None:
     assert "  targets: [gitlab, github]\n" in text
     assert "  image: {name: registry.gitlab.com/acme/shop, base: " in text
     assert "# Add `inference:`" not in text
+    # GitHub's job token cannot push to GitLab's registry: init names the secrets, and says so
+    assert "  secrets: {registry_username: REGISTRY_USER, registry_password: REGISTRY_TOKEN}\n" \
+        in text
+    assert ("registry login: the github pipeline pushes to registry.gitlab.com with the CI "
+            "secrets REGISTRY_USER and REGISTRY_TOKEN") in r.stdout
     r = mlspec("validate", cwd=repo)
     assert r.returncode == 0, r.stderr
     r = mlspec("compile", cwd=repo)
