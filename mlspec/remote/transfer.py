@@ -29,7 +29,7 @@ from mlspec import __version__
 from mlspec.fsutil import write_atomic
 from mlspec.remote.errors import RemoteError
 from mlspec.remote.url import Remote
-from mlspec.run.cache import Cache, CachedRun, Out
+from mlspec.run.cache import Cache, CachedRun, Out, hash_file
 from mlspec.run.cache import _parse as parse_record
 
 STEP_RUN = "application/vnd.mlspec.step-run.v1+json"
@@ -64,14 +64,6 @@ def tag_of(key: str) -> str:
     return key.replace(":", "-", 1)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(READ_BYTES):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def _corrupt(remote: object, what: str) -> RemoteError:
     return RemoteError("remote.corrupt", f"{remote}: {what}; nothing was restored",
                        "push the step again from a clone where it is up to date")
@@ -98,7 +90,7 @@ def write_tar(cache: Cache, files: list[tuple[str, str]], dest: Path) -> str:
             info.uname = info.gname = ""
             with open(obj, "rb") as fh:
                 tf.addfile(info, fh)
-    return _sha256(dest)
+    return hash_file(dest)
 
 
 def push_run(store: Store, cache: Cache, run: CachedRun, step: str, commit: str,
@@ -121,7 +113,7 @@ def push_run(store: Store, cache: Cache, run: CachedRun, step: str, commit: str,
                        "annotations": {TITLE: o.path, "dev.mlspec.out.hash": o.hash}})
     record = tmp / "record.json"
     record.write_bytes(cache._run(run.key).read_bytes())
-    digest, size = _sha256(record), record.stat().st_size
+    digest, size = hash_file(record), record.stat().st_size
     if not store.has_blob(digest):
         store.put_blob(record, digest, size)
     config = {"mediaType": STEP_RUN, "digest": digest, "size": size}

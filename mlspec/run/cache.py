@@ -62,7 +62,9 @@ def max_bytes() -> int:
         return DEFAULT_MAX_BYTES
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
+    """A file's content digest, `sha256:<hex>` (the form of every blob name here and in the
+    remote)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
@@ -153,7 +155,7 @@ class Cache:
         os.close(fd)
         try:
             shutil.copyfile(src, tmp)
-            if _hash_file(Path(tmp)) != h:
+            if hash_file(Path(tmp)) != h:
                 return False  # the out changed after it was hashed: store nothing
             os.chmod(tmp, 0o444)
             os.replace(tmp, obj)
@@ -230,7 +232,7 @@ class Cache:
         obj = self._object(h)
         shutil.copyfile(obj, target)
         os.chmod(target, 0o644)
-        if _hash_file(target) != h:
+        if hash_file(target) != h:
             with contextlib.suppress(OSError):
                 obj.unlink()  # corrupt: the next store puts it back
             raise RestoreFailed(f"cached object {h[:19]}… is corrupt (removed)")
