@@ -10,11 +10,11 @@ with the restored outs, so one pull brings a whole chain. Output lists what move
 
 from __future__ import annotations
 
-import difflib
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlspec.errors import Diagnostic, MlspecError, Outcome
@@ -23,8 +23,9 @@ from mlspec.remote.transfer import Store, fetch_run, open_store, push_run, scrat
 from mlspec.remote.url import ENV, EXAMPLES, BadRemote, Remote, configured
 from mlspec.run.cache import Cache, RestoreFailed
 from mlspec.run.hashing import Hasher, NotRegularFile
-from mlspec.run.lock import Lock, read_lock
-from mlspec.run.stepkey import environment, stale_reasons, step_state
+from mlspec.run.lock import Lock, StepLock, read_lock
+from mlspec.run.runner import select
+from mlspec.run.stepkey import StepState, environment, stale_reasons, step_state
 from mlspec.spec.loader import LoadedSpec
 
 
@@ -46,15 +47,36 @@ def failed(err: RemoteError, done: str = "") -> Outcome:
                    diagnostics=[Diagnostic.nowhere(err.message, err.rule, err.hint)])
 
 
-def _select(loaded: LoadedSpec, steps: list[str]) -> list[str]:
-    graph = loaded.graph
-    for s in steps:
-        if s not in graph.steps:
-            close = difflib.get_close_matches(s, list(graph.steps), n=1)
-            raise MlspecError([Diagnostic.nowhere(
-                f"unknown step '{s}'", "run.unknown-step",
-                f"did you mean '{close[0]}'?" if close else f"steps: {', '.join(graph.order)}")])
-    return graph.closure_up(steps) if steps else list(graph.order)
+@dataclass
+class _Scope:
+    """What push and pull both read: the remote, the selected steps in graph order, and what
+    judges them (the lock, the hasher, the environment) against the local cache."""
+
+    loaded: LoadedSpec
+    remote: Remote
+    selection: list[str]
+    lock: Lock
+    hasher: Hasher
+    env: dict[str, str]
+    cache: Cache
+
+    def states(self) -> Iterator[tuple[str, StepState, StepLock | None]]:
+        """Each selected step's name, current state and lock entry, in graph order (a pull
+        restores a step before its downstream is looked at)."""
+        for name in self.selection:
+            step = self.loaded.graph.steps[name]
+            st = step_state(name, step, dict(step.params), self.env, self.hasher)
+            yield name, st, self.lock.steps.get(name)
+
+
+def _scope(loaded: LoadedSpec, steps: list[str]) -> _Scope:
+    remote = remote_of(loaded)
+    assert remote is not None
+    selection = select(loaded, steps)  # `mlspec run`'s selection: named steps and their upstream
+    root = Path(loaded.root)
+    hasher = Hasher(root)
+    return _Scope(loaded, remote, selection, read_lock(root) or Lock(), hasher,
+                  environment(loaded, hasher), Cache(root))
 
 
 def _commit(root: Path) -> str:
@@ -67,25 +89,16 @@ def _commit(root: Path) -> str:
 
 
 def push(loaded: LoadedSpec, steps: list[str]) -> Outcome:
-    remote = remote_of(loaded)
-    assert remote is not None
-    selection = _select(loaded, steps)
-    root = Path(loaded.root)
-    lock = read_lock(root) or Lock()
-    hasher = Hasher(root)
-    env = environment(loaded, hasher)
-    cache = Cache(root)
+    scope = _scope(loaded, steps)
+    remote, lock, hasher, cache = scope.remote, scope.lock, scope.hasher, scope.cache
     pushed: list[str] = []
     present: list[str] = []
     stale: list[str] = []
     try:
         store = open_store(remote, push=True)
-        commit = _commit(root)
-        for name in selection:
-            step = loaded.graph.steps[name]
-            st = step_state(name, step, dict(step.params), env, hasher)
-            entry = lock.steps.get(name)
-            if entry is None or stale_reasons(st, entry, lock, env, hasher):
+        commit = _commit(Path(loaded.root))
+        for name, st, entry in scope.states():
+            if entry is None or stale_reasons(st, entry, lock, scope.env, hasher):
                 stale.append(name)
                 continue
             run = cache.lookup(entry.key)
@@ -128,24 +141,15 @@ def _push_text(remote: Remote, pushed: list[str], present: list[str], stale: lis
 
 
 def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
-    remote = remote_of(loaded)
-    assert remote is not None
-    selection = _select(loaded, steps)
-    root = Path(loaded.root)
-    lock = read_lock(root) or Lock()
-    hasher = Hasher(root)
-    env = environment(loaded, hasher)
-    cache = Cache(root)
+    scope = _scope(loaded, steps)
+    remote, lock, hasher, cache = scope.remote, scope.lock, scope.hasher, scope.cache
     restored: list[str] = []
     missing: list[str] = []
     current = 0
     stores: list[Store] = []  # opened at the first stale step: a no-op pull stays local
     try:
-        for name in selection:
-            step = loaded.graph.steps[name]
-            st = step_state(name, step, dict(step.params), env, hasher)
-            entry = lock.steps.get(name)
-            if not stale_reasons(st, entry, lock, env, hasher):
+        for name, st, entry in scope.states():
+            if not stale_reasons(st, entry, lock, scope.env, hasher):
                 current += 1
                 continue
             expected = entry.outs if entry is not None and entry.key == st.key else None
