@@ -36,22 +36,10 @@ KNOWN = [([5.1, 3.5, 1.4, 0.2], "setosa"), ([7.0, 3.2, 4.7, 1.4], "versicolor"),
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-def _daemon() -> Any:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=600)
-        client.ping()
-        return client
-    except Exception:
-        return None
-
-
 @pytest.fixture(scope="session")
-def client() -> Any:
-    found = _daemon()
-    need(found is not None, "no Docker engine reachable (.ci/services.sh starts one)")
-    return found
+def client(docker_client: Any) -> Any:
+    """The suite's one Docker client (tests/pipelines_fixtures.py)."""
+    return docker_client
 
 
 def prepare_repo(dest: Path, wheels: Path, base: str) -> Path:
