@@ -90,11 +90,11 @@ class Registry:
 
 
 @contextlib.contextmanager
-def running_registry(tmp: Path) -> Iterator[Registry]:
-    exe = tool("docker-registry")
-    line = bcrypt_line(USER, PASSWORD)
-    need(line is not None, "no bcrypt (python bcrypt or crypt with blowfish) for htpasswd")
-    (tmp / "htpasswd").write_text(f"{line}\n")
+def _serve(exe: str, tmp: Path, storage_extra: str, auth: str, ready: int
+           ) -> Iterator[Registry]:
+    """docker-registry on a free port, storage under tmp, with `auth` (the config's auth
+    section) and `storage_extra` (lines of its storage section); yields once GET /v2/ answers
+    `ready`, stops it after."""
     storage = tmp / "storage"
     storage.mkdir()
     port = free_port()
@@ -103,10 +103,7 @@ version: 0.1
 log: {{level: warn}}
 storage:
   filesystem: {{rootdirectory: {storage}}}
-  delete: {{enabled: true}}
-auth:
-  htpasswd: {{realm: mlspec-test, path: {tmp / 'htpasswd'}}}
-http: {{addr: "127.0.0.1:{port}"}}
+{storage_extra}{auth}http: {{addr: "127.0.0.1:{port}"}}
 """)
     log = open(tmp / "registry.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([exe, "serve", str(tmp / "config.yml")], stdout=log,
@@ -115,7 +112,7 @@ http: {{addr: "127.0.0.1:{port}"}}
     try:
         for _ in range(100):
             try:
-                if reg.request("GET", "/v2/")[0] == 200:
+                if reg.request("GET", "/v2/")[0] == ready:
                     break
             except OSError:
                 pass
@@ -128,6 +125,18 @@ http: {{addr: "127.0.0.1:{port}"}}
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@contextlib.contextmanager
+def running_registry(tmp: Path) -> Iterator[Registry]:
+    exe = tool("docker-registry")
+    line = bcrypt_line(USER, PASSWORD)
+    need(line is not None, "no bcrypt (python bcrypt or crypt with blowfish) for htpasswd")
+    (tmp / "htpasswd").write_text(f"{line}\n")
+    with _serve(exe, tmp, "  delete: {enabled: true}\n",
+                f"auth:\n  htpasswd: {{realm: mlspec-test, path: {tmp / 'htpasswd'}}}\n",
+                ready=200) as reg:
+        yield reg
 
 
 def _b64(data: bytes) -> str:
@@ -190,40 +199,16 @@ def token_registry(tmp: Path) -> Iterator[Registry]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tokens)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    storage = tmp / "storage"
-    storage.mkdir()
-    port = free_port()
-    (tmp / "config.yml").write_text(f"""\
-version: 0.1
-log: {{level: warn}}
-storage:
-  filesystem: {{rootdirectory: {storage}}}
+    auth = f"""\
 auth:
   token:
     realm: http://127.0.0.1:{server.server_address[1]}/token
     service: mlspec-test
     issuer: mlspec-test-issuer
     rootcertbundle: {tmp / 'token.pem'}
-http: {{addr: "127.0.0.1:{port}"}}
-""")
-    log = open(tmp / "registry.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([exe, "serve", str(tmp / "config.yml")], stdout=log,
-                            stderr=subprocess.STDOUT)
-    reg = Registry(port, storage)
+"""
     try:
-        for _ in range(100):
-            try:
-                if reg.request("GET", "/v2/")[0] == 401:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("docker-registry did not start: "
-                               + (tmp / "registry.log").read_text(errors="replace"))
-        yield reg
+        with _serve(exe, tmp, "", auth, ready=401) as reg:
+            yield reg
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
         server.shutdown()
