@@ -67,14 +67,14 @@ def ci_from_env(env: Mapping[str, str], token_variable: str) -> Ci | Diagnostic:
         token = env.get("MLSPEC_TOKEN") or env.get("GITHUB_TOKEN", "")
         return Ci("github", env["GITHUB_API_URL"].rstrip("/"), env["GITHUB_REPOSITORY"], token,
                   token, env.get("RUN_URL", ""))
-    if env.get("GITLAB_CI") == "true":
+    if env.get("GITLAB_CI") == "true" or env.get("CI_API_V4_URL"):  # gitlab-ci-local: false
         if problem := need("CI_API_V4_URL", "CI_PROJECT_ID"):
             return problem
         token = env.get("CI_JOB_TOKEN") or env.get("MLSPEC_TOKEN", "")
         return Ci("gitlab", env["CI_API_V4_URL"].rstrip("/"), env["CI_PROJECT_ID"], token,
                   env.get(token_variable, ""), env.get("RUN_URL") or env.get("CI_PIPELINE_URL", ""))
     return Diagnostic.nowhere("mlspec alert found neither GitHub Actions nor GitLab CI",
-                              "alert.env", "GITHUB_ACTIONS or GITLAB_CI must be 'true'")
+                              "alert.env", "GITHUB_ACTIONS must be 'true', or CI_API_V4_URL set")
 
 
 class Api:
