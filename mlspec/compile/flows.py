@@ -36,6 +36,7 @@ from mlspec.run.cikeys import key_vars, sweep_axes
 from mlspec.run.cikeys import sweep_groups as graph_sweep_groups
 
 if TYPE_CHECKING:
+    from mlspec.spec.inference import Monitor
     from mlspec.spec.loader import LoadedSpec
     from mlspec.spec.step import Step
 
@@ -372,21 +373,19 @@ def schedule_flow(ctx: PlanContext) -> Flow:
             summary=(MONITOR_REPORT,), uploads=(Artifact("mlspec-monitor", (MONITOR_REPORT,)),),
             upload_always=True, when=mon_when, timeout_minutes=30))
         if mon.on_failure.retrain or mon.on_failure.issue:
-            jobs.append(_monitor_failed(ctx, mon_when))
+            jobs.append(_monitor_failed(ctx, mon, mon_when))
     triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
     return Flow("schedule", "mlspec schedule", triggers, tuple(jobs), cancel_in_progress=False,
                 modes=(RETRAIN,) if retrain else ())
 
 
-def _monitor_failed(ctx: PlanContext, when: tuple[Trigger, ...]) -> Job:
+def _monitor_failed(ctx: PlanContext, mon: Monitor, when: tuple[Trigger, ...]) -> Job:
     """After a failed monitor job: `mlspec alert` starts the retrain (a run of mode `refresh`,
     which runs the refresh job alone: no monitor, so no loop) and opens or updates the one
     issue labelled mlspec-monitor. Tokens: the job's own (GitHub: `actions: write` and
     `issues: write` here only; GitLab: CI_JOB_TOKEN triggers, a named api token writes issues).
     """
     ci = ctx.loaded.spec.ci
-    mon = ctx.loaded.spec.inference.monitor  # type: ignore[union-attr]
-    assert mon is not None
     args = ["mlspec", "alert", "--ref", ci.default_branch, "--report", MONITOR_REPORT]
     perms = [READ]
     if mon.on_failure.retrain:
