@@ -11,9 +11,10 @@ Unix time (seconds, UTC) of the answer.
 Bounds: each row of a successful /predict is kept with probability `rate` (independently);
 a line longer than `max_row_bytes` is skipped; when the file would pass `max_bytes` it is
 renamed to PATH.1 (replacing the previous one) and a new PATH begins, so the log never takes
-more than 2 x max_bytes of disk. The request thread only draws random numbers and puts the
-kept rows on a bounded queue (never blocks: when the queue is full they are dropped); one
-writer thread serialises and writes them.
+more than 2 x max_bytes of disk. The request thread only draws random numbers and appends the
+kept rows to a bounded in-memory queue (never blocks: when it is full they are dropped); one
+writer thread wakes every FLUSH_SECONDS (never per row: a wake-up would compete with the
+request threads for the interpreter) and serialises and appends what is queued.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import io
 import json
 import math
 import os
-import queue
 import random
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlspec.errors import Diagnostic, MlspecError
 
 QUEUE_ROWS = 10_000
+FLUSH_SECONDS = 0.5
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_ROW_BYTES = 64 * 1024
 RULE = "serve.sample-log"
@@ -73,8 +75,8 @@ class SampleLog:
         self.features = list(features) if features is not None else None
         self.counted = counted or (lambda outcome, n: None)
         self._rng = random.Random()
-        self._queue: queue.Queue[tuple[float, list[float], object] | None] = queue.Queue(
-            QUEUE_ROWS)
+        self._queue: deque[tuple[float, list[float], object]] = deque()
+        self._stop = threading.Event()
         self._file = self._open()
         self._size = self._file.tell()
         self._warned = False
@@ -95,17 +97,16 @@ class SampleLog:
         kept = kept_indexes(min(len(rows), len(predictions)), self.rate, self._rng)
         if not kept:
             return
+        room = QUEUE_ROWS - len(self._queue)  # approximate under races: a bound, not a count
+        if room < len(kept):
+            self.counted("dropped", len(kept) - max(room, 0))
+            kept = kept[:max(room, 0)]
         now = time.time()
-        for n, i in enumerate(kept):
-            try:
-                self._queue.put_nowait((now, rows[i], predictions[i]))
-            except queue.Full:
-                self.counted("dropped", len(kept) - n)
-                return
+        self._queue.extend((now, rows[i], predictions[i]) for i in kept)  # atomic appends
 
     def close(self) -> None:
         """Write what is queued, then stop the writer."""
-        self._queue.put(None)
+        self._stop.set()
         self._thread.join(timeout=10)
 
     def line(self, ts: float, row: list[float], prediction: object) -> bytes | None:
@@ -121,23 +122,16 @@ class SampleLog:
 
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
-            batch: list[bytes] = []
-            stop = item is None
-            while item is not None:
-                data = self.line(*item)
-                if data is None or len(data) > self.max_row_bytes:
-                    self.counted("skipped", 1)
-                else:
-                    batch.append(data)
-                if len(batch) >= 1000:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                stop = stop or item is None
-            self._write(batch)
+            stop = self._stop.wait(FLUSH_SECONDS)
+            while self._queue:
+                batch: list[bytes] = []
+                while self._queue and len(batch) < 1000:
+                    data = self.line(*self._queue.popleft())
+                    if data is None or len(data) > self.max_row_bytes:
+                        self.counted("skipped", 1)
+                    else:
+                        batch.append(data)
+                self._write(batch)
             if stop:
                 self._close_file()
                 return
