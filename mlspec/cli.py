@@ -386,7 +386,8 @@ def serve(
     unpickling): a file that `mlspec run` produced. Never serve a model file from elsewhere.
 
     Example: mlspec serve model/model.pkl --port 8080 --host 0.0.0.0
-    --sample-log logs/requests.jsonl --sample-rate 0.05
+
+    Example: mlspec serve model/model.pkl --sample-log logs/requests.jsonl
     """
     from mlspec import api
 

@@ -57,6 +57,12 @@ def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path,
 
 
 @pytest.fixture
+def prometheus() -> str:
+    """Found before anything starts: a missing prometheus skips (or fails in CI) at once."""
+    return tool("prometheus")
+
+
+@pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     model = train_iris(tmp_path)
     port = free_port()
@@ -74,8 +80,8 @@ def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         _stop(proc)
 
 
-def test_prometheus_scrapes_the_known_load(served: tuple[int, Path], tmp_path: Path) -> None:
-    prometheus = tool("prometheus")
+def test_prometheus_scrapes_the_known_load(prometheus: str, served: tuple[int, Path],
+                                           tmp_path: Path) -> None:
     port, model = served
     web = free_port()
     config = tmp_path / "prometheus.yml"
