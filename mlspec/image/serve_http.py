@@ -235,8 +235,9 @@ class Handler(BaseHTTPRequestHandler):
               content_type: str = "application/json") -> None:
         metrics = self.app.metrics
         if metrics is not None:  # counted before the client can read the answer
-            route, method = metrics.labels(str(getattr(self, "path", "")).split("?", 1)[0],
-                                           str(self.command or ""))
+            # no command: the request line did not parse (path may be the previous request's)
+            path = str(getattr(self, "path", "")) if self.command else ""
+            route, method = metrics.labels(path.split("?", 1)[0], str(self.command or ""))
             metrics.request(route, method, status, None if self._start is None
                             else time.perf_counter() - self._start)
         self.send_response(status)

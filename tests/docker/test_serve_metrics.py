@@ -202,3 +202,21 @@ def test_console_script_sample_log_errors_are_diagnostics(tmp_path: Path) -> Non
     res = mlspec("serve", str(model), "--sample-rate", "0", cwd=tmp_path, timeout=60)
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
+
+
+def test_a_bad_request_line_is_counted_as_other_not_as_the_previous_route(iris: Served) -> None:
+    srv, addr = start(iris)
+    try:
+        with socket.create_connection(addr, timeout=10) as sock:  # one keep-alive connection
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(1000).startswith(b"HTTP/1.1 200")
+            sock.sendall(b"GARBAGE\r\n\r\n")
+            assert sock.recv(1000).startswith(b"HTTP/1.1 400")
+        samples = scrape(addr)
+    finally:
+        stop(srv)
+    req = "mlspec_http_requests_total"
+    assert value(samples, req, route="/healthz", method="GET", code="200") == 1
+    assert value(samples, req, route="other", method="other", code="400") == 1
+    assert value(samples, "mlspec_http_request_duration_seconds_count", route="other",
+                 method="other") == 0  # never routed: counted, not timed

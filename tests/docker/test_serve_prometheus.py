@@ -69,8 +69,9 @@ def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([*mlspec_cmd(), "serve", str(model), "--port", str(port),
-                                 "--model-version", "9.9.9"], cwd=tmp_path, stdout=out,
-                                stderr=subprocess.STDOUT,
+                                 "--model-version", "9.9.9", "--sample-log",
+                                 "logs/requests.jsonl", "--sample-rate", "1"],
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         _wait("mlspec serve up", lambda: request(("127.0.0.1", port), "GET", "/healthz")[0]
@@ -141,5 +142,11 @@ def test_prometheus_scrapes_the_known_load(prometheus: str, served: tuple[int, P
         digest = hashlib.sha256(model.read_bytes()).hexdigest()
         assert info[0]["metric"]["digest"] == f"sha256:{digest}"
         assert info[0]["metric"]["version"] == "9.9.9"
+        # the console script's sample log: at rate 1, every answered row, written within 0.5 s
+        sample = tmp_path / "logs" / "requests.jsonl"
+        _wait("the sample log", lambda: len(sample.read_text().splitlines()) >= GOOD, proc, log)
+        rows = [json.loads(x) for x in sample.read_text().splitlines()]
+        assert [(r["inputs"], r["prediction"]) for r in rows] == [
+            (KNOWN[i % 3][0], KNOWN[i % 3][1]) for i in range(GOOD)]
     finally:
         _stop(proc)
