@@ -226,3 +226,33 @@ def test_a_bad_request_line_is_counted_as_other_not_as_the_previous_route(iris: 
     assert value(samples, req, route="other", method="other", code="400") == 1
     assert value(samples, "mlspec_http_request_duration_seconds_count", route="other",
                  method="other") == 0  # never routed: counted, not timed
+
+
+def test_a_hostile_version_label_is_escaped_and_bounded(iris: Served) -> None:
+    hostile = 'v1"} mlspec_forged 1\n\\' * 20
+    srv, addr = start(iris, Monitoring(version=hostile))
+    try:
+        samples = scrape(addr)  # parses: the exposition is intact
+        _, _, text = raw(addr, "GET", "/metrics")
+    finally:
+        stop(srv)
+    (info,) = [dict(k[1]) for k in samples if k[0] == "mlspec_model_info"]
+    assert len(info["version"]) == 128 and info["version"].startswith('v1"} mlspec_forged')
+    assert not [k for k in samples if k[0].startswith("mlspec_forged")]
+    assert b"\nmlspec_forged" not in text
+
+
+def test_a_full_queue_drops_rows_and_counts_them(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlspec.image.serve_sample as serve_sample
+
+    monkeypatch.setattr(serve_sample, "QUEUE_ROWS", 5)
+    counts: dict[str, int] = {}
+    log = SampleLog(tmp_path / "s.jsonl", 1.0,
+                    counted=lambda outcome, n: counts.__setitem__(outcome,
+                                                                  counts.get(outcome, 0) + n))
+    log.offer([[float(i)] for i in range(12)], list(range(12)))
+    log.close()
+    assert counts == {"dropped": 7, "written": 5}
+    assert [json.loads(x)["prediction"] for x in
+            (tmp_path / "s.jsonl").read_text().splitlines()] == [0, 1, 2, 3, 4]
