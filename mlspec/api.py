@@ -227,10 +227,15 @@ def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
 
 
 @_outcome
-def serve(model: Path, host: str, port: int, allow_unlocked: bool = False) -> Outcome:
-    from mlspec.image.serve import serve_model
+def serve(model: Path, host: str, port: int, allow_unlocked: bool = False,
+          metrics: bool = True, model_version: str = "unversioned",
+          sample_log: Path | None = None, sample_rate: float = 0.1,
+          sample_max_bytes: int = 64 * 1024 * 1024) -> Outcome:
+    from mlspec.image.serve import Monitoring, serve_model
 
-    return serve_model(model, host=host, port=port, allow_unlocked=allow_unlocked)
+    return serve_model(model, host=host, port=port, allow_unlocked=allow_unlocked,
+                       monitoring=Monitoring(metrics, model_version, sample_log, sample_rate,
+                                             sample_max_bytes))
 
 
 @_outcome
