@@ -356,7 +356,7 @@ def schedule_flow(ctx: PlanContext) -> Flow:
             crons.append(mon.schedule)
         jobs.append(Job(
             id="monitor", name="monitor the deployed model", kind="monitor",
-            commands=(Command("monitor", mon.command),), permissions=(READ,),
+            commands=(Command("monitor", mon.command or "mlspec monitor"),), permissions=(READ,),
             when=(Trigger("schedule", mon.schedule), Trigger("manual")), timeout_minutes=30))
     triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
     return Flow("schedule", "mlspec schedule", triggers, tuple(jobs), cancel_in_progress=False)
