@@ -227,6 +227,20 @@ def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
 
 
 @_outcome
+def monitor(spec_path: Path, base: str | None = None) -> Outcome:
+    from mlspec.monitor.commands import monitor as run_monitor
+
+    return run_monitor(load(spec_path), base)
+
+
+@_outcome
+def profile(data: Path, output: Path, features: list[str], exclude: list[str]) -> Outcome:
+    from mlspec.monitor.commands import profile as write_profile
+
+    return write_profile(data, output, features, exclude)
+
+
+@_outcome
 def serve(model: Path, host: str, port: int, allow_unlocked: bool = False) -> Outcome:
     from mlspec.image.serve import serve_model
 
