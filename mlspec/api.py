@@ -55,10 +55,11 @@ def validate(spec_path: Path) -> Outcome:
 
 @_outcome
 def graph(spec_path: Path, fmt: str) -> Outcome:
-    from mlspec.spec.graph import render_graph
+    from mlspec.spec.graph import monitor_upstream, render_graph
 
     loaded = load(spec_path)
-    return Outcome(text=render_graph(loaded.graph, fmt))
+    monitor = monitor_upstream(loaded.graph, loaded.spec)
+    return Outcome(text=render_graph(loaded.graph, fmt, monitor))
 
 
 @_outcome

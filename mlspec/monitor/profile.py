@@ -16,12 +16,15 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlspec.monitor.sample import SampleError, chunks, columns, numpy
+
+if TYPE_CHECKING:
+    from mlspec.monitor.sample import Chunk
 
 BINS = 100
 RESERVOIR = 100_000
@@ -51,24 +54,41 @@ class Profile:
 def build_profile(path: Path, shown: str, features: Sequence[str] | None = None,
                   exclude: Sequence[str] = ()) -> Profile:
     """The profile of a sample file (CSV, Parquet or JSON lines); see the module docstring."""
-    np = numpy()
     names = list(features) if features else [c for c in columns(path, shown)
                                               if c not in set(exclude)]
     if not names:
         raise SampleError(f"'{shown}' leaves no feature to profile")
+    return profile_of(lambda cols: chunks(path, shown, cols), names, shown,
+                      strict=bool(features))
+
+
+def profile_of_array(names: Sequence[str], x: Any) -> Profile:
+    """The profile of an in-memory feature matrix (the built-in trainer's training rows)."""
+    np = numpy()
+    x = np.asarray(x, dtype=np.float64)
+
+    def one(cols: Sequence[str]) -> Iterator[Chunk]:
+        yield {c: x[:, names.index(c)].copy() for c in cols}
+
+    return profile_of(one, list(names), "the training data", strict=False)
+
+
+def profile_of(read: Callable[[Sequence[str]], Iterator[Chunk]], names: list[str], shown: str,
+               strict: bool) -> Profile:
+    """Two passes of `read(columns)`: percentile cuts from a reservoir, then exact counts."""
+    np = numpy()
     reservoirs = {f: np.empty(RESERVOIR, dtype=np.float64) for f in names}
     seen = dict.fromkeys(names, 0)
     rngs = {f: np.random.default_rng(i) for i, f in enumerate(names)}
-    for chunk in chunks(path, shown, names):
+    for chunk in read(names):
         for f in names:
             values = chunk[f][~np.isnan(chunk[f])]
             seen[f] = _reservoir(np, rngs[f], reservoirs[f], seen[f], values)
     numeric = [f for f in names if seen[f] > 0]
-    if features:
-        empty = [f for f in names if seen[f] == 0]
-        if empty:
-            raise SampleError(f"'{shown}' has no numeric value in {', '.join(map(repr, empty))}",
-                              "the drift check compares numeric features")
+    empty = [f for f in names if seen[f] == 0]
+    if strict and empty:
+        raise SampleError(f"'{shown}' has no numeric value in {', '.join(map(repr, empty))}",
+                          "the drift check compares numeric features")
     if not numeric:
         raise SampleError(f"'{shown}' has no numeric column", "the drift check compares "
                           "numeric features")
@@ -77,7 +97,7 @@ def build_profile(path: Path, shown: str, features: Sequence[str] | None = None,
     counts = {f: np.zeros(BINS, dtype=np.int64) for f in numeric}
     missing = dict.fromkeys(numeric, 0)
     rows = 0
-    for chunk in chunks(path, shown, numeric):
+    for chunk in read(numeric):
         rows += len(chunk[numeric[0]])
         for f in numeric:
             bins, nan = bin_counts(np, edges[f], chunk[f])
