@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     Chunk = dict[str, npt.NDArray[np.float64]]
 
-CHUNK = 65536
+CHUNK = 16384
 MAX_LINE = 1 << 20
 SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
 
