@@ -108,6 +108,10 @@ def _drift(loaded: LoadedSpec, mon: Monitor) -> dict[str, float]:
     try:
         profile = read_profile(loaded.root / drift.reference, drift.reference)
     except SampleError as err:
+        step = loaded.graph.producer_of(drift.reference)
+        if step is not None and not (loaded.root / drift.reference).exists():
+            err.hint = (f"it is an out of step '{step}' (not committed): `mlspec run {step}`, "
+                        f"or `mlspec pull {step}` from the remote")
         raise _located(loaded, ("drift", "reference"), err) from None
     where: tuple[str, ...] = ("drift", "live")
     if drift.features and any(f not in profile.features for f in drift.features):

@@ -93,7 +93,7 @@ def test_bad_inputs_exit_2_located_at_the_spec(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert re.search(r"mlspec\.yaml:\d+:\d+: the reference profile 'model/profile.json' does "
                      r"not exist", r.stderr), r.stderr
-    assert "mlspec profile" in r.stderr
+    assert "it is an out of step 'train'" in r.stderr and "mlspec pull train" in r.stderr
     mlspec("profile", "data/train.csv", "--exclude", "label", "-o", "model/profile.json",
            cwd=repo, check=True)
     r = mlspec("monitor", cwd=repo)  # no live sample
