@@ -43,6 +43,8 @@ def monitor(loaded: LoadedSpec, base: str | None = None) -> Outcome:
                                        "add inference.monitor with a schedule and a drift "
                                        "check or a command")])
     notes: list[str] = []
+    if mon.metrics is not None:  # last run's numbers must not pass for this run's
+        (loaded.root / mon.metrics).unlink(missing_ok=True)
     if mon.command is not None:
         _run_command(loaded, mon.command)
     metrics: dict[str, float] = {}

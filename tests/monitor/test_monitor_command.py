@@ -110,6 +110,10 @@ def test_spec_errors_are_located(tmp_path: Path) -> None:
     r = mlspec("validate", cwd=repo)
     assert r.returncode == 2
     assert "mlspec.yaml:18:5: a monitor needs a `command`, a `drift` check" in r.stderr, r.stderr
+    repo = _repo(tmp_path / "c", "    command: echo hi\n    gates: [\"x <= 1\"]\n")
+    r = mlspec("validate", cwd=repo)
+    assert r.returncode == 2
+    assert "mlspec.yaml:18:5: `drift` and `gates` need a `metrics` file" in r.stderr, r.stderr
 
 
 def test_custom_command_metrics_and_the_release_baseline(tmp_path: Path) -> None:
@@ -129,6 +133,14 @@ def test_custom_command_metrics_and_the_release_baseline(tmp_path: Path) -> None
     gate = json.loads(r.stdout)["gates"][0]
     assert gate["baseline"] > 0.9 and gate["verdict"] == "fail"
     assert json.loads(r.stdout)["baseline_ref"] == "v1.0.0"
+
+
+def test_a_stale_metrics_file_is_not_judged_again(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "    command: echo measuring nothing\n    metrics: m.json\n"
+                           "    gates: [\"accuracy >= 0.5\"]\n")
+    (repo / "m.json").write_text('{"accuracy": 0.9}')  # an earlier run's
+    r = mlspec("monitor", cwd=repo)
+    assert r.returncode == 1 and "accuracy >= 0.5  missing" in r.stdout, r.stdout + r.stderr
 
 
 def test_a_command_only_monitor_still_works(tmp_path: Path) -> None:
