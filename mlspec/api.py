@@ -55,10 +55,11 @@ def validate(spec_path: Path) -> Outcome:
 
 @_outcome
 def graph(spec_path: Path, fmt: str) -> Outcome:
-    from mlspec.spec.graph import render_graph
+    from mlspec.spec.graph import monitor_upstream, render_graph
 
     loaded = load(spec_path)
-    return Outcome(text=render_graph(loaded.graph, fmt))
+    monitor = monitor_upstream(loaded.graph, loaded.spec)
+    return Outcome(text=render_graph(loaded.graph, fmt, monitor))
 
 
 @_outcome
@@ -224,6 +225,20 @@ def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
     from mlspec.gitops.commands import lineage as gitops_lineage
 
     return gitops_lineage(load(spec_path), ref, model_card=model_card)
+
+
+@_outcome
+def monitor(spec_path: Path, base: str | None = None) -> Outcome:
+    from mlspec.monitor.commands import monitor as run_monitor
+
+    return run_monitor(load(spec_path), base)
+
+
+@_outcome
+def profile(data: Path, output: Path, features: list[str], exclude: list[str]) -> Outcome:
+    from mlspec.monitor.commands import profile as write_profile
+
+    return write_profile(data, output, features, exclude)
 
 
 @_outcome

@@ -352,6 +352,40 @@ def lineage(
 
 
 @app.command()
+def monitor(
+    spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False,
+    base: Annotated[str | None, typer.Option("--base", metavar="REF", help="git ref whose lock "
+                    "gives `baseline`; default: the newest release tag")] = None,
+) -> None:
+    """Run inference.monitor: its command, the drift check, its gates (exit 1 when one fails).
+
+    Example: mlspec monitor --json
+    """
+    from mlspec import api
+
+    _finish(api.monitor(_spec(spec), base), as_json)
+
+
+@app.command()
+def profile(
+    data: Annotated[Path, typer.Argument(metavar="DATA", help=".csv, .parquet or .jsonl")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="profile file")],
+    feature: Annotated[list[str] | None, typer.Option(metavar="COL", help="profile only COL "
+                       "(repeatable); default: every numeric column")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(metavar="COL", help="leave COL out, e.g. "
+                       "the label (repeatable)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record the reference profile (per-feature quantiles) the drift check compares with.
+
+    Example: mlspec profile data/train.csv --exclude species -o model/profile.json
+    """
+    from mlspec import api
+
+    _finish(api.profile(data, output, feature or [], exclude or []), as_json)
+
+
+@app.command()
 def serve(
     model: Annotated[Path, typer.Argument(
         metavar="MODEL", help="a pickled or joblib scikit-learn model")],
