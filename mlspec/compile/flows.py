@@ -329,7 +329,12 @@ digest=$(python -c 'import json; print(json.load(open("build.json"))["digest"])'
 echo "digest=$digest" >> "$MLSPEC_OUTPUT\""""
 
 
-MONITOR_REPORT = "monitor-report.md"  # what the monitor may write; `mlspec alert` quotes it
+MONITOR_REPORT = "monitor-report.txt"  # the monitor job's output; `mlspec alert` quotes it
+_MONITOR = f"""\
+status=0
+mlspec monitor > {MONITOR_REPORT} 2>&1 || status=$?
+cat {MONITOR_REPORT}
+exit "$status\""""
 RETRAIN = "refresh"  # the schedule flow's mode a failed monitor asks for (Flow.modes)
 
 
@@ -365,21 +370,23 @@ def schedule_flow(ctx: PlanContext) -> Flow:
     if mon is not None:
         if mon.schedule not in crons:
             crons.append(mon.schedule)
+        # `mlspec monitor` runs the spec's command, the drift check and the monitor's gates;
+        # its output (metrics, gate verdicts, the command's own) is the report mlspec alert files
         mon_when = (Trigger("schedule", mon.schedule), Trigger("manual"))
-        report: dict[str, EnvValue] = {"MLSPEC_MONITOR_REPORT": MONITOR_REPORT}
+        kept = Artifact("mlspec-monitor", (MONITOR_REPORT, *([mon.metrics] if mon.metrics else [])))
         jobs.append(Job(
             id="monitor", name="monitor the deployed model", kind="monitor",
-            commands=(Command("monitor", mon.command, env=report),), permissions=(READ,),
-            summary=(MONITOR_REPORT,), uploads=(Artifact("mlspec-monitor", (MONITOR_REPORT,)),),
-            upload_always=True, when=mon_when, timeout_minutes=30))
+            commands=(Command("monitor", _MONITOR),), permissions=(READ,),
+            uploads=(kept,), upload_always=True, when=mon_when, timeout_minutes=30))
         if mon.on_failure.retrain or mon.on_failure.issue:
-            jobs.append(_monitor_failed(ctx, mon, mon_when))
+            jobs.append(_monitor_failed(ctx, mon, mon_when, kept))
     triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
     return Flow("schedule", "mlspec schedule", triggers, tuple(jobs), cancel_in_progress=False,
                 modes=(RETRAIN,) if retrain else ())
 
 
-def _monitor_failed(ctx: PlanContext, mon: Monitor, when: tuple[Trigger, ...]) -> Job:
+def _monitor_failed(ctx: PlanContext, mon: Monitor, when: tuple[Trigger, ...],
+                    kept: Artifact) -> Job:
     """After a failed monitor job: `mlspec alert` starts the retrain (a run of mode `refresh`,
     which runs the refresh job alone: no monitor, so no loop) and opens or updates the one
     issue labelled mlspec-monitor. Tokens: the job's own (GitHub: `actions: write` and
@@ -402,6 +409,6 @@ def _monitor_failed(ctx: PlanContext, mon: Monitor, when: tuple[Trigger, ...]) -
     return Job(
         id="monitor-failed", name="the monitor failed: retrain and update the issue",
         kind="alert", needs=("monitor",),
-        downloads=(Artifact("mlspec-monitor", (MONITOR_REPORT,), optional=True),),
+        downloads=(Artifact(kept.name, kept.paths, optional=True),),
         commands=(Command("mlspec alert", _q(args), env=env),),
         permissions=tuple(perms), when=when, on_failure=True, timeout_minutes=10)

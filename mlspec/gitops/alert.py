@@ -168,9 +168,17 @@ def issue_body(report: str | None, run_url: str, retrained: str) -> str:
         f"The scheduled monitor job failed{f' in {run_url}' if run_url else ''}.",
         f"Retrain: {retrained}.", "",
         "This issue is updated on every failure (never one per run); close it once resolved.",
-        "", "### The monitor's report", "",
-        text or "The monitor wrote no report (the command may write markdown to "
-                "$MLSPEC_MONITOR_REPORT).", ""])
+        "", "### The monitor's output", "",
+        _fenced(text) if text else "The monitor job left no output (it failed before "
+                                   "`mlspec monitor` ran).", ""])
+
+
+def _fenced(text: str) -> str:
+    """Plain text as a markdown code block whose fence no line of it can close."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}text\n{text}\n{fence}"
 
 
 def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,

@@ -5,8 +5,8 @@ The GitHub and GitLab APIs are a LOCAL MOCK (tests/mock_ci_api.py: a python http
 127.0.0.1 that records each request and keeps issues in memory), reached through the standard
 CI variables the jobs read (GITHUB_API_URL, CI_API_V4_URL). What the mock records is what the
 generated job sent; whether GitHub/GitLab accept it is not tested here. Everything else is
-the real pipeline: the generated install line, the monitor command (a script that writes its
-report and exits 1, as a failed gate does), the artifact hand-over, `mlspec alert`.
+the real pipeline: the generated install line, the monitor command (a script that prints its
+finding and exits 1, as a failed gate does, under `mlspec monitor`), the artifact hand-over, `mlspec alert`.
 Each pipeline runs twice: the second failure must update the issue, not open a second one.
 """
 
@@ -23,11 +23,9 @@ from test_gitlab_local import Project, job_log, project, verdicts  # noqa: F401
 pytestmark = pytest.mark.slow
 
 FAILING_MONITOR = """\
-import os
 import sys
 
-with open(os.environ["MLSPEC_MONITOR_REPORT"], "w") as fh:
-    fh.write("psi_max = 0.31 > 0.2 (run RUN)\\n")
+print("psi_max = 0.31 > 0.2 (run RUN)")
 sys.exit(1)
 """
 

@@ -70,7 +70,7 @@ def test_gitlab_triggers_with_the_job_token_and_writes_the_issue_with_the_api_to
     created = api.calls("POST", r"^/projects/42/issues$")
     assert len(created) == 1 and created[0].headers["PRIVATE-TOKEN"] == "glpat-" + SECRET
     assert len(api.issues) == 1 and len(api.calls("PUT", r"^/projects/42/issues/1$")) == 1
-    assert "wrote no report" in api.issues[0]["description"]
+    assert "left no output" in api.issues[0]["description"]
 
 
 def test_an_issue_without_the_marker_is_not_taken_over(api: MockApi) -> None:
