@@ -6,7 +6,8 @@ The GitHub and GitLab APIs are a LOCAL MOCK (tests/mock_ci_api.py: a python http
 CI variables the jobs read (GITHUB_API_URL, CI_API_V4_URL). What the mock records is what the
 generated job sent; whether GitHub/GitLab accept it is not tested here. Everything else is
 the real pipeline: the generated install line, the monitor command (a script that prints its
-finding and exits 1, as a failed gate does, under `mlspec monitor`), the artifact hand-over, `mlspec alert`.
+finding and exits 1, as a failed gate does, under `mlspec monitor`), the artifact hand-over,
+`mlspec alert`.
 Each pipeline runs twice: the second failure must update the issue, not open a second one.
 """
 
