@@ -49,7 +49,7 @@ def test_default_both_on_permissions_only_on_the_alert_job(tmp_path: Path) -> No
     assert "refresh" not in jobs["monitor"]["if"] and "refresh" not in jobs["monitor-failed"]["if"]
     assert wf[True]["workflow_dispatch"]["inputs"]["mode"]["options"] == ["all", "refresh"]
     run = jobs["monitor-failed"]["steps"][-1]["run"]
-    assert run == "mlspec alert --ref main --report monitor-report.md"
+    assert run == "mlspec alert --ref main --report monitor-report.txt"
     assert "${{" not in run
 
 
