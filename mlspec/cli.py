@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mlspec import __version__
+from mlspec import __version__, cli_production
 from mlspec.cliout import (
     DEFAULT_SPEC,
     DiagFormat,
@@ -351,85 +351,9 @@ def lineage(
     _finish(api.lineage(_spec(spec), ref, model_card=model_card), as_json)
 
 
-@app.command()
-def monitor(
-    spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False,
-    base: Annotated[str | None, typer.Option("--base", metavar="REF", help="git ref whose lock "
-                    "gives `baseline`; default: the newest release tag")] = None,
-) -> None:
-    """Run inference.monitor: its command, the drift check, its gates (exit 1 when one fails).
-
-    Example: mlspec monitor --json
-    """
-    from mlspec import api
-
-    _finish(api.monitor(_spec(spec), base), as_json)
-
-
-@app.command()
-def profile(
-    data: Annotated[Path, typer.Argument(metavar="DATA", help=".csv, .parquet or .jsonl")],
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="profile file")],
-    feature: Annotated[list[str] | None, typer.Option(metavar="COL", help="profile only COL "
-                       "(repeatable); default: every numeric column")] = None,
-    exclude: Annotated[list[str] | None, typer.Option(metavar="COL", help="leave COL out, e.g. "
-                       "the label (repeatable)")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Record the reference profile (per-feature quantiles) the drift check compares with.
-
-    Example: mlspec profile data/train.csv --exclude species -o model/profile.json
-    """
-    from mlspec import api
-
-    _finish(api.profile(data, output, feature or [], exclude or []), as_json)
-
-
-@app.command()
-def serve(
-    model: Annotated[Path, typer.Argument(
-        metavar="MODEL", help="a pickled or joblib scikit-learn model")],
-    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port")] = 8080,
-    host: Annotated[str, typer.Option(metavar="HOST", help="address to bind")] = "127.0.0.1",
-    allow_unlocked: Annotated[bool, typer.Option(
-        "--allow-unlocked",
-        help="serve a model that mlspec.lock does not record with these exact bytes "
-        "(no lock, no entry, or a different hash). Unpickling runs any code the file holds: "
-        "use it only for a file you trust as you trust code you run")] = False,
-    no_metrics: Annotated[bool, typer.Option(
-        "--no-metrics", help="no GET /metrics (Prometheus' text format) and no "
-        "instrumentation of requests")] = False,
-    model_version: Annotated[str, typer.Option(
-        metavar="TEXT", envvar="MLSPEC_MODEL_VERSION",
-        help="the model's version, shown as a label of mlspec_model_info in /metrics")
-    ] = "unversioned",
-    sample_log: Annotated[Path | None, typer.Option(
-        metavar="PATH", help="append a random sample of the answered rows to this file "
-        "(JSON lines: ts, inputs, prediction), for drift monitoring")] = None,
-    sample_rate: Annotated[float, typer.Option(
-        metavar="RATE", min=0.0001, max=1.0,
-        help="the fraction of answered rows the sample log keeps")] = 0.1,
-    sample_max_bytes: Annotated[int, typer.Option(
-        metavar="BYTES", min=1024, help="past this size the sample log is renamed to PATH.1 "
-        "(replacing it) and begins again: at most twice this on disk")] = 64 * 1024 * 1024,
-) -> None:
-    """Serve a scikit-learn model over HTTP: POST /predict, GET /healthz, GET /metadata,
-    GET /metrics.
-
-    Loading a pickle or joblib file runs code from that file. So the model is loaded only
-    when the mlspec.lock of its repository records its exact bytes (sha256, checked before
-    unpickling): a file that `mlspec run` produced. Never serve a model file from elsewhere.
-
-    Example: mlspec serve model/model.pkl --port 8080 --host 0.0.0.0
-
-    Example: mlspec serve model/model.pkl --sample-log logs/requests.jsonl
-    """
-    from mlspec import api
-
-    _finish(api.serve(model, host=host, port=port, allow_unlocked=allow_unlocked,
-                      metrics=not no_metrics, model_version=model_version,
-                      sample_log=sample_log, sample_rate=sample_rate,
-                      sample_max_bytes=sample_max_bytes))
+app.command()(cli_production.monitor)
+app.command()(cli_production.profile)
+app.command()(cli_production.serve)
 
 
 @app.command(name="merge-lock")
