@@ -378,26 +378,7 @@ def merge_lock(
     _finish(api.merge_lock(base, ours, theirs))
 
 
-@app.command()
-def alert(
-    ref: Annotated[str, typer.Option("--ref", metavar="BRANCH",
-                                     help="branch the retrain runs on")] = "main",
-    report: Annotated[Path | None, typer.Option("--report", metavar="FILE",
-                                                help="the monitor's markdown report")] = None,
-    retrain: Annotated[bool, typer.Option(help="start the refresh-and-retrain run")] = True,
-    issue: Annotated[bool, typer.Option(help="open or update the one monitoring issue")] = True,
-    token_variable: Annotated[str, typer.Option(
-        "--token-variable", metavar="NAME",
-        help="GitLab: the CI/CD variable with an api-scope token for issues")] = (
-        "MLSPEC_GITLAB_TOKEN"),
-) -> None:
-    """In CI, after a failed monitor: start the retrain and open or update one issue.
-
-    Example: mlspec alert --ref main --report monitor-report.md
-    """
-    from mlspec import api
-
-    _finish(api.alert(report, ref, retrain, issue, token_variable))
+app.command()(cli_production.alert)
 
 
 def main() -> None:
