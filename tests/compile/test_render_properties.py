@@ -60,9 +60,10 @@ def _deploy_command(files: Files, v: str, _: Loaded) -> None:
 
 
 def _monitor_command(files: Files, v: str, _: Loaded) -> None:
-    # never in a generated file: the job runs `mlspec monitor`, which reads it from the spec
-    assert _script(files, "schedule", "monitor", "monitor") == "mlspec monitor"
-    assert gitlab(files)["schedule:monitor"]["script"][-1] == "mlspec monitor"
+    # the command reaches the job through `mlspec monitor` (it reads the spec), never as text
+    run = _script(files, "schedule", "monitor", "monitor")
+    assert "mlspec monitor >" in run
+    assert gitlab(files)["schedule:monitor"]["script"] == [run.rstrip("\n")]
 
 
 def _out_path(files: Files, _: str, loaded: Loaded) -> None:

@@ -97,7 +97,7 @@ def _glob_condition(plan: Plan, pattern: str) -> str:
     return f"startsWith(github.ref, 'refs/tags/{prefix}')"
 
 
-def condition(plan: Plan, trig: Trigger) -> str:
+def condition(plan: Plan, trig: Trigger, modes: tuple[str, ...] = ()) -> str:
     if trig.kind == "pull_request":
         return "github.event_name == 'pull_request'"
     if trig.kind == "push_branch":
@@ -106,15 +106,20 @@ def condition(plan: Plan, trig: Trigger) -> str:
         return _glob_condition(plan, trig.pattern)
     if trig.kind == "schedule":
         return f"github.event.schedule == '{trig.pattern}'"
+    if trig.pattern or modes:  # a run of one mode (Flow.modes): input `mode`, `all` by hand
+        mode = trig.pattern or "all"
+        return f"github.event_name == 'workflow_dispatch' && inputs.mode == '{mode}'"
     return "github.event_name == 'workflow_dispatch'"
 
 
-def _job_if(plan: Plan, job: Job) -> list[str]:
+def _job_if(plan: Plan, flow: Flow, job: Job) -> list[str]:
     parts: list[str] = []
     if job.always:  # after failed or skipped needs too, but not when cancelled
         parts.append("!cancelled()")
+    if job.on_failure:  # only after a needed job failed
+        parts.append("failure()")
     if job.when:
-        conds = [condition(plan, t) for t in job.when]
+        conds = [condition(plan, t, flow.modes) for t in job.when]
         parts.append(conds[0] if len(conds) == 1 and not parts
                      else "(" + " || ".join(conds) + ")")
     if job.same_repo_only:
@@ -348,7 +353,7 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "name": yq(_title(job)),
         "needs": ["[" + ", ".join(job.needs) + "]"] if job.needs else [],
-        "if": _job_if(plan, job), "runs_on": yq(job.runner), "timeout": job.timeout_minutes,
+        "if": _job_if(plan, flow, job), "runs_on": yq(job.runner), "timeout": job.timeout_minutes,
         "container": [yq(job.image)] if job.image else [],
         "environment": environment, "permissions": perms,
         "no_permissions": [] if perms else [1], "perm_header": [1] if perms else [],
@@ -378,6 +383,7 @@ def _workflow(plan: Plan, flow: Flow) -> dict[str, Any]:
         "schedule": [yq(t.pattern) for t in flow.triggers if t.kind == "schedule"],
         "schedule_header": [1] if any(t.kind == "schedule" for t in flow.triggers) else [],
         "manual": [1] if any(t.kind == "manual" for t in flow.triggers) else [],
+        "modes": ["[" + ", ".join(("all", *flow.modes)) + "]"] if flow.modes else [],
         "group": group, "cancel": yq(flow.cancel_in_progress),
         "jobs": [_job(plan, flow, j) for j in flow.jobs],
     }
