@@ -143,5 +143,6 @@ def test_long_csv_lines_and_too_many_columns_are_refused(tmp_path: Path) -> None
     w = tmp_path / "wide.csv"
     n = sample.MAX_FEATURES + 1
     w.write_text(",".join(f"c{i}" for i in range(n)) + "\n" + ",".join(["1"] * n) + "\n")
-    with pytest.raises(SampleError, match="columns"):
+    with pytest.raises(SampleError, match=f"more than {sample.MAX_FEATURES}"):
         build_profile(w, "wide.csv")
+    assert list(build_profile(w, "wide.csv", features=["c1"]).features) == ["c1"]  # the hint
