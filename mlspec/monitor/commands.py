@@ -35,18 +35,11 @@ def _located(loaded: LoadedSpec, field: tuple[str, ...], err: SampleError) -> Ml
 
 
 def _inside(loaded: LoadedSpec, mon: Monitor) -> None:
-    """The monitor's files must not lead out of the repository through a committed symlink
-    (as graph checks deps and outs): it unlinks and writes `metrics`, reads the others."""
-    from mlspec.spec.graph import _outside
+    """Right before use, as validate does (graph): no monitor file may lead out of the
+    repository through a symlink; it unlinks and writes `metrics`, reads the others."""
+    from mlspec.spec.graph import _monitor_outside
 
-    paths: list[tuple[tuple[str, ...], str | None]] = [(("metrics",), mon.metrics)]
-    if mon.drift is not None:
-        paths += [(("drift", "reference"), mon.drift.reference),
-                  (("drift", "live"), mon.drift.live)]
-    diags = [loaded.diag((*KEY, *field), f"'{rel}' leads out of the repository through a "
-                         "symlink", "spec.unsafe-path", "monitor files must live in the "
-                         "repository") for field, rel in paths
-             if rel is not None and _outside(loaded.root / rel, loaded.root)]
+    diags = _monitor_outside(loaded, loaded.spec)
     if diags:
         raise MlspecError(diags)
 

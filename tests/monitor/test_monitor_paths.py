@@ -83,3 +83,12 @@ def test_profile_output_that_cannot_be_written_is_a_diagnostic(tmp_path: Path, o
     r = mlspec("profile", "d.csv", "-o", out, cwd=repo)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert "[profile.output]" in r.stderr
+
+
+def test_validate_refuses_monitor_paths_through_a_symlink_out(tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    repo = _repo(tmp_path)
+    (repo / "monitor").symlink_to(tmp_path / "outside")
+    r = mlspec("validate", cwd=repo)
+    assert r.returncode == 2 and "[spec.unsafe-path]" in r.stderr, r.stdout + r.stderr
+    assert "'monitor/metrics.json' leads out of the repository" in r.stderr
