@@ -351,6 +351,34 @@ def lineage(
 
 
 @app.command()
+def rollback(
+    version: Annotated[str | None, typer.Argument(
+        metavar="[VERSION]", help="the release to redeploy (1.2.0 or v1.2.0); default: the "
+        "release before the newest")] = None,
+    spec: SpecOpt = DEFAULT_SPEC,
+    as_json: JsonOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what it would do")] = False,
+    ci: Annotated[str | None, typer.Option(metavar="CI", help="github or gitlab (default: the "
+                                           "first of ci.targets)")] = None,
+    resolve: Annotated[bool, typer.Option("--resolve", help="in the rollback job: check "
+                                          "VERSION and print digest=… only")] = False,
+    digest: Annotated[str | None, typer.Option(metavar="DIGEST", help="the digest CI was "
+                                               "given (checked against the lineage)")] = None,
+) -> None:
+    """Redeploy a release's exact image digest through the release pipeline's rollback jobs.
+
+    Records the rollback as the tag rollback/<tag>/<n>, then triggers the pipeline with
+    GITHUB_TOKEN / GITLAB_TOKEN, or prints the command that does.
+
+    Example: mlspec rollback 1.2.0 --dry-run
+    """
+    from mlspec import api
+
+    _finish(api.rollback(_spec(spec), version, digest=digest, resolve_only=resolve,
+                         dry_run=dry_run, ci=ci), as_json)
+
+
+@app.command()
 def serve(
     model: Annotated[Path, typer.Argument(
         metavar="MODEL", help="a pickled or joblib scikit-learn model")],
