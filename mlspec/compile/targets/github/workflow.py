@@ -77,7 +77,9 @@ def expr(plan: Plan, job: Job, value: EnvValue) -> str:
                  "repository": "github.repository", "token": "github.token",
                  "variant": "strategy.job-index",
                  "run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
-                            "github.repository, github.run_id)"}[value.name]
+                            "github.repository, github.run_id)",
+                 "rollback_to": "github.event.inputs.rollback_to",
+                 "rollback_digest": "github.event.inputs.rollback_digest"}[value.name]
     elif isinstance(value, MatrixVar):
         inner = f"matrix.{value.axis}"
     elif isinstance(value, SecretVar):
@@ -106,11 +108,20 @@ def condition(plan: Plan, trig: Trigger) -> str:
         return _glob_condition(plan, trig.pattern)
     if trig.kind == "schedule":
         return f"github.event.schedule == '{trig.pattern}'"
-    return "github.event_name == 'workflow_dispatch'"
+    if trig.kind == "rollback":
+        return f"{DISPATCH} && {ROLLBACK} != ''"
+    return DISPATCH
 
 
-def _job_if(plan: Plan, job: Job) -> list[str]:
+DISPATCH = "github.event_name == 'workflow_dispatch'"
+ROLLBACK = "github.event.inputs.rollback_to"  # null on every other event
+
+
+def _job_if(plan: Plan, flow: Flow, job: Job) -> list[str]:
     parts: list[str] = []
+    if (any(t.kind == "rollback" for t in flow.triggers)
+            and not any(t.kind == "rollback" for t in job.when)):
+        parts.append(f"!{ROLLBACK}")  # a rollback run runs its own jobs only
     if job.always:  # after failed or skipped needs too, but not when cancelled
         parts.append("!cancelled()")
     if job.when:
@@ -348,7 +359,7 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "name": yq(_title(job)),
         "needs": ["[" + ", ".join(job.needs) + "]"] if job.needs else [],
-        "if": _job_if(plan, job), "runs_on": yq(job.runner), "timeout": job.timeout_minutes,
+        "if": _job_if(plan, flow, job), "runs_on": yq(job.runner), "timeout": job.timeout_minutes,
         "container": [yq(job.image)] if job.image else [],
         "environment": environment, "permissions": perms,
         "no_permissions": [] if perms else [1], "perm_header": [1] if perms else [],
@@ -378,6 +389,7 @@ def _workflow(plan: Plan, flow: Flow) -> dict[str, Any]:
         "schedule": [yq(t.pattern) for t in flow.triggers if t.kind == "schedule"],
         "schedule_header": [1] if any(t.kind == "schedule" for t in flow.triggers) else [],
         "manual": [1] if any(t.kind == "manual" for t in flow.triggers) else [],
+        "rollback": [1] if any(t.kind == "rollback" for t in flow.triggers) else [],
         "group": group, "cancel": yq(flow.cancel_in_progress),
         "jobs": [_job(plan, flow, j) for j in flow.jobs],
     }
