@@ -353,7 +353,7 @@ def lineage(
 @app.command()
 def rollback(
     version: Annotated[str | None, typer.Argument(
-        metavar="[VERSION]", help="the release to redeploy (1.2.0 or v1.2.0); default: the "
+        metavar="VERSION", help="the release to redeploy (1.2.0 or v1.2.0); default: the "
         "release before the newest")] = None,
     spec: SpecOpt = DEFAULT_SPEC,
     as_json: JsonOpt = False,
@@ -367,7 +367,7 @@ def rollback(
 ) -> None:
     """Redeploy a release's exact image digest through the release pipeline's rollback jobs.
 
-    Records the rollback as the tag rollback/<tag>/<n>, then triggers the pipeline with
+    Records the rollback as the tag rollback/TAG/N, then triggers the pipeline with
     GITHUB_TOKEN / GITLAB_TOKEN, or prints the command that does.
 
     Example: mlspec rollback 1.2.0 --dry-run
