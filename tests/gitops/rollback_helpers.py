@@ -22,7 +22,7 @@ DEPLOY = """\
   targets: [github, gitlab]
   secrets: {registry_password: REGISTRY_TOKEN}
 inference:
-  image: {name: IMAGE}
+  image: {name: @IMAGE@}
   deploy:
     production: {when: "tag:v*", command: 'echo "deployed $IMAGE_DIGEST"'}
 """
@@ -41,7 +41,7 @@ def two_releases(path: Path) -> Path:
     root = init_repo(path)
     write_project(root, 5)
     with (root / "mlspec.yaml").open("a") as f:
-        f.write(DEPLOY.replace("IMAGE", IMAGE))
+        f.write(DEPLOY.replace("@IMAGE@", IMAGE))
     commit(root, "start", "2026-01-01T10:00:00Z")
     run(root)
     commit(root, "baseline: max_depth 5", "2026-01-01T11:00:00Z")
