@@ -165,8 +165,9 @@ def run(
     base: RefOpt = None,
     no_gates: Annotated[bool, typer.Option("--no-gates", help="do not evaluate gates")] = False,
     jobs: Annotated[int | None, typer.Option(
-        "--jobs", "-j", metavar="N", help="run up to N independent steps at once "
-        "(default: the number of cores)")] = None,
+        "--jobs", "-j", metavar="N", help="use up to N cores: independent steps run at once "
+        "while their resources.cpus (default 1) add up to at most N (default: the number of "
+        "cores)")] = None,
     no_pull: Annotated[bool, typer.Option("--no-pull", help="never pull from the remote")] = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -44,10 +44,13 @@ class UnsafeValue(MlspecError):
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 # outside YAML's printable set, or a line break / BOM (NEL, LS, PS are breaks in YAML 1.1)
-_UNPRINTABLE = re.compile(
-    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+# (Both classes are spelled as what they match, not as the complement of YAML's printable set:
+# a negated class reaching U+10FFFF costs ~8 ms to compile at every start. tests/
+# test_render_classes.py checks every code point against the complement spelling.)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n", ""}
-_PLAIN = re.compile(r"^[A-Za-z0-9_$./][^#:*\"'\x00-\x1f\x7f-\U0010ffff]*$")
+# printable ASCII but # : * " '
+_PLAIN = re.compile(r"^[A-Za-z0-9_$./][\x20!\x24-\x26\x28\x29\x2b-\x39\x3b-\x7e]*$")
 _BREAKS = re.compile("[\r\x85\u2028\u2029]")
 
 
@@ -224,9 +227,13 @@ def dockerignore_line(path: str) -> str:
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Jinja's compiled templates cached in the user's cache dir (keyed by the template's
-    source, so output never depends on it; saves ~25 ms per compile); None when that directory
-    is not writable."""
+    """Jinja's compiled templates cached in the user's cache dir (saves ~25 ms per compile);
+    None when that directory is not writable.
+
+    An entry is named by the template's name, its source and the environment's options, so
+    output never depends on the cache, and two mlspec versions (or checkouts) with different
+    templates each keep theirs. (Jinja's own cache is named by the template's name alone: two
+    versions evicted each other's entry on every run and compiled every time.)"""
     import jinja2
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -235,7 +242,23 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
         os.makedirs(path, exist_ok=True)
     except OSError:
         return None
-    return jinja2.FileSystemBytecodeCache(path) if os.access(path, os.W_OK) else None
+    if not os.access(path, os.W_OK):
+        return None
+
+    class BySource(jinja2.FileSystemBytecodeCache):
+        def get_bucket(self, environment: jinja2.Environment, name: str,
+                       filename: str | None, source: str) -> jinja2.bccache.Bucket:
+            checksum = self.get_source_checksum(source)
+            env = environment
+            options = (env.trim_blocks, env.lstrip_blocks, env.keep_trailing_newline,
+                       env.autoescape, env.block_start_string, env.variable_start_string)
+            bucket = jinja2.bccache.Bucket(
+                environment, self.get_cache_key(f"{name}\0{checksum}\0{options}", filename),
+                checksum)
+            self.load_bytecode(bucket)
+            return bucket
+
+    return BySource(path)
 
 
 @cache

@@ -46,8 +46,8 @@ TAIL_LINES = 20
 
 
 def default_jobs() -> int:
-    """The number of cores this process may use. (A step's `resources` hold a CI runner
-    label, a timeout and an image: nothing that caps local parallelism.)"""
+    """The number of cores this process may use. Steps then share them by their
+    `resources.cpus` (see Pool.run)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -62,6 +62,11 @@ def check_jobs(jobs: int | None) -> int:
             f"--jobs {jobs}: the number of steps run at once must be at least 1", "run.jobs",
             "e.g. --jobs 4 (default: the number of cores)")])
     return jobs
+
+
+def cpus(session: Session, step: str) -> int:
+    """The cores a step (or each variant of a swept step) keeps busy: `resources.cpus`."""
+    return session.loaded.graph.steps[step].resources.cpus
 
 
 class StepTimes(Progress):
@@ -94,7 +99,8 @@ def is_chain(session: Session, names: list[str]) -> bool:
 
 def run(session: Session, names: list[str], jobs: int) -> None:
     """Run `names` (in graph order) as Session.run does, up to `jobs` at once."""
-    if jobs <= 1 or len(names) < 2 or is_chain(session, names):
+    if jobs <= 1 or len(names) < 2 or is_chain(session, names) or \
+            all(cpus(session, n) >= jobs for n in names):
         session.run(names)
         return
     session.progress.batch(len(names))
@@ -103,7 +109,7 @@ def run(session: Session, names: list[str], jobs: int) -> None:
     pool = Pool(session, jobs)
     spawn, session.spawn = session.spawn, pool.spawn
     try:
-        pool.run(names, needs, session.step)
+        pool.run(names, needs, session.step, lambda n: cpus(session, n))
     finally:
         session.spawn = spawn
         order = {n: i for i, n in enumerate(session.loaded.graph.order)}
@@ -127,18 +133,25 @@ class Pool:
 
     # -- the main thread -------------------------------------------------------------------
     def run(self, tasks: list[str], needs: dict[str, list[str]],
-            work: Callable[[str], None]) -> None:
+            work: Callable[[str], None], weight: Callable[[str], int] = lambda _: 1) -> None:
         """Run every task once its needs are done; on a failure start no new task, let the
-        running ones finish, and raise the first failed task's error (in `tasks` order)."""
+        running ones finish, and raise the first failed task's error (in `tasks` order).
+
+        `jobs` is a number of cores and a task keeps `weight(task)` of them busy (a step's
+        `resources.cpus`): a ready task starts while the running ones leave it room, the first
+        in `tasks` order that fits. A task wider than `jobs` counts as `jobs`, so it runs
+        alone rather than never."""
         pending = list(tasks)
         done: set[str] = set()
         failed: dict[str, BaseException] = {}
         active: dict[str, threading.Thread] = {}
+        width = {n: min(max(1, weight(n)), self.jobs) for n in tasks}
         try:
             while True:
-                while not failed and len(active) < self.jobs:
-                    ready = next((n for n in pending if all(u in done for u in needs[n])),
-                                 None)
+                while not failed:
+                    free = self.jobs - sum(width[n] for n in active)
+                    ready = next((n for n in pending if width[n] <= free
+                                  and all(u in done for u in needs[n])), None)
                     if ready is None:
                         break
                     pending.remove(ready)

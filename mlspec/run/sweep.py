@@ -219,7 +219,8 @@ def _run_apart(session: Session, name: str, todo: list[tuple[dict[str, Scalar], 
             out[i] = _chain_metrics(sub, name) or {}
         write_variant(session, name, point, key, out[i])
 
-    pool.run(labels, {label: [] for label in labels}, work)
+    pool.run(labels, {label: [] for label in labels}, work,
+             lambda _: scheduler.cpus(session, name))
     return out
 
 

@@ -9,13 +9,21 @@ spaces; its siblings use 2". It is only consulted when the parser has already fa
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 _PLAIN_REST = r"(?:[^:#\n]|:(?![ \t]|$)|(?<![ \t])#)*?"
-_KEY = re.compile(r"^(?:'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\""
-                  r"|[^ \t#'\"\[\]{}&*!|>%@`,?:-]" + _PLAIN_REST
-                  + r"|[-?:][^ \t#]" + _PLAIN_REST + r")[ \t]*:(?:[ \t]|$)")
+_KEY_PATTERN = (r"^(?:'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\""
+                r"|[^ \t#'\"\[\]{}&*!|>%@`,?:-]" + _PLAIN_REST
+                + r"|[-?:][^ \t#]" + _PLAIN_REST + r")[ \t]*:(?:[ \t]|$)")
+
+
+@functools.cache
+def _key() -> re.Pattern[str]:
+    """A key line's pattern, compiled on first use: only a spec that fails to parse needs it,
+    and compiling it costs ~6 ms of every start."""
+    return re.compile(_KEY_PATTERN)
 _INDICATORS = ("- ", "? ", ": ")  # a sequence item, an explicit key, its value
 _BLOCK_SCALAR = re.compile(r":\s*[|>][-+0-9]*\s*(?:#.*)?$")
 
@@ -97,7 +105,7 @@ def find_misindent(text: str, upto: int) -> Misindent | None:
             if content is not body:
                 nested.append(indent + len(body) - len(content))
             content = rest
-        is_key = bool(_KEY.match(content))
+        is_key = bool(_key().match(content))
         if not (item or is_key):
             open_child = False  # a continuation line of a plain scalar, or a bare value
             continue
@@ -124,6 +132,6 @@ def find_misindent(text: str, upto: int) -> Misindent | None:
             block_scalar_at = indent + (len(body) - len(content) if item else 0)
             open_child = False
         flow = max(_flow_depth(content), 0)
-        m = _KEY.match(content)
+        m = _key().match(content)
         quote = _open_quote(content[m.end():] if m else content) if not flow else ""
     return None

@@ -24,6 +24,9 @@ class Resources(Strict):
     runner: str = Field("ubuntu-latest", description="GitHub runner label / GitLab tag")
     timeout_minutes: int = Field(30, ge=1, le=360)
     image: ImageRef | None = Field(None, description="container image for this step's CI job")
+    cpus: int = Field(1, ge=1, le=1024, description="cores the step's command keeps busy (its "
+                      "n_jobs, threads or workers): `mlspec run --jobs N` runs steps at once "
+                      "only while their cpus add up to at most N")
 
 
 class Dataset(Strict):

@@ -331,3 +331,47 @@ def test_ctrl_c_stops_every_running_variant_and_removes_their_copies(tmp_path: P
         (repo / ".mlspec/sweeps/b").iterdir())  # no variant recorded
     lock = (repo / "mlspec.lock").read_text()
     assert "  c:" in lock and "  b:" not in lock and "sweeps" not in lock, lock
+
+
+WIDE = """
+version: 1
+project: {name: wide}
+model:
+  steps:
+    x:
+      command: python src/span.py x
+      deps: [src/span.py]
+      outs: [out/x.txt]
+      resources: {cpus: CPUS}
+    y:
+      command: python src/span.py y
+      deps: [src/span.py]
+      outs: [out/y.txt]
+      resources: {cpus: CPUS}
+"""
+
+# each step records when it started and ended (wall clock, in SPANS outside the repository)
+SPAN = """
+import os, pathlib, sys, time
+name = sys.argv[1]
+start = time.time()
+time.sleep(0.6)
+pathlib.Path("out").mkdir(exist_ok=True)
+pathlib.Path("out", name + ".txt").write_text(name)
+pathlib.Path(os.environ["SPANS"], name).write_text(f"{start} {time.time()}")
+"""
+
+
+@pytest.mark.parametrize(("cpus", "jobs", "overlap"), [(2, "4", True), (2, "3", False),
+                                                       (8, "2", False), (1, "2", True)])
+def test_steps_share_the_jobs_cores_by_their_resources_cpus(tmp_path: Path, cpus: int,
+                                                            jobs: str, overlap: bool) -> None:
+    repo = make_repo(tmp_path / "repo", WIDE.replace("CPUS", str(cpus)), {"src/span.py": SPAN})
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    r = mlspec("run", "--jobs", jobs, cwd=repo, env={"SPANS": str(spans)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    (x0, x1), (y0, y1) = (map(float, (spans / s).read_text().split()) for s in "xy")
+    assert (x0 < y1 and y0 < x1) is overlap, (x0, x1, y0, y1)
+    # a step wider than --jobs runs alone instead of never; both ran either way
+    assert json.loads(mlspec("run", "--json", cwd=repo).stdout)["skipped"] == ["x", "y"]
