@@ -355,7 +355,7 @@ def lineage(
 def rollback(
     version: Annotated[str | None, typer.Argument(
         metavar="VERSION", help="the release to redeploy (1.2.0 or v1.2.0); default: the "
-        "release before the newest")] = None,
+        "release before the deployed one")] = None,
     spec: SpecOpt = DEFAULT_SPEC,
     as_json: JsonOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what it would do")] = False,

@@ -1,7 +1,9 @@
 """`mlspec rollback [VERSION]`: redeploy a release's exact image digest.
 
-The target is a release tag (`<ci.tag_prefix><VERSION>`, versions ordered as `mlspec models`
-orders them); no VERSION means the release before the newest one. The digest comes from the
+The target is a release tag (`<ci.tag_prefix><VERSION>`, versions ordered by semver
+precedence); no VERSION means the release before the deployed one: the newest release, or,
+when a rollback was recorded after it was tagged, the release that rollback redeployed (so
+running it again steps back once more). The digest comes from the
 release's lineage (`lineage.image_record`: the git note `refs/notes/mlspec`, else the local
 build record of `mlspec build --push`); a version never released, or a release with no pushed
 digest, is refused (exit 2). The rollback is recorded as the annotated tag
@@ -68,17 +70,21 @@ def find_target(loaded: LoadedSpec, version: str | None, digest: str | None = No
     shown = ", ".join(v for v, _ in rels) or "none"
     previous = None
     if version is None:
-        if len(rels) < 2:
-            raise _refuse(f"nothing to roll back to: {len(rels)} release(s) ({shown})",
-                          "rollback.none", "name the version to redeploy: mlspec rollback 1.0.0")
-        v, tag = rels[-2]
+        current, why = _deployed(repo, rels)
+        older = [vt for vt in rels if version_key(vt[0]) < version_key(current[0])]
+        if not older:
+            raise _refuse(f"nothing to roll back to: {current[1]} is deployed ({why}) and no "
+                          f"release is older (releases: {shown})", "rollback.none",
+                          "name the version to redeploy: mlspec rollback 1.0.0")
+        v, tag = older[-1]
+        previous = current[1]
     else:
         v, tag = parse_version(loaded, version)
         if (v, tag) not in rels:
             raise _refuse(f"{v} was never released: there is no tag {tag}", "rollback.unknown",
                           f"released versions: {shown} (`mlspec models`); in a shallow clone "
                           "fetch the tags first: git fetch --tags")
-    if rels and rels[-1][1] != tag:
+    if previous is None and rels and rels[-1][1] != tag:
         previous = rels[-1][1]
     commit = resolve(repo, f"refs/tags/{tag}^{{commit}}")
     assert commit is not None
@@ -103,6 +109,27 @@ def find_target(loaded: LoadedSpec, version: str | None, digest: str | None = No
     image = record.get("image", "") or (loaded.spec.inference.image.name
                                         if loaded.spec.inference else "")
     return Target(v, tag, commit, image, chosen, previous)
+
+
+def _deployed(repo: Repo, rels: list[tuple[str, str]]) -> tuple[tuple[str, str], str]:
+    """The release taken as deployed, and why: the newest release, unless a rollback was
+    recorded after it was tagged (then the release that rollback redeployed), so that
+    `mlspec rollback` run again steps back once more."""
+    if not rels:
+        raise _refuse("nothing to roll back to: no release yet", "rollback.none",
+                      "`mlspec release 1.0.0` creates the first")
+    out = str(repo.git.for_each_ref("--sort=-creatordate", "--count=1",
+                                    "--format=%(refname:strip=2) %(creatordate:unix)",
+                                    f"refs/tags/{RECORD_PREFIX.rstrip('/')}"))
+    newest = rels[-1]
+    tagged = str(repo.git.for_each_ref("--format=%(creatordate:unix)", f"refs/tags/{newest[1]}"))
+    name, _, when = out.partition(" ")
+    target = name[len(RECORD_PREFIX):].rsplit("/", 1)[0] if name else ""
+    found = next((vt for vt in rels if vt[1] == target), None)
+    if found and when.strip().isdigit() and tagged.strip().isdigit() and (
+            int(when) > int(tagged)):
+        return found, f"rolled back by {name}"
+    return newest, "the newest release"
 
 
 def _records(repo: Repo, tag: str) -> list[str]:

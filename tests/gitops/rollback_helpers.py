@@ -62,8 +62,7 @@ def two_releases(path: Path) -> Path:
 
 def rollback(root: Path, *args: str, extra: dict[str, str] | None = None
              ) -> tuple[int, str, str]:
-    environ = {**NO_TOKENS, **(extra or {}),
-               "GIT_COMMITTER_DATE": "2026-01-05T09:00:00Z"}
+    environ = {**NO_TOKENS, "GIT_COMMITTER_DATE": "2026-01-05T09:00:00Z", **(extra or {})}
     r = mlspec("rollback", *args, cwd=root, env=environ)
     assert "Traceback" not in r.stderr, r.stderr
     return r.returncode, r.stdout, r.stderr

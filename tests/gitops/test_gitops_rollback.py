@@ -10,6 +10,8 @@ answers as the real API does (204 / 201). Nothing else is mocked.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,7 +96,37 @@ def test_a_release_without_a_pushed_digest_is_refused(repo: Path) -> None:
 def test_one_release_has_nothing_to_roll_back_to(repo: Path) -> None:
     git("tag", "-d", "v0.2.0", cwd=repo)
     code, _, err = rollback(repo)
-    assert code == 2 and "nothing to roll back to: 1 release(s) (0.1.0)" in err
+    assert code == 2
+    assert ("nothing to roll back to: v0.1.0 is deployed (the newest release) and no release "
+            "is older (releases: 0.1.0)") in err
+
+
+def test_rolling_back_again_steps_back_from_the_release_rolled_back_to(repo: Path) -> None:
+    """No VERSION: the release before the deployed one, which is the newest release unless a
+    rollback was recorded after it was tagged."""
+    third = "sha256:" + "3c" * 32
+    at = {**os.environ, "GIT_COMMITTER_DATE": "2026-01-06T09:00:00Z"}
+    for cmd in (["commit", "-q", "--allow-empty", "-m", "docs"],
+                ["tag", "-a", "v0.3.0", "-m", "release 0.3.0"],
+                ["notes", "--ref", "refs/notes/mlspec", "add", "-m",
+                 json.dumps({"image": IMAGE, "digest": third}), "HEAD"]):
+        subprocess.run(["git", *cmd], cwd=repo, env=at, check=True)
+    steps = []
+    for day in ("07", "08", "09"):
+        code, out, err = rollback(repo, "--json",
+                                  extra={"GIT_COMMITTER_DATE": f"2026-01-{day}T09:00:00Z"})
+        steps.append((code, json.loads(out)["tag"] if code == 0 else err))
+    assert steps[:2] == [(0, "v0.2.0"), (0, "v0.1.0")]
+    assert steps[2][0] == 2
+    assert "v0.1.0 is deployed (rolled back by rollback/v0.1.0/1)" in steps[2][1]
+    # a release tagged after the rollbacks is the deployed one again
+    later = {**os.environ, "GIT_COMMITTER_DATE": "2026-01-10T09:00:00Z"}
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "more docs"], cwd=repo,
+                   env=later, check=True)
+    subprocess.run(["git", "tag", "-a", "v0.4.0", "-m", "release 0.4.0"], cwd=repo, env=later,
+                   check=True)
+    code, out, _ = rollback(repo, "--json", extra={"GIT_COMMITTER_DATE": "2026-01-11T09:00:00Z"})
+    assert code == 0 and (json.loads(out)["tag"], json.loads(out)["from"]) == ("v0.3.0", "v0.4.0")
 
 
 def test_dry_run_records_and_sends_nothing(repo: Path) -> None:
