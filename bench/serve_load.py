@@ -10,6 +10,16 @@ latency from connect to the last byte. Exits 1 on any error or non-200 answer.
 
     .venv/bin/python bench/serve_load.py [--requests 2000] [--clients 8] [--batch 1]
         [--estimator forest|tree] [--burst 100] [--rounds 5]
+
+With --compare, the cost of monitoring instead: three servers of the same model at once,
+`--no-metrics`, the default (/metrics exporter on), and the exporter plus `--sample-log` at
+rate 0.1; R rounds, each sending the same load to each server in turn (the order rotates
+every round), so that noise from a shared machine hits all three alike. It prints each
+round's p50 per server, and the median over rounds of the paired ratios p50(server) /
+p50(--no-metrics) (budget: the exporter under 1.05).
+
+    .venv/bin/python bench/serve_load.py --compare [--requests 400] [--rounds 9]
+        [--estimator tree|forest]
 """
 
 from __future__ import annotations
@@ -76,6 +86,103 @@ def wait_up(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> No
     raise SystemExit("server did not come up")
 
 
+def start_server(exe: Path, model: Path, extra: list[str]) -> tuple[int, subprocess.Popen[bytes]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(exe), "serve", str(model), "--port", str(port), "--host", "127.0.0.1", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    wait_up(port, proc)
+    return port, proc
+
+
+def load(port: int, requests: int, clients: int, body: bytes) -> tuple[list[float], list[str]]:
+    """`requests` POST /predict from `clients` keep-alive clients: (latencies, errors)."""
+    per = [requests // clients + (i < requests % clients) for i in range(clients)]
+    latencies: list[float] = []
+    errors: list[str] = []
+    threads = [threading.Thread(target=client, args=(port, n, body, latencies, errors))
+               for n in per]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors
+
+
+def instrument_cost(folder: Path, n: int = 20000) -> tuple[float, float]:
+    """In-process, without sockets: microseconds per /predict of the exporter's bookkeeping
+    (labels, counter, histogram, class count) and of the sample log's draw at rate 0.1."""
+    from mlspec.image.serve_metrics import Metrics
+    from mlspec.image.serve_sample import SampleLog
+
+    metrics = Metrics(["/predict"], {"model": "m"}, ["setosa", "versicolor", "virginica"])
+    log = SampleLog(folder / "cost.jsonl", 0.1)
+    rows, preds = [[5.1, 3.5, 1.4, 0.2]], ["setosa"]
+    start = time.perf_counter()
+    for _ in range(n):
+        route, method = metrics.labels("/predict", "POST")
+        metrics.request(route, method, 200, 0.001)
+        metrics.predicted(preds)
+    exporter = (time.perf_counter() - start) / n * 1e6
+    start = time.perf_counter()
+    for _ in range(n):
+        log.offer(rows, preds)
+    sampling = (time.perf_counter() - start) / n * 1e6
+    log.close()
+    return exporter, sampling
+
+
+def compare(exe: Path, model: Path, args: argparse.Namespace) -> int:
+    """Paired, interleaved rounds against --no-metrics, the exporter, exporter + sample log."""
+    sample = model.parent / "sample.jsonl"
+    variants = {"no-metrics": ["--no-metrics"], "metrics": [],
+                "metrics+sample": ["--sample-log", str(sample), "--sample-rate", "0.1"]}
+    procs: list[subprocess.Popen[bytes]] = []
+    p50: dict[str, list[float]] = {name: [] for name in variants}
+    failed: list[str] = []
+    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * args.batch}).encode()
+    try:
+        ports = {}
+        for name, extra in variants.items():
+            ports[name], proc = start_server(exe, model, extra)
+            procs.append(proc)
+        names = list(variants)
+        for name in names:  # warm-up: first-call costs out of the measured rounds
+            load(ports[name], min(200, args.requests), args.clients, body)
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                lat, errors = load(ports[name], args.requests, args.clients, body)
+                failed += errors
+                p50[name].append(statistics.median(lat))
+            print(f"round {r + 1}: " + ", ".join(f"{n} p50 {p50[n][-1] * 1000:.2f} ms"
+                                                 for n in names), flush=True)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    base = p50["no-metrics"]
+    print(f"mlspec serve ({args.estimator}), {args.rounds} rounds x {args.requests} requests, "
+          f"{args.clients} clients, batch {args.batch}; median over rounds:")
+    for name in names:
+        ratios = [a / b for a, b in zip(p50[name], base, strict=True)]
+        print(f"  {name:15} p50 {statistics.median(p50[name]) * 1000:.2f} ms  "
+              f"ratio to no-metrics {statistics.median(ratios):.3f} "
+              f"(rounds: {' '.join(f'{x:.2f}' for x in ratios)})")
+    exporter, sampling = instrument_cost(model.parent)
+    print(f"  in-process cost per /predict: exporter {exporter:.1f} us, sample log draw "
+          f"{sampling:.1f} us (vs the no-metrics p50 {statistics.median(base) * 1e6:.0f} us: "
+          f"{exporter / statistics.median(base) / 1e6:.2%} and "
+          f"{sampling / statistics.median(base) / 1e6:.2%})")
+    lines = len(sample.read_text().splitlines()) if sample.exists() else 0
+    total = args.requests * args.rounds + min(200, args.requests)
+    print(f"  sample log: {lines} rows of {total * args.batch} answered ({lines / total:.1%})")
+    for e in failed[:5]:
+        print("  error:", e)
+    return 1 if failed else 0
+
+
 def client(port: int, count: int, body: bytes, latencies: list[float], errors: list[str]) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json"}
@@ -140,7 +247,11 @@ def main() -> int:
                     "show the server's own overhead")
     ap.add_argument("--burst", type=int, default=100,
                     help="connections opened at the same instant (0: no burst)")
-    ap.add_argument("--rounds", type=int, default=5, help="bursts to send")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="bursts to send (with --compare: paired rounds)")
+    ap.add_argument("--compare", action="store_true",
+                    help="the cost of /metrics and of the sample log: paired rounds against "
+                    "--no-metrics")
     args = ap.parse_args()
     args.burst = max(0, min(args.burst, 500))
     args.clients = max(1, min(args.clients, 64))  # bounded: this is a local benchmark
@@ -148,6 +259,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = train(Path(tmp), args.estimator)
         record(model)
+        if args.compare:
+            return compare(exe, model, args)
         port = free_port()
         proc = subprocess.Popen(
             [str(exe), "serve", str(model), "--port", str(port), "--host", "127.0.0.1"],

@@ -28,7 +28,8 @@ def requirement(extras: Iterable[str] = ()) -> str:
 
 def spec_extras(spec: Spec) -> tuple[str, ...]:
     """The extras a spec's pipeline needs: `sklearn` when a step is a built-in `estimator:` step
-    or the serving command is `mlspec serve …` (it unpickles a scikit-learn model)."""
+    or the serving command is `mlspec serve …` (it unpickles a scikit-learn model), or the
+    monitor has a built-in `drift:` check (numpy)."""
     import shlex  # `import mlspec` (the CLI's first import) stays as small as it was
 
     if any(step.estimator is not None for _, step in spec.steps().values()):
@@ -36,4 +37,6 @@ def spec_extras(spec: Spec) -> tuple[str, ...]:
     inf = spec.inference
     if inf is not None and shlex.split(inf.serve.command)[:2] == ["mlspec", "serve"]:
         return (SKLEARN_EXTRA,)
+    if inf is not None and inf.monitor is not None and inf.monitor.drift is not None:
+        return (SKLEARN_EXTRA,)  # the built-in drift check computes with numpy
     return ()

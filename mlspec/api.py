@@ -55,10 +55,11 @@ def validate(spec_path: Path) -> Outcome:
 
 @_outcome
 def graph(spec_path: Path, fmt: str) -> Outcome:
-    from mlspec.spec.graph import render_graph
+    from mlspec.spec.graph import monitor_upstream, render_graph
 
     loaded = load(spec_path)
-    return Outcome(text=render_graph(loaded.graph, fmt))
+    monitor = monitor_upstream(loaded.graph, loaded.spec)
+    return Outcome(text=render_graph(loaded.graph, fmt, monitor))
 
 
 @_outcome
@@ -237,10 +238,29 @@ def rollback(spec_path: Path, version: str | None, *, digest: str | None = None,
 
 
 @_outcome
-def serve(model: Path, host: str, port: int, allow_unlocked: bool = False) -> Outcome:
-    from mlspec.image.serve import serve_model
+def monitor(spec_path: Path, base: str | None = None) -> Outcome:
+    from mlspec.monitor.commands import monitor as run_monitor
 
-    return serve_model(model, host=host, port=port, allow_unlocked=allow_unlocked)
+    return run_monitor(load(spec_path), base)
+
+
+@_outcome
+def profile(data: Path, output: Path, features: list[str], exclude: list[str]) -> Outcome:
+    from mlspec.monitor.commands import profile as write_profile
+
+    return write_profile(data, output, features, exclude)
+
+
+@_outcome
+def serve(model: Path, host: str, port: int, allow_unlocked: bool = False,
+          metrics: bool = True, model_version: str = "unversioned",
+          sample_log: Path | None = None, sample_rate: float = 0.1,
+          sample_max_bytes: int = 64 * 1024 * 1024) -> Outcome:
+    from mlspec.image.serve import Monitoring, serve_model
+
+    return serve_model(model, host=host, port=port, allow_unlocked=allow_unlocked,
+                       monitoring=Monitoring(metrics, model_version, sample_log, sample_rate,
+                                             sample_max_bytes))
 
 
 @_outcome

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mlspec import __version__
+from mlspec import __version__, cli_production
 from mlspec.cliout import (
     DEFAULT_SPEC,
     DiagFormat,
@@ -351,57 +351,10 @@ def lineage(
     _finish(api.lineage(_spec(spec), ref, model_card=model_card), as_json)
 
 
-@app.command()
-def rollback(
-    version: Annotated[str | None, typer.Argument(
-        metavar="VERSION", help="the release to redeploy (1.2.0 or v1.2.0); default: the "
-        "release before the deployed one")] = None,
-    spec: SpecOpt = DEFAULT_SPEC,
-    as_json: JsonOpt = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what it would do")] = False,
-    ci: Annotated[str | None, typer.Option(metavar="CI", help="github or gitlab (default: the "
-                                           "first of ci.targets)")] = None,
-    resolve: Annotated[bool, typer.Option("--resolve", help="in the rollback job: check "
-                                          "VERSION and print digest=… only")] = False,
-    digest: Annotated[str | None, typer.Option(metavar="DIGEST", help="the digest CI was "
-                                               "given (checked against the lineage)")] = None,
-) -> None:
-    """Redeploy a release's exact image digest through the release pipeline's rollback jobs.
-
-    Records the rollback as the tag rollback/TAG/N, then triggers the pipeline with
-    GITHUB_TOKEN / GITLAB_TOKEN, or prints the command that does.
-
-    Example: mlspec rollback 1.2.0 --dry-run
-    """
-    from mlspec import api
-
-    _finish(api.rollback(_spec(spec), version, digest=digest, resolve_only=resolve,
-                         dry_run=dry_run, ci=ci), as_json)
-
-
-@app.command()
-def serve(
-    model: Annotated[Path, typer.Argument(
-        metavar="MODEL", help="a pickled or joblib scikit-learn model")],
-    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port")] = 8080,
-    host: Annotated[str, typer.Option(metavar="HOST", help="address to bind")] = "127.0.0.1",
-    allow_unlocked: Annotated[bool, typer.Option(
-        "--allow-unlocked",
-        help="serve a model that mlspec.lock does not record with these exact bytes "
-        "(no lock, no entry, or a different hash). Unpickling runs any code the file holds: "
-        "use it only for a file you trust as you trust code you run")] = False,
-) -> None:
-    """Serve a scikit-learn model over HTTP: POST /predict, GET /healthz, GET /metadata.
-
-    Loading a pickle or joblib file runs code from that file. So the model is loaded only
-    when the mlspec.lock of its repository records its exact bytes (sha256, checked before
-    unpickling): a file that `mlspec run` produced. Never serve a model file from elsewhere.
-
-    Example: mlspec serve model/model.pkl --port 8080 --host 0.0.0.0
-    """
-    from mlspec import api
-
-    _finish(api.serve(model, host=host, port=port, allow_unlocked=allow_unlocked))
+app.command()(cli_production.monitor)
+app.command()(cli_production.profile)
+app.command()(cli_production.serve)
+app.command()(cli_production.rollback)
 
 
 @app.command(name="merge-lock")

@@ -12,6 +12,7 @@ STATE = ".mlspec"  # mlspec's own working state (git-ignored)
 RECORDS = f"{STATE}/steps"  # `mlspec run` leaves RECORDS/<step>.lock: that step's entry alone
 SWEEPS = f"{STATE}/sweeps"  # sweep variant records: SWEEPS/<step>/<params>.json
 CACHE = f"{STATE}/cache"  # outs of every step run, by step key: restored instead of re-executed
+TRANSFER_SCRATCH = ".remote-"  # CACHE/.remote-*: a push's or pull's temporary directory
 HASH_CACHE = f"{STATE}/hashes.json"  # file hashes keyed by (path, size, mtime_ns, inode)
 LOGS = f"{STATE}/logs"  # LOGS/<step>.log: a step's output when `mlspec run` overlaps steps
 RUN_LOCK = f"{STATE}/run.lock"  # fcntl lock held by one `mlspec run` at a time

@@ -34,6 +34,9 @@ def test_sklearn_is_an_extra_not_a_core_dependency() -> None:
     assert not _names(project["dependencies"]) & EXTRA_ONLY
     extras = project["optional-dependencies"]
     assert {"scikit-learn", "joblib"} <= _names(extras[mlspec.SKLEARN_EXTRA])
+    # `mlspec serve`'s /metrics: every server has the extra; the core does not pay for it
+    assert "prometheus-client" in _names(extras[mlspec.SKLEARN_EXTRA])
+    assert "prometheus-client" not in _names(project["dependencies"])
     assert f"{mlspec.DISTRIBUTION}[{mlspec.SKLEARN_EXTRA}]" in extras["dev"]
 
 

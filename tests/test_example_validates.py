@@ -15,4 +15,5 @@ def test_iris_graph_order(tmp_path: Path) -> None:
         "prepare [data]",
         "train [model] <- prepare",
         "evaluate [model] <- prepare, train",
+        "inference.monitor [inference]",  # a custom command: it reads no declared out
     ]

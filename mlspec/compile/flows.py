@@ -387,9 +387,12 @@ def schedule_flow(ctx: PlanContext) -> Flow:
         mon = spec.inference.monitor
         if mon.schedule not in crons:
             crons.append(mon.schedule)
+        # `mlspec monitor` runs the spec's command, the drift check and the monitor's gates
         jobs.append(Job(
             id="monitor", name="monitor the deployed model", kind="monitor",
-            commands=(Command("monitor", mon.command),), permissions=(READ,),
+            commands=(Command("monitor", "mlspec monitor"),), permissions=(READ,),
+            uploads=(Artifact("mlspec-monitor", (mon.metrics,)),) if mon.metrics else (),
+            upload_always=mon.metrics is not None,
             when=(Trigger("schedule", mon.schedule), Trigger("manual")), timeout_minutes=30))
     triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
     return Flow("schedule", "mlspec schedule", triggers, tuple(jobs), cancel_in_progress=False)

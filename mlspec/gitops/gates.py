@@ -125,6 +125,13 @@ def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
             if base is not None:
                 raise  # an explicit --base that cannot be read is bad input
             ref = "none: " + "; ".join(d.message for d in err.diagnostics)
+    return results_of(gates, metrics, baseline), ref
+
+
+def results_of(gates: list[Gate], metrics: dict[str, float], baseline: dict[str, float]
+               ) -> list[GateResult]:
+    """Each gate's result by the one rule (`verdict`): the model's gates after a run, the
+    monitor's gates (`mlspec monitor`) against the deployed release's metrics."""
     results = []
     for g in gates:
         value = metrics.get(g.metric)
@@ -134,7 +141,7 @@ def evaluate(loaded: LoadedSpec, metrics: dict[str, float], base: str | None
         reason = v.reason if v.passed is not True and value is not None else ""
         results.append(GateResult(g.text, g.metric, value, v.threshold, base_value, word,
                                   reason))
-    return results, ref
+    return results
 
 
 def render(results: list[GateResult], ref: str | None) -> str:

@@ -20,12 +20,17 @@ import math
 import re
 import socket
 import sys
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import accumulate
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from mlspec.image.serve_model import Batcher, Served
+
+if TYPE_CHECKING:
+    from mlspec.image.serve_metrics import Metrics
+    from mlspec.image.serve_sample import SampleLog
 
 MAX_BODY = 10 * 1024 * 1024
 MAX_INSTANCES = 100_000
@@ -36,6 +41,7 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
 
 ROUTES = {"/predict": ("POST",), "/healthz": ("GET", "HEAD"), "/metadata": ("GET", "HEAD")}
+METRICS_ROUTE = "/metrics"  # a route only while the exporter is on
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
@@ -144,24 +150,35 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> Server:
         return cast(Server, self.server)
 
+    _start: float | None = None  # when handle_request began: answers it sends are timed
+
     def handle_request(self) -> None:
         """Every method of every route: frame the body first, then route."""
+        self._start = time.perf_counter()
+        try:
+            self._route()
+        finally:
+            self._start = None
+
+    def _route(self) -> None:
         try:
             body = self._body()
         except BadRequest as bad:
             self._error(bad.status, bad.message)
             return
         path = self.path.split("?", 1)[0]
-        methods = ROUTES.get(path)
+        methods = self.app.routes.get(path)
         if methods is None:
             self._error(404, f"no route {path[:200]}; try POST /predict, GET /healthz, "
-                        "GET /metadata")
+                        "GET /metadata" + (", GET /metrics" if self.app.metrics else ""))
         elif self.command not in methods:
             self._error(405, f"use {methods[0]} {path}", allow=", ".join(methods))
         elif path == "/healthz":
             self._send(200, b'{"status":"ok"}\n')
         elif path == "/metadata":
             self._send(200, self.app.metadata_json)
+        elif path == METRICS_ROUTE and self.app.metrics is not None:
+            self._send(200, self.app.metrics.render(), content_type=self.app.metrics.content_type)
         else:
             self._predict(body)
 
@@ -182,6 +199,10 @@ class Handler(BaseHTTPRequestHandler):
             self.log_error("predict failed: %s: %s", type(err).__name__, err)
             self._error(500, f"prediction failed: {type(err).__name__}")
             return
+        if self.app.metrics is not None:
+            self.app.metrics.predicted(predictions)
+        if self.app.sample is not None:
+            self.app.sample.offer(rows, predictions)
         self._json(200, {"predictions": predictions})
 
     def _body(self) -> bytes:
@@ -210,9 +231,17 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: object, allow: str | None = None) -> None:
         self._send(status, (json.dumps(payload, separators=(",", ":")) + "\n").encode(), allow)
 
-    def _send(self, status: int, data: bytes, allow: str | None = None) -> None:
+    def _send(self, status: int, data: bytes, allow: str | None = None,
+              content_type: str = "application/json") -> None:
+        metrics = self.app.metrics
+        if metrics is not None:  # counted before the client can read the answer
+            # no command: the request line did not parse (path may be the previous request's)
+            path = str(getattr(self, "path", "")) if self.command else ""
+            route, method = metrics.labels(path.split("?", 1)[0], str(self.command or ""))
+            metrics.request(route, method, status, None if self._start is None
+                            else time.perf_counter() - self._start)
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         if allow:
             self.send_header("Allow", allow)
@@ -233,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         text = message or self.responses.get(code, ("error",))[0]
         if self.request_version == "HTTP/0.9":  # the request line was not parsed: answer 1.1
             self.request_version = self.protocol_version
-        self._error(code, text)
+        self._error(code, text)  # counted, not timed: it never reached handle_request
 
     def log_message(self, format: str, *args: object) -> None:
         if self.app.quiet:
@@ -245,9 +274,13 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = BACKLOG
 
-    def __init__(self, address: tuple[str, int], served: Served, quiet: bool = False):
+    def __init__(self, address: tuple[str, int], served: Served, quiet: bool = False,
+                 metrics: Metrics | None = None, sample: SampleLog | None = None):
         self.served = served
         self.quiet = quiet
+        self.metrics = metrics
+        self.sample = sample
+        self.routes = {**ROUTES, METRICS_ROUTE: ("GET", "HEAD")} if metrics else dict(ROUTES)
         self.metadata_json = (json.dumps(served.metadata, separators=(",", ":")) + "\n").encode()
         self.batcher = Batcher(served.model)  # before binding: a failed bind closes it
         super().__init__(address, Handler)
@@ -277,3 +310,5 @@ class Server(ThreadingHTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self.batcher.close()
+        if self.sample is not None:
+            self.sample.close()

@@ -6,6 +6,10 @@ cache when it is not there yet, then uploaded (mlspec.remote.transfer) unless th
 its key. pull: in graph order, every stale selected step whose current key the remote holds is
 fetched into the local cache and restored from it; a restored step's downstream is looked at
 with the restored outs, so one pull brings a whole chain. Output lists what moved.
+
+Both hold the run lock (.mlspec/run.lock) as `mlspec run` and `mlspec gc` do: a pull writes
+outs into the working tree and both write the local cache, so neither races a run, and `gc`
+can remove the scratch directories a killed push or pull left behind.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from mlspec.remote.errors import EXIT_MISSING, RemoteError
 from mlspec.remote.transfer import Store, fetch_run, open_store, push_run, scratch, tag_of
 from mlspec.remote.url import ENV, EXAMPLES, BadRemote, Remote, configured
 from mlspec.run.cache import Cache, RestoreFailed
+from mlspec.run.execute import interrupt_on_sigterm, run_lock
 from mlspec.run.hashing import Hasher, NotRegularFile
 from mlspec.run.lock import Lock, StepLock, read_lock
 from mlspec.run.runner import select
@@ -88,7 +93,21 @@ def _commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
 def push(loaded: LoadedSpec, steps: list[str]) -> Outcome:
+    with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+        return _push(loaded, steps)
+
+
+def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
+    with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+        return _pull(loaded, steps)
+
+
+def _push(loaded: LoadedSpec, steps: list[str]) -> Outcome:
     scope = _scope(loaded, steps)
     remote, lock, hasher, cache = scope.remote, scope.lock, scope.hasher, scope.cache
     pushed: list[str] = []
@@ -140,7 +159,7 @@ def _push_text(remote: Remote, pushed: list[str], present: list[str], stale: lis
     return "\n".join(lines)
 
 
-def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
+def _pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
     scope = _scope(loaded, steps)
     remote, lock, hasher, cache = scope.remote, scope.lock, scope.hasher, scope.cache
     restored: list[str] = []

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from mlspec import __version__
+from mlspec import __version__, layout
 from mlspec.fsutil import write_atomic
 from mlspec.remote.errors import RemoteError
 from mlspec.remote.url import Remote
@@ -72,7 +72,7 @@ def _corrupt(remote: object, what: str) -> RemoteError:
 def scratch(cache: Cache) -> Path:
     """A temporary directory inside .mlspec/cache (same filesystem as the objects)."""
     cache.dir.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=cache.dir, prefix=".remote-"))
+    return Path(tempfile.mkdtemp(dir=cache.dir, prefix=layout.TRANSFER_SCRATCH))
 
 
 # -- push -----------------------------------------------------------------------------------

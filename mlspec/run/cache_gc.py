@@ -1,10 +1,13 @@
 """`mlspec gc`: drop the local cache's runs (mlspec.run.cache) that neither mlspec.lock nor a
-step record in .mlspec/steps names, and the objects only they use. A dry run by default."""
+step record in .mlspec/steps names, the objects only they use, and the temporary directories
+of a push or pull that was killed (they hold the run lock, as gc does, so none is live). A dry
+run by default."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -45,24 +48,46 @@ def collect(root: Path, delete: bool) -> Outcome:
         keep = protected(Path(root))
         drop = {k for k in runs if k not in keep}
         files, size = cache.plan_drop(drop)
-        rel = [f.relative_to(Path(root)).as_posix() for f in files]
+        scratch = _scratch(cache.dir)
+        size += sum(_size(d) for d in scratch)
+        rel = [f.relative_to(Path(root)).as_posix() for f in [*files, *scratch]]
         data = {"deleted": delete, "files": rel, "bytes": size, "runs": len(drop),
                 "kept_runs": len(runs) - len(drop)}
         if delete:
             for f in files:
                 with contextlib.suppress(OSError):
                     f.unlink()
+            for d in scratch:
+                shutil.rmtree(d, ignore_errors=True)
     lines = [*rel] if not delete else []
-    what = (f"{len(drop)} cached run(s) and {len(files) - len(drop)} object(s), "
+    left = f" and {len(scratch)} unfinished transfer(s)" if scratch else ""
+    what = (f"{len(drop)} cached run(s), {len(files) - len(drop)} object(s){left}, "
             f"{num_bytes(size)}")
     kept = f"kept {len(runs) - len(drop)} run(s) named by {layout.LOCK} or {layout.RECORDS}"
     if delete:
         lines.append(f"deleted {what}; {kept}")
-    elif files:
+    elif rel:
         lines.append(f"would delete {what}; {kept}; run `mlspec gc --yes` to delete them")
     else:
         lines.append(f"nothing to delete; {kept}")
     return Outcome(text="\n".join(lines), data=data)
+
+
+def _scratch(cache_dir: Path) -> list[Path]:
+    """What a killed `mlspec push` / `pull` left: its temporary directories in the cache."""
+    with contextlib.suppress(OSError), os.scandir(cache_dir) as it:
+        return sorted(Path(e.path) for e in it if e.name.startswith(layout.TRANSFER_SCRATCH)
+                      and e.is_dir(follow_symlinks=False))
+    return []
+
+
+def _size(d: Path) -> int:
+    total = 0
+    for dirpath, _, names in os.walk(d):
+        for n in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, n)).st_size
+    return total
 
 
 def _say(text: str) -> None:

@@ -4,7 +4,9 @@ mlspec validates the estimator, its params and the metric names against scikit-l
 when a spec uses `estimator:`, so other specs never import sklearn), then runs the step as a
 subprocess, `python -m mlspec.run.sklearn_step CONFIG`: load the dataset (a CSV in the repo, or a
 dataset bundled with scikit-learn), split, fit, write the model with joblib to the step's
-first out, and the metrics the design names to the step's metrics file. Seeds are fixed and
+first out, the metrics the design names to the step's metrics file, and to any further out
+named `profile.json` the reference profile of the training rows (mlspec.monitor.profile: the
+drift check of `mlspec monitor` compares production traffic with it). Seeds are fixed and
 n_jobs=1 by default, so the run is reproducible.
 """
 
@@ -30,6 +32,7 @@ REGRESSION = {"r2", "rmse", "mse", "mae", "mape", "explained_variance"}
 DEFAULTS = {"classifier": ["accuracy", "f1_macro"], "regressor": ["r2", "rmse", "mae"]}
 MISSING = "the built-in estimator steps need scikit-learn"
 INSTALL_HINT = f"pip install '{DISTRIBUTION}[{SKLEARN_EXTRA}]'"
+PROFILE = "profile.json"  # an out of this name receives the training data's drift profile
 SKLEARN_MODULES = frozenset({"sklearn", "numpy", "scipy", "joblib", "threadpoolctl"})
 
 
@@ -166,21 +169,27 @@ def builtin_config(loaded: LoadedSpec, name: str, params: dict[str, Any]) -> dic
     assert not isinstance(cls, str)
 
     split = step.split or Split()
-    return {"estimator": step.estimator, "params": params,
-            "dataset": step.dataset.model_dump() if step.dataset else {},
-            "split": split.model_dump(), "model": step.outs[0], "metrics_file": step.metrics,
-            "metrics": metric_names(loaded, task_of(cls))}
+    config: dict[str, Any] = {
+        "estimator": step.estimator, "params": params,
+        "dataset": step.dataset.model_dump() if step.dataset else {},
+        "split": split.model_dump(), "model": step.outs[0], "metrics_file": step.metrics,
+        "metrics": metric_names(loaded, task_of(cls))}
+    profiles = [o for o in step.outs[1:] if o.rsplit("/", 1)[-1] == PROFILE]
+    if profiles:  # only then: the config is in the step's command, hence in its key
+        config["profiles"] = profiles
+    return config
 
 
 # -- the subprocess -----------------------------------------------------------------------
-def _load_data(ds: dict[str, Any], classifier: bool) -> tuple[Any, Any]:
+def _load_data(ds: dict[str, Any], classifier: bool) -> tuple[Any, Any, list[str]]:
     import numpy as np
 
     if ds.get("sklearn"):
         from sklearn import datasets
 
         bunch = getattr(datasets, f"load_{ds['sklearn']}")()
-        return bunch.data, bunch.target
+        names = [str(n) for n in getattr(bunch, "feature_names", [])]
+        return bunch.data, bunch.target, names or [f"x{i}" for i in range(bunch.data.shape[1])]
     import csv
 
     with open(ds["path"], newline="", encoding="utf-8") as fh:
@@ -195,7 +204,7 @@ def _load_data(ds: dict[str, Any], classifier: bool) -> tuple[Any, Any]:
         raise SystemExit(f"{ds['path']}: feature columns must be numeric ({exc})") from None
     y_raw = [r[t] for r in body]
     y = np.array(y_raw) if classifier else np.array([float(v) for v in y_raw])
-    return x, y
+    return x, y, [h.strip() for i, h in enumerate(header) if i != t]
 
 
 def _score(name: str, model: Any, x: Any, y: Any) -> float:
@@ -248,7 +257,7 @@ def train(config: dict[str, Any]) -> dict[str, float]:
         params["n_jobs"] = 1
     model = cls(**params)
     classifier = is_classifier(model)
-    x, y = _load_data(config["dataset"], classifier)
+    x, y, names = _load_data(config["dataset"], classifier)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=split["test_size"], random_state=split["random_state"],
         stratify=y if classifier and split["stratify"] else None)
@@ -256,6 +265,11 @@ def train(config: dict[str, Any]) -> dict[str, float]:
     out = Path(config["model"])
     out.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out)
+    for rel in config.get("profiles", []):  # the drift check's reference: see monitor.profile
+        from mlspec.monitor.profile import profile_of_array
+
+        Path(rel).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(rel, profile_of_array(names, x_train).to_json())
     metrics = {name: round(_score(name, model, x_test, y_test), 6) for name in config["metrics"]}
     mpath = Path(config["metrics_file"])
     mpath.parent.mkdir(parents=True, exist_ok=True)

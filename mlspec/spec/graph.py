@@ -279,32 +279,49 @@ def _cycles(loaded: SpecSource, names: list[str], ups: dict[str, list[str]], don
     return diags
 
 
-def render_graph(g: Graph, fmt: str) -> str:
-    """The DAG as indented text, a mermaid flowchart or graphviz dot; deterministic."""
+MONITOR = "inference.monitor"  # its node's name: no step name holds a '.'
+
+
+def monitor_upstream(g: Graph, spec: Spec) -> list[str] | None:
+    """The steps the monitor reads from (the producers of its drift reference and live
+    sample), or None when the spec declares no monitor."""
+    mon = spec.inference.monitor if spec.inference is not None else None
+    if mon is None:
+        return None
+    paths = [mon.drift.reference, mon.drift.live] if mon.drift is not None else []
+    found = {p for p in map(g.producer_of, paths) if p is not None}
+    return [n for n in g.order if n in found]
+
+
+def render_graph(g: Graph, fmt: str, monitor: list[str] | None = None) -> str:
+    """The DAG as indented text, a mermaid flowchart or graphviz dot; deterministic. With
+    `monitor` (its upstream steps), the `inference.monitor` node closes the loop."""
+    order = [*g.order, MONITOR] if monitor is not None else g.order
+    stage = {**g.stage, MONITOR: "inference"}
+    ups = {**g.upstream, MONITOR: monitor or []}
     if fmt == "mermaid":
         lines = ["flowchart TD"]
-        for n in g.order:
-            lines.append(f"  {_mid(n)}[\"{n} ({g.stage[n]})\"]")
-        for n in g.order:
-            for u in g.upstream[n]:
+        for n in order:
+            lines.append(f"  {_mid(n)}[\"{n} ({stage[n]})\"]")
+        for n in order:
+            for u in ups[n]:
                 lines.append(f"  {_mid(u)} --> {_mid(n)}")
         return "\n".join(lines) + "\n"
     if fmt == "dot":
         lines = ["digraph mlspec {", "  rankdir=LR;"]
-        for n in g.order:
-            lines.append(f"  \"{n}\" [label=\"{n}\\n{g.stage[n]}\"];")
-        for n in g.order:
-            for u in g.upstream[n]:
+        for n in order:
+            lines.append(f"  \"{n}\" [label=\"{n}\\n{stage[n]}\"];")
+        for n in order:
+            for u in ups[n]:
                 lines.append(f"  \"{u}\" -> \"{n}\";")
         lines.append("}")
         return "\n".join(lines) + "\n"
     lines = []
-    for n in g.order:
-        ups = g.upstream[n]
-        lines.append(f"{n} [{g.stage[n]}]" + (f" <- {', '.join(ups)}" if ups else ""))
+    for n in order:
+        lines.append(f"{n} [{stage[n]}]" + (f" <- {', '.join(ups[n])}" if ups[n] else ""))
     return "\n".join(lines) + "\n"
 
 
 def _mid(name: str) -> str:
     """A mermaid node id: names may hold '-', which mermaid ids should not."""
-    return "s_" + name.replace("-", "__")
+    return "monitor" if name == MONITOR else "s_" + name.replace("-", "__")

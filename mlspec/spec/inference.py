@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from mlspec.spec.common import IMAGE_REF, Cron, Name, ShellWords, Strict, fail, ref_problem
+from mlspec.spec.common import (
+    IMAGE_REF,
+    Cron,
+    Ident,
+    Name,
+    RelPath,
+    ShellWords,
+    Strict,
+    fail,
+    ref_problem,
+)
+from mlspec.spec.model import GateExpr
 
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _BASE = IMAGE_REF
@@ -76,9 +87,35 @@ class Deploy(Strict):
         return v
 
 
+class Drift(Strict):
+    """The built-in drift check: a live sample against the profile recorded at training time."""
+
+    reference: RelPath = Field(description="the profile written at training time (per-feature "
+                               "quantiles: `mlspec profile` or a built-in estimator step)")
+    live: RelPath = Field(description="the live sample: .csv, .parquet (needs pyarrow) or "
+                          "serve's JSON-lines request log (.jsonl)")
+    features: list[Ident] | None = Field(None, min_length=1, description="the features "
+                                         "compared; default: every feature in the profile")
+
+
 class Monitor(Strict):
     schedule: Cron
-    command: str
+    command: str | None = Field(None, description="a custom monitor; it may write `metrics`")
+    drift: Drift | None = None
+    metrics: RelPath | None = Field(None, description="the monitor's metrics file (JSON); "
+                                    "`mlspec monitor` writes the drift metrics into it")
+    gates: list[GateExpr] = Field(
+        default_factory=list, description="e.g. 'psi_max <= 0.2' or 'ks_max <= 0.1'")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Monitor:
+        if self.command is None and self.drift is None:
+            raise fail("spec.monitor", "a monitor needs a `command`, a `drift` check or both",
+                       "e.g. drift: {reference: model/profile.json, live: logs/requests.jsonl}")
+        if self.metrics is None and (self.drift is not None or self.gates):
+            raise fail("spec.monitor", "`drift` and `gates` need a `metrics` file to write and "
+                       "read", "e.g. metrics: monitor/metrics.json")
+        return self
 
 
 class Inference(Strict):

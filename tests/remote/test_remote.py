@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,6 +183,68 @@ def test_wrong_password_is_an_auth_error(registry: Registry, tmp_path: Path) -> 
         "auth": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}}}))
     r = mlspec("pull", cwd=clone, env={**none, "DOCKER_CONFIG": str(cfg)})
     assert r.returncode == 0 and "restored make" in r.stdout, r.stdout + r.stderr
+
+
+# A credential helper as the docker CLI runs one (the helper protocol: `get`, the server on
+# stdin, {"Username", "Secret"} on stdout, "credentials not found" and exit 1 when it has none).
+# A stand-in: the real helpers (pass, secretservice, osxkeychain) need a keyring.
+HELPER = """#!/bin/sh
+[ "$1" = get ] || exit 2
+read -r host
+printf '%s\\n' "$host" >> "$HELPER_LOG"
+if [ "$host" = "$KNOWN_HOST" ]; then
+  printf '{"ServerURL": "%s", "Username": "%s", "Secret": "%s"}' \\
+    "$host" "$HELPER_USER" "$HELPER_SECRET"
+else
+  echo "credentials not found in native keychain"; exit 1
+fi
+"""
+
+
+def test_docker_credential_helpers_are_run(registry: Registry, tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    origin = _origin(tmp_path, f"oci://{registry.host}/t3h/store", env)
+    _push(origin, env)
+    clone = _clone(origin, tmp_path / "clone")
+    bin_dir, cfg, log = tmp_path / "bin", tmp_path / "docker", tmp_path / "helper.log"
+    bin_dir.mkdir()
+    cfg.mkdir()
+    for name in ("mlspectest", "mlspecstore"):
+        exe = bin_dir / f"docker-credential-{name}"
+        exe.write_text(HELPER)
+        exe.chmod(0o755)
+    base = {k: v for k, v in env.items() if not k.startswith("MLSPEC_REGISTRY")}
+    helper_env = {**base, "DOCKER_CONFIG": str(cfg), "HELPER_LOG": str(log),
+                  "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                  "KNOWN_HOST": registry.host, "HELPER_USER": USER, "HELPER_SECRET": PASSWORD}
+
+    def pull(config: dict[str, object], **extra: str) -> subprocess.CompletedProcess[str]:
+        (cfg / "config.json").write_text(json.dumps(config))
+        for done in ("out", ".mlspec"):  # nothing restored yet, not even in the local cache
+            shutil.rmtree(clone / done, ignore_errors=True)
+        return mlspec("pull", "make", cwd=clone, env={**helper_env, **extra})
+
+    # the host's helper (credHelpers) wins over the default store (credsStore)
+    r = pull({"credHelpers": {registry.host: "mlspectest"}, "credsStore": "nosuchstore"})
+    assert r.returncode == 0 and "restored make" in r.stdout, r.stdout + r.stderr
+    assert log.read_text().splitlines() == [registry.host]  # the server, on stdin
+    # the default store, for a host without its own helper
+    r = pull({"credsStore": "mlspecstore"})
+    assert r.returncode == 0 and "restored make" in r.stdout, r.stdout + r.stderr
+    assert len(log.read_text().splitlines()) == 2
+    # a helper that has nothing for this host: the auths entry is used
+    r = pull({"credsStore": "mlspecstore", "auths": {registry.host: {"auth": base64.b64encode(
+        f"{USER}:{PASSWORD}".encode()).decode()}}}, KNOWN_HOST="other.example")
+    assert r.returncode == 0 and "restored make" in r.stdout, r.stdout + r.stderr
+    assert len(log.read_text().splitlines()) == 3
+    # a helper with wrong credentials is refused like a wrong password; a missing one is named
+    r = pull({"credsStore": "mlspecstore"}, HELPER_SECRET="wrong")
+    assert r.returncode == 3 and "refused the credentials" in r.stderr, r.stderr
+    r = pull({"credHelpers": {registry.host: "nosuchhelper"}})
+    assert r.returncode == 3 and "remote.auth" in r.stderr, r.stderr
+    assert "docker-credential-nosuchhelper is not on PATH" in r.stderr
+    assert PASSWORD not in r.stdout + r.stderr
+    _no_traceback(r)
 
 
 def test_unreachable_registry(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Production monitoring: reference profiles, live samples, drift metrics, `mlspec monitor`."""

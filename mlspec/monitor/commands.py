@@ -1,0 +1,161 @@
+"""`mlspec monitor` and `mlspec profile`: what the api calls.
+
+`mlspec monitor` runs `inference.monitor`: the custom `command` first (it may write the
+`metrics` file), then the built-in drift check (`drift:`), whose metrics are merged into that
+file; then the monitor's `gates`, judged by the one verdict rule (gitops.gates). `baseline` in a
+monitor gate is the metric of the same name in the deployed release's mlspec.lock: the newest
+release tag (`mlspec models`), or `--base REF`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+from mlspec.fsutil import write_atomic
+from mlspec.monitor.sample import SampleError
+from mlspec.spec.gates import Gate, parse_gate
+from mlspec.tables import num, table
+
+if TYPE_CHECKING:
+    from mlspec.gitops.gates import GateResult
+    from mlspec.spec.inference import Monitor
+    from mlspec.spec.loader import LoadedSpec
+
+KEY = ("inference", "monitor")
+
+
+def _located(loaded: LoadedSpec, field: tuple[str, ...], err: SampleError) -> MlspecError:
+    return MlspecError([loaded.diag((*KEY, *field), err.message, "monitor.input", err.hint)])
+
+
+def monitor(loaded: LoadedSpec, base: str | None = None) -> Outcome:
+    inf = loaded.spec.inference
+    mon = inf.monitor if inf is not None else None
+    if mon is None:
+        raise MlspecError([loaded.diag(("inference",) if inf else (), "the spec declares no "
+                                       "`inference.monitor`", "monitor.none",
+                                       "add inference.monitor with a schedule and a drift "
+                                       "check or a command")])
+    notes: list[str] = []
+    if mon.metrics is not None:  # last run's numbers must not pass for this run's
+        (loaded.root / mon.metrics).unlink(missing_ok=True)
+    if mon.command is not None:
+        _run_command(loaded, mon.command)
+    metrics: dict[str, float] = {}
+    if mon.metrics is not None and mon.command is not None:
+        metrics.update(_custom_metrics(loaded, mon.metrics))
+    if mon.drift is not None:
+        metrics.update(_drift(loaded, mon))
+    if mon.metrics is not None:
+        target = loaded.root / mon.metrics
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        notes.append(f"wrote {mon.metrics}")
+    gates = [g for g in map(parse_gate, mon.gates) if isinstance(g, Gate)]
+    results: list[GateResult] = []
+    ref: str | None = None
+    if gates:
+        from mlspec.gitops.gates import render, results_of
+
+        ref, baseline = _baseline(loaded, base) if any(g.relative for g in gates) else (None, {})
+        results = results_of(gates, metrics, baseline)
+        notes.append(render(results, ref).rstrip("\n"))
+    rows = [[k, num(v)] for k, v in sorted(metrics.items())]
+    text = "\n".join([table(["metric", "value"], rows).rstrip("\n"), *notes]) if rows else \
+        "\n".join(["no metrics", *notes])
+    data = {"metrics": metrics, "gates": [r.to_data() for r in results], "baseline_ref": ref}
+    failed = [r.gate for r in results if r.verdict == "FAIL"]
+    return Outcome(code=1 if failed else 0, text=text, data=data,
+                   stderr=f"monitor gates failed: {', '.join(failed)}\n" if failed else "")
+
+
+def _run_command(loaded: LoadedSpec, command: str) -> None:
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "MLSPEC_STEP": "monitor"}
+    try:
+        rc = subprocess.run(["/bin/sh", "-c", command], cwd=loaded.root, env=env,
+                            stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False).returncode
+    except OSError as exc:
+        raise MlspecError([loaded.diag((*KEY, "command"), f"cannot start the monitor command: "
+                                       f"{exc.strerror}", "monitor.command")]) from None
+    if rc != 0:
+        raise CheckFailed(f"the monitor command exited with status {rc}")
+
+
+def _custom_metrics(loaded: LoadedSpec, rel: str) -> dict[str, float]:
+    from mlspec.run.metricsfile import MetricsError, read_metrics
+
+    try:
+        return read_metrics(loaded.root, rel)
+    except FileNotFoundError:
+        return {}  # a command that measures nothing itself: the drift check may still
+    except MetricsError as exc:
+        raise MlspecError([loaded.diag((*KEY, "metrics"), "the monitor command's output: "
+                                       + str(exc).removeprefix("its "), "monitor.metrics")]
+                          ) from None
+
+
+def _drift(loaded: LoadedSpec, mon: Monitor) -> dict[str, float]:
+    from mlspec.monitor.drift import drift_metrics
+    from mlspec.monitor.profile import read_profile
+
+    drift = mon.drift
+    assert drift is not None
+    try:
+        profile = read_profile(loaded.root / drift.reference, drift.reference)
+    except SampleError as err:
+        step = loaded.graph.producer_of(drift.reference)
+        if step is not None and not (loaded.root / drift.reference).exists():
+            err.hint = (f"it is an out of step '{step}' (not committed): `mlspec run {step}`, "
+                        f"or `mlspec pull {step}` from the remote")
+        raise _located(loaded, ("drift", "reference"), err) from None
+    where: tuple[str, ...] = ("drift", "live")
+    if drift.features and any(f not in profile.features for f in drift.features):
+        where = ("drift", "features")
+    try:
+        return drift_metrics(profile, loaded.root / drift.live, drift.live, drift.features)
+    except SampleError as err:
+        raise _located(loaded, where, err) from None
+
+
+def _baseline(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict[str, float]]:
+    """The deployed release's metrics: at `base`, else at the newest release tag."""
+    try:
+        if base is not None:
+            from mlspec.gitops.gitrefs import lock_at
+
+            lock = lock_at(loaded.root, base)
+            return base, (lock.metrics() if lock is not None else {})
+        from mlspec.gitops.release import models
+
+        for row in models(loaded).data or []:
+            if isinstance(row, dict) and row.get("has_lock"):
+                return str(row["tag"]), dict(row["metrics"])
+        return "none: no release tag yet", {}
+    except MlspecError as err:
+        if base is not None:
+            raise
+        return "none: " + "; ".join(d.message for d in err.diagnostics), {}
+
+
+def profile(data: Path, output: Path, features: list[str], exclude: list[str]) -> Outcome:
+    """`mlspec profile DATA -o PATH`: the reference profile of a training sample."""
+    from mlspec.monitor.profile import build_profile
+
+    try:
+        prof = build_profile(data, str(data), features or None, exclude)
+    except SampleError as err:
+        raise MlspecError([Diagnostic(str(data), 0, 0, err.message, "profile.input", err.hint)]
+                          ) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, prof.to_json())
+    return Outcome(text=f"wrote {output}: {len(prof.features)} features, {prof.rows} rows "
+                   f"({', '.join(list(prof.features)[:10])})",
+                   data={"output": str(output), "rows": prof.rows,
+                         "features": list(prof.features)})
