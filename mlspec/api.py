@@ -268,3 +268,12 @@ def merge_lock(base: Path, ours: Path, theirs: Path) -> Outcome:
     from mlspec.gitops.lockmerge import merge_lock_files
 
     return merge_lock_files(base, ours, theirs)
+
+
+@_outcome
+def alert(report: Path | None, ref: str, retrain: bool, issue: bool,
+          token_variable: str) -> Outcome:
+    from mlspec.gitops.alert import alert as run_alert
+
+    return run_alert(report, ref, retrain_run=retrain, issue=issue,
+                     token_variable=token_variable)

@@ -379,6 +379,9 @@ def merge_lock(
     _finish(api.merge_lock(base, ours, theirs))
 
 
+app.command()(cli_production.alert)
+
+
 def main() -> None:
     from mlspec.startup import skip_pydantic_plugin_discovery
 

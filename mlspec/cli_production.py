@@ -1,4 +1,5 @@
-"""The commands of the model in production: `mlspec monitor`, `profile`, `serve`, `rollback`.
+"""The commands of the model in production: `mlspec monitor`, `profile`, `serve`, `alert`
+and `rollback`.
 
 Plain functions that mlspec.cli registers on its typer app (`app.command()(fn)`), so that the
 app's module stays short and this one needs nothing from it.
@@ -90,6 +91,27 @@ def serve(
                       metrics=not no_metrics, model_version=model_version,
                       sample_log=sample_log, sample_rate=sample_rate,
                       sample_max_bytes=sample_max_bytes))
+
+
+def alert(
+    ref: Annotated[str, typer.Option("--ref", metavar="BRANCH",
+                                     help="branch the retrain runs on")] = "main",
+    report: Annotated[Path | None, typer.Option("--report", metavar="FILE",
+                                                help="the monitor's output")] = None,
+    retrain: Annotated[bool, typer.Option(help="start the refresh-and-retrain run")] = True,
+    issue: Annotated[bool, typer.Option(help="open or update the one monitoring issue")] = True,
+    token_variable: Annotated[str, typer.Option(
+        "--token-variable", metavar="NAME",
+        help="GitLab: the CI/CD variable with an api-scope token for issues")] = (
+        "MLSPEC_GITLAB_TOKEN"),
+) -> None:
+    """In CI, after a failed monitor: start the retrain and open or update one issue.
+
+    Example: mlspec alert --ref main --report monitor-report.txt
+    """
+    from mlspec import api
+
+    _finish(api.alert(report, ref, retrain, issue, token_variable))
 
 
 def rollback(

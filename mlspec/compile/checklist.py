@@ -31,6 +31,11 @@ def _posts_report(plan: Plan) -> bool:
                for i in j.intents)
 
 
+def _alert_issue(plan: Plan) -> bool:
+    return any(j.kind == "alert" and "--no-issue" not in c.run
+               for j in plan.flows["schedule"].jobs for c in j.commands)
+
+
 def gitlab(plan: Plan) -> list[str]:
     """One line per setting of a GitLab project (Settings > …, Build > …)."""
     items: list[str] = []
@@ -45,7 +50,7 @@ def gitlab(plan: Plan) -> list[str]:
               "Protected environments)." for e in _environments(plan)]
     for job in plan.flows["schedule"].jobs:
         for trig in job.when:
-            if trig.kind == "schedule":
+            if trig.kind == "schedule" and job.kind != "alert":  # runs in the monitor's pipeline
                 items.append(f"Create the pipeline schedule '{trig.pattern}' on "
                              f"{plan.default_branch} with variable MLSPEC_SCHEDULE={job.kind} "
                              f"(Build > Pipeline schedules): {job.name}.")
@@ -53,9 +58,12 @@ def gitlab(plan: Plan) -> list[str]:
     if secrets:
         items.append(f"Add the CI/CD variables {', '.join(secrets)} (Settings > CI/CD > "
                      "Variables), masked and protected, scoped to the deploy environments.")
-    if _posts_report(plan):
+    uses = [*(["to get the report as a merge-request note"] if _posts_report(plan) else []),
+            *(["for the issue a failed monitor opens or updates (CI_JOB_TOKEN cannot write "
+               "issues; without it only the retrain starts)"] if _alert_issue(plan) else [])]
+    if uses:
         items.append(f"Add a masked CI/CD variable {note_token_variable(plan)} with a project "
-                     "access token (api scope) to get the report as a merge-request note.")
+                     f"access token (api scope) {' and '.join(uses)}.")
     return items
 
 

@@ -170,10 +170,14 @@ class Trigger:
 
     kind: `pull_request` (PR/MR to any branch), `push_branch` (pattern = branch name),
     `push_tag` (pattern = tag glob, e.g. `v*`), `schedule` (pattern = cron), `manual`
-    (workflow_dispatch / web-triggered pipeline), `rollback` (a manual run given a release to
-    redeploy: GitHub workflow_dispatch with the input `rollback_to`, GitLab an api/web pipeline
-    with MLSPEC_ROLLBACK_TO). In a flow with a `rollback` trigger, a rollback run runs only the
-    jobs whose `when` names it; every other job is skipped.
+    (workflow_dispatch / web-triggered pipeline). A `manual` trigger with a pattern is a run
+    that asks for one mode of its flow (`Flow.modes`), e.g. `refresh`: the schedule flow's
+    retrain started through the API by a failed monitor (GitHub: workflow_dispatch with input
+    mode=refresh; GitLab: a pipeline trigger with MLSPEC_SCHEDULE=refresh). Without a pattern,
+    in a flow with modes: a run of mode `all` (what a person starts by hand). `rollback` (a
+    manual run given a release to redeploy: GitHub workflow_dispatch with the input
+    `rollback_to`, GitLab an api/web pipeline with MLSPEC_ROLLBACK_TO). In a flow with a
+    `rollback` trigger, a rollback run runs only the jobs whose `when` names it.
     """
 
     kind: Literal["pull_request", "push_branch", "push_tag", "schedule", "manual", "rollback"]
@@ -191,7 +195,7 @@ class Environment:
 
 JobKind = Literal["check", "step", "sweep", "select", "verify", "report", "comment", "deploy",
                   "rollback",
-                  "publish", "refresh", "monitor"]
+                  "publish", "refresh", "monitor", "alert"]
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,8 @@ class Job:
     PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
     (release with the model card), `rollback` (redeploy a released image digest to an
     environment with its deploy command: no build, no push), `refresh` (scheduled data
-    refresh + retrain), `monitor` (scheduled monitoring command).
+    refresh + retrain), `monitor` (scheduled monitoring command), `alert` (after a failed
+    monitor: `mlspec alert` starts the retrain and opens or updates the one monitoring issue).
     """
 
     id: str  # unique in its flow, [a-z0-9-]
@@ -238,6 +243,7 @@ class Job:
     when: tuple[Trigger, ...] = ()  # subset of the flow's triggers; () = all of them
     same_repo_only: bool = False  # skip on PRs from forks (needs a write token)
     always: bool = False  # run even when a needed job failed or was skipped (not cancelled)
+    on_failure: bool = False  # run only when a needed job failed (GitLab `when: on_failure`)
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> description
     # Commands write `name=value` lines for `outputs` to the file "$MLSPEC_OUTPUT" (GitHub:
     # $GITHUB_OUTPUT; GitLab: a dotenv report). Later commands read them as Var needs.<id>.<name>.
@@ -255,6 +261,7 @@ class Flow:
     triggers: tuple[Trigger, ...]
     jobs: tuple[Job, ...]
     cancel_in_progress: bool  # a newer run of the same ref supersedes this one
+    modes: tuple[str, ...] = ()  # manual-run modes besides `all` (see Trigger), e.g. refresh
 
     def job(self, job_id: str) -> Job:
         for j in self.jobs:

@@ -87,6 +87,20 @@ class Deploy(Strict):
         return v
 
 
+class OnFailure(Strict):
+    """What the schedule pipeline does when the monitor job fails (its `monitor-failed` job).
+
+    Both default to on: a failing production check that nobody acts on is the gap issue 15
+    closes, and `on_failure: {retrain: false, issue: false}` opts out in one line."""
+
+    retrain: bool = Field(True, description="start the refresh-and-retrain flow (GitHub: "
+                          "workflow_dispatch of mlspec-schedule.yml with mode refresh; GitLab: "
+                          "a pipeline trigger with MLSPEC_SCHEDULE=refresh)")
+    issue: bool = Field(True, description="open, or update, the one open issue labelled "
+                        "mlspec-monitor with the monitor's report (never one per run; GitLab "
+                        "needs a token with api scope in ci.secrets.gitlab_token)")
+
+
 class Drift(Strict):
     """The built-in drift check: a live sample against the profile recorded at training time."""
 
@@ -106,6 +120,8 @@ class Monitor(Strict):
                                     "`mlspec monitor` writes the drift metrics into it")
     gates: list[GateExpr] = Field(
         default_factory=list, description="e.g. 'psi_max <= 0.2' or 'ks_max <= 0.1'")
+    on_failure: OnFailure = Field(default_factory=OnFailure,
+                                  description="what a failed monitor run does")
 
     @model_validator(mode="after")
     def _complete(self) -> Monitor:

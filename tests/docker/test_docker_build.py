@@ -177,8 +177,9 @@ def test_push_and_pull_by_digest(built: tuple[Path, dict[str, Any]], client: Any
     assert record["tags"] == [f"{IMAGE}:{commit}", f"{IMAGE}:1.2.0", f"{IMAGE}:candidate"]
     assert [p["ref"] for p in record["pushed"]] == record["tags"]
     assert {p["digest"] for p in record["pushed"]} == {digest}
-    labels = client.api.inspect_image(record["id"])["Config"]["Labels"]
-    assert labels["org.opencontainers.image.version"] == "1.2.0"
+    config = client.api.inspect_image(record["id"])["Config"]
+    assert config["Labels"]["org.opencontainers.image.version"] == "1.2.0"
+    assert "MLSPEC_MODEL_VERSION=1.2.0" in config["Env"]  # what serve's /metrics reports
     manifest = urllib.request.Request(
         f"http://{REGISTRY}/v2/mlspec-test/iris/manifests/{digest}",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})

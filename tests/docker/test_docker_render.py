@@ -62,9 +62,12 @@ def check_rules(body: str, serve: bool) -> None:
     deps = next(i for i, (k, a) in enumerate(ins) if k == "RUN" and "pip install" in a)
     code = next(i for i, (k, a) in enumerate(ins) if k == "COPY" and a.endswith(". ."))
     assert deps < code
-    # every instruction after the code layer is the lineage ARG and LABEL
-    assert kinds[code + 1:] == ["ARG", "LABEL"]
-    labels = ins[-1][1]
+    # every instruction after the code layer is the lineage ARG and LABEL (and, serving, the
+    # model version /metrics reports, from the same build argument)
+    assert kinds[code + 1:] == (["ARG", "LABEL", "ENV"] if serve else ["ARG", "LABEL"])
+    if serve:
+        assert ins[-1][1] == 'MLSPEC_MODEL_VERSION="${MLSPEC_VERSION}"'
+    labels = ins[code + 2][1]
     for key in ("org.opencontainers.image.revision", "org.opencontainers.image.source",
                 "org.opencontainers.image.version", "mlspec.spec-hash", "mlspec.lock-hash"):
         assert f"{key}=" in labels

@@ -99,7 +99,7 @@ def _glob_condition(plan: Plan, pattern: str) -> str:
     return f"startsWith(github.ref, 'refs/tags/{prefix}')"
 
 
-def condition(plan: Plan, trig: Trigger) -> str:
+def condition(plan: Plan, trig: Trigger, modes: tuple[str, ...] = ()) -> str:
     if trig.kind == "pull_request":
         return "github.event_name == 'pull_request'"
     if trig.kind == "push_branch":
@@ -110,6 +110,9 @@ def condition(plan: Plan, trig: Trigger) -> str:
         return f"github.event.schedule == '{trig.pattern}'"
     if trig.kind == "rollback":
         return f"{DISPATCH} && {ROLLBACK} != ''"
+    if trig.pattern or modes:  # a run of one mode (Flow.modes): input `mode`, `all` by hand
+        mode = trig.pattern or "all"
+        return f"github.event_name == 'workflow_dispatch' && inputs.mode == '{mode}'"
     return DISPATCH
 
 
@@ -124,8 +127,10 @@ def _job_if(plan: Plan, flow: Flow, job: Job) -> list[str]:
         parts.append(f"!{ROLLBACK}")  # a rollback run runs its own jobs only
     if job.always:  # after failed or skipped needs too, but not when cancelled
         parts.append("!cancelled()")
+    if job.on_failure:  # only after a needed job failed
+        parts.append("failure()")
     if job.when:
-        conds = [condition(plan, t) for t in job.when]
+        conds = [condition(plan, t, flow.modes) for t in job.when]
         parts.append(conds[0] if len(conds) == 1 and not parts
                      else "(" + " || ".join(conds) + ")")
     if job.same_repo_only:
@@ -390,6 +395,7 @@ def _workflow(plan: Plan, flow: Flow) -> dict[str, Any]:
         "schedule_header": [1] if any(t.kind == "schedule" for t in flow.triggers) else [],
         "manual": [1] if any(t.kind == "manual" for t in flow.triggers) else [],
         "rollback": [1] if any(t.kind == "rollback" for t in flow.triggers) else [],
+        "modes": ["[" + ", ".join(("all", *flow.modes)) + "]"] if flow.modes else [],
         "group": group, "cancel": yq(flow.cancel_in_progress),
         "jobs": [_job(plan, flow, j) for j in flow.jobs],
     }

@@ -24,13 +24,16 @@ OUTPUT_ENV = "mlspec-output.env"
 METRICS_ENV = "mlspec-metrics.env"
 METRICS_TXT = "metrics.txt"
 DEFAULT_NOTE_TOKEN = "MLSPEC_GITLAB_TOKEN"
+# a pipeline started through the API: the trigger endpoint with CI_JOB_TOKEN ("pipeline")
+# or with a trigger token ("trigger")
+API_SOURCES = '($CI_PIPELINE_SOURCE == "pipeline" || $CI_PIPELINE_SOURCE == "trigger")'
 DIND = "docker:27.5.1-dind"
 MAX_NEEDS = 50  # GitLab's default limit of `needs:` entries per job
 GITHUB_LABELS = re.compile(r"^(ubuntu|macos|windows)-[a-z0-9.-]+$")
 NOT_INTERRUPTIBLE = ("deploy", "rollback", "publish")  # a newer pipeline never cuts these short
 KIND_STAGE = {"check": "check", "verify": "verify", "report": "report", "comment": "notify",
-              "deploy": "deploy", "rollback": "deploy", "publish": "release", "refresh": "refresh",
-              "monitor": "monitor"}
+              "deploy": "deploy", "rollback": "deploy", "publish": "release",
+              "refresh": "refresh", "monitor": "monitor", "alert": "alert"}
 TIERS = (("prod", "production"), ("stag", "staging"), ("test", "testing"), ("qa", "testing"),
          ("dev", "development"))
 CI_VARS = {"base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
@@ -121,10 +124,18 @@ def pip_cache(plan: Plan, pipeline_file: str) -> tuple[list[str], list[str]]:
     return files, [PIP_CACHE + "/"]
 
 
+def schedule_task(job: Job) -> str:
+    """The MLSPEC_SCHEDULE value of a schedule job: its kind; the alert runs in the monitor's
+    pipeline (after it, when it failed)."""
+    return "monitor" if job.kind == "alert" else job.kind
+
+
 def trigger_condition(trig: Trigger, job: Job) -> str | None:
     """A GitLab rule condition for one plan trigger; None where GitLab has no such event."""
     if trig.kind == "pull_request":
         return '$CI_PIPELINE_SOURCE == "merge_request_event"'
+    if trig.kind == "manual" and trig.pattern:  # a run of one mode, started through the API
+        return (f'{API_SOURCES} && $MLSPEC_SCHEDULE == "{trig.pattern}"')
     if trig.kind == "manual":
         return '$CI_PIPELINE_SOURCE == "web"'
     if trig.kind == "push_branch":
@@ -135,7 +146,8 @@ def trigger_condition(trig: Trigger, job: Job) -> str | None:
     if trig.kind == "push_tag":
         return tag_condition([trig.pattern])
     if trig.kind == "schedule":
-        return f'$CI_PIPELINE_SOURCE == "schedule" && $MLSPEC_SCHEDULE == "{job.kind}"'
+        return (f'$CI_PIPELINE_SOURCE == "schedule" && '
+                f'$MLSPEC_SCHEDULE == "{schedule_task(job)}"')
     if trig.kind == "rollback":  # deploys only from a protected ref, like the deploy jobs
         return '$CI_COMMIT_REF_PROTECTED == "true"'
     return None
@@ -149,15 +161,15 @@ def job_rules(plan: Plan, flow: Flow, job: Job) -> list[tuple[str, str | None]]:
         extra += " && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID == $CI_PROJECT_ID"
     if any(isinstance(i, PostReport) for i in job.intents):  # only with a note token
         extra += f" && ${note_token_variable(plan)}"
-    when = "always" if job.always else None
+    when = "always" if job.always else ("on_failure" if job.on_failure else None)
     if not job.when:
         return [(base + extra, when)]
     conds: list[str] = []
     for trig in job.when:
-        if trig.kind == "manual" and flow.name != "experiment":
+        if trig.kind == "manual" and not trig.pattern and flow.name != "experiment":
             continue  # web pipelines run the experiment; schedules can be run on demand
         if trig.kind == "schedule" and any(
-                c.endswith(f'"{job.kind}"') for c in conds):
+                c.endswith(f'"{schedule_task(job)}"') for c in conds):
             continue
         cond = trigger_condition(trig, job)
         if cond is not None and cond not in conds:

@@ -31,6 +31,7 @@ from mlspec.compile import checklist
 from mlspec.compile import render as layer
 from mlspec.compile.targets.gitlab.conditions import branch_condition, tag_condition
 from mlspec.compile.targets.gitlab.jobs import (
+    API_SOURCES,
     PIP_CACHE,
     PIPELINE_FILE,
     ROLLBACK_FLOW,
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 
 PIPELINE = PIPELINE_FILE
 FIXED_STAGES_BEFORE = ("check",)
-FIXED_STAGES_AFTER = ("verify", "report", "notify", "deploy", "release", "refresh", "monitor")
+FIXED_STAGES_AFTER = ("verify", "report", "notify", "deploy", "release", "refresh", "monitor",
+                      "alert")
 
 
 @dataclass
@@ -71,6 +73,9 @@ def workflow_rules(plan: Plan) -> list[Rule]:
     if sched.jobs:
         rules.append(Rule('$CI_PIPELINE_SOURCE == "schedule"', "schedule",
                           "pipeline schedules: MLSPEC_SCHEDULE says which task"))
+    if sched.modes:
+        rules.append(Rule(f"{API_SOURCES} && $MLSPEC_SCHEDULE", "schedule",
+                          "the retrain a failed monitor starts (mlspec alert)"))
     rules.append(Rule('$CI_PIPELINE_SOURCE == "merge_request_event"', "experiment",
                       "merge requests (no branch pipeline runs beside them)"))
     if any(t.kind == "rollback" for t in plan.flows["release"].triggers):
@@ -103,7 +108,7 @@ def _schedules(plan: Plan) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     for job in plan.flows["schedule"].jobs:
         for trig in job.when:
-            if trig.kind == "schedule":
+            if trig.kind == "schedule" and job.kind != "alert":  # in the monitor's pipeline
                 out.append((trig.pattern, job.kind, job.name))
     return out
 

@@ -48,3 +48,5 @@ LABEL org.opencontainers.image.title="iris-classifier" \
       mlspec.metric.f1_macro="${MLSPEC_METRIC_F1_MACRO}" \
       mlspec.metric.accuracy="${MLSPEC_METRIC_ACCURACY}" \
       mlspec.lock-hash="${MLSPEC_LOCK_HASH}"
+# The model version /metrics reports (mlspec_model_info), from the same build argument.
+ENV MLSPEC_MODEL_VERSION="${MLSPEC_VERSION}"

@@ -1,0 +1,224 @@
+"""`mlspec alert`: what the schedule pipeline does after a failed monitor job.
+
+1. **Retrain**: start the schedule flow in mode `refresh`, which runs the refresh job alone
+   (never the monitor, so a retrain cannot start another retrain).
+   GitHub: `POST {GITHUB_API_URL}/repos/{GITHUB_REPOSITORY}/actions/workflows/
+   mlspec-schedule.yml/dispatches` with the job's token (`actions: write`);
+   GitLab: `POST {CI_API_V4_URL}/projects/{CI_PROJECT_ID}/trigger/pipeline` with CI_JOB_TOKEN
+   and the variable MLSPEC_SCHEDULE=refresh.
+2. **One issue**: the open issue labelled `mlspec-monitor` whose body holds the hidden marker
+   is updated (its body replaced by the latest report, plus a comment so watchers hear of it);
+   only when there is none is one created. GitHub: the job's token (`issues: write`); GitLab:
+   a project access token with api scope in the CI/CD variable `--token-variable` names
+   (CI_JOB_TOKEN cannot write issues).
+
+Base URLs and ids come from the standard CI variables, so a local HTTP server stands in for
+the API in tests. Every HTTP failure is a Diagnostic; no token is ever printed or put in a URL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlspec.errors import Diagnostic, Outcome
+
+LABEL = "mlspec-monitor"
+MARKER = "<!-- mlspec-monitor -->"
+TITLE = "mlspec: production monitoring failed"
+WORKFLOW = "mlspec-schedule.yml"
+MODE = "refresh"
+DEFAULT_TOKEN_VARIABLE = "MLSPEC_GITLAB_TOKEN"  # = the GitLab target's note token
+MAX_REPORT = 60_000  # GitHub caps an issue body at 65 536 characters
+TIMEOUT = 30
+
+
+class ApiError(Exception):
+    """An HTTP call that failed: the message names the call, never a token."""
+
+
+@dataclass(frozen=True)
+class Ci:
+    """Where the alert runs: the platform's API, the project, the tokens (never printed)."""
+
+    platform: str  # github | gitlab
+    api: str  # GITHUB_API_URL / CI_API_V4_URL, no trailing slash
+    project: str  # owner/repo (GitHub) or the numeric project id (GitLab)
+    token: str  # the job's own token
+    issue_token: str  # GitHub: the job's token; GitLab: the api-scope token, or ""
+    run_url: str
+
+
+def ci_from_env(env: Mapping[str, str], token_variable: str) -> Ci | Diagnostic:
+    def need(*names: str) -> Diagnostic | None:
+        missing = [n for n in names if not env.get(n)]
+        if missing:
+            return Diagnostic.nowhere(
+                f"mlspec alert runs in CI: {', '.join(missing)} not set", "alert.env",
+                "it is the generated schedule pipeline's monitor-failed job")
+        return None
+
+    if env.get("GITHUB_ACTIONS") == "true":
+        if problem := need("GITHUB_API_URL", "GITHUB_REPOSITORY"):
+            return problem
+        token = env.get("MLSPEC_TOKEN") or env.get("GITHUB_TOKEN", "")
+        return Ci("github", env["GITHUB_API_URL"].rstrip("/"), env["GITHUB_REPOSITORY"], token,
+                  token, env.get("RUN_URL", ""))
+    if env.get("GITLAB_CI") == "true" or env.get("CI_API_V4_URL"):  # gitlab-ci-local: false
+        if problem := need("CI_API_V4_URL", "CI_PROJECT_ID"):
+            return problem
+        token = env.get("CI_JOB_TOKEN") or env.get("MLSPEC_TOKEN", "")
+        return Ci("gitlab", env["CI_API_V4_URL"].rstrip("/"), env["CI_PROJECT_ID"], token,
+                  env.get(token_variable, ""), env.get("RUN_URL") or env.get("CI_PIPELINE_URL", ""))
+    return Diagnostic.nowhere("mlspec alert found neither GitHub Actions nor GitLab CI",
+                              "alert.env", "GITHUB_ACTIONS must be 'true', or CI_API_V4_URL set")
+
+
+class Api:
+    """A few JSON calls to one CI API; failures raise ApiError with status and message."""
+
+    def __init__(self, ci: Ci):
+        import requests  # lazy: only `mlspec alert` needs it
+
+        self.ci, self.session = ci, requests.Session()
+
+    def call(self, method: str, path: str, what: str, *, token: str, json: Any = None,
+             data: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
+        import requests
+
+        headers = ({"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": "2022-11-28"} if self.ci.platform == "github"
+                   else ({"PRIVATE-TOKEN": token} if token and data is None else {}))
+        url = f"{self.ci.api}/{path}"
+        try:
+            res = self.session.request(method, url, headers=headers, json=json, data=data,
+                                       params=params, timeout=TIMEOUT)
+        except requests.RequestException as err:
+            raise ApiError(f"{what}: {method} {url}: {type(err).__name__}") from None
+        if res.status_code >= 400:
+            raise ApiError(f"{what}: {method} {url}: HTTP {res.status_code} {_message(res)}")
+        return res.json() if res.content and "json" in res.headers.get("Content-Type", "") else None
+
+
+def _message(res: Any) -> str:
+    try:
+        body = res.json()
+    except ValueError:
+        return res.reason or ""
+    msg = body.get("message") or body.get("error") if isinstance(body, dict) else None
+    return str(msg)[:300] if msg else (res.reason or "")
+
+
+def retrain(api: Api, ref: str) -> str:
+    """Start the refresh-and-retrain run; returns what was started."""
+    ci = api.ci
+    if ci.platform == "github":
+        api.call("POST", f"repos/{ci.project}/actions/workflows/{WORKFLOW}/dispatches",
+                 "start the retrain", token=ci.token,
+                 json={"ref": ref, "inputs": {"mode": MODE}})
+        return f"{WORKFLOW} (mode {MODE}) on {ref}"
+    api.call("POST", f"projects/{ci.project}/trigger/pipeline", "start the retrain",
+             token="", data={"token": ci.token, "ref": ref, "variables[MLSPEC_SCHEDULE]": MODE})
+    return f"a pipeline with MLSPEC_SCHEDULE={MODE} on {ref}"
+
+
+def upsert_issue(api: Api, body: str, note: str) -> tuple[str, int]:
+    """Update the one open monitoring issue, or create it: ("updated" | "created", number)."""
+    ci = api.ci
+    tok = ci.issue_token
+    if ci.platform == "github":
+        found = api.call("GET", f"repos/{ci.project}/issues", "find the monitoring issue",
+                         token=tok, params={"labels": LABEL, "state": "open", "per_page": "100"})
+        mine = [i for i in found or [] if MARKER in (i.get("body") or "")
+                and "pull_request" not in i]
+        if mine:
+            number = int(min(i["number"] for i in mine))
+            api.call("PATCH", f"repos/{ci.project}/issues/{number}", "update the issue",
+                     token=tok, json={"body": body})
+            api.call("POST", f"repos/{ci.project}/issues/{number}/comments",
+                     "comment on the issue", token=tok, json={"body": note})
+            return "updated", number
+        made = api.call("POST", f"repos/{ci.project}/issues", "open the issue", token=tok,
+                        json={"title": TITLE, "body": body, "labels": [LABEL]})
+        return "created", int(made["number"])
+    found = api.call("GET", f"projects/{ci.project}/issues", "find the monitoring issue",
+                     token=tok, params={"labels": LABEL, "state": "opened", "per_page": "100"})
+    mine = [i for i in found or [] if MARKER in (i.get("description") or "")]
+    if mine:
+        iid = int(min(i["iid"] for i in mine))
+        api.call("PUT", f"projects/{ci.project}/issues/{iid}", "update the issue", token=tok,
+                 json={"description": body})
+        api.call("POST", f"projects/{ci.project}/issues/{iid}/notes", "comment on the issue",
+                 token=tok, json={"body": note})
+        return "updated", iid
+    made = api.call("POST", f"projects/{ci.project}/issues", "open the issue", token=tok,
+                    json={"title": TITLE, "description": body, "labels": LABEL})
+    return "created", int(made["iid"])
+
+
+def issue_body(report: str | None, run_url: str, retrained: str) -> str:
+    text = (report or "").strip()
+    if len(text) > MAX_REPORT:
+        text = text[:MAX_REPORT] + "\n\n… (cut: the whole report is in the run's artifacts)"
+    return "\n".join([
+        MARKER, "## mlspec: production monitoring failed", "",
+        f"The scheduled monitor job failed{f' in {run_url}' if run_url else ''}.",
+        f"Retrain: {retrained}.", "",
+        "This issue is updated on every failure (never one per run); close it once resolved.",
+        "", "### The monitor's output", "",
+        _fenced(text) if text else "The monitor job left no output (it failed before "
+                                   "`mlspec monitor` ran).", ""])
+
+
+def _fenced(text: str) -> str:
+    """Plain text as a markdown code block whose fence no line of it can close."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
+          token_variable: str = DEFAULT_TOKEN_VARIABLE,
+          env: Mapping[str, str] | None = None) -> Outcome:
+    """Start the retrain and upsert the issue; exit 1 when either failed (both are tried)."""
+    found = ci_from_env(os.environ if env is None else env, token_variable)
+    if isinstance(found, Diagnostic):
+        return Outcome(code=2, diagnostics=[found])
+    ci, api = found, Api(found)
+    diags: list[Diagnostic] = []
+    lines: list[str] = []
+    retrained = "not asked (on_failure.retrain: false)"
+    if retrain_run:
+        try:
+            retrained = "started: " + retrain(api, ref)
+        except ApiError as err:
+            retrained = "could not be started (see the job log)"
+            diags.append(Diagnostic.nowhere(str(err), "alert.retrain",
+                                            _hint(ci, "actions: write")))
+        lines.append(f"retrain: {retrained}")
+    if issue:
+        text = report.read_text(errors="replace") if report and report.is_file() else None
+        if not ci.issue_token:
+            diags.append(Diagnostic.nowhere(
+                f"no token to write issues: the CI/CD variable {token_variable} is not set",
+                "alert.issue-token", "add a project access token with api scope as a masked "
+                f"variable {token_variable} (or name another one in ci.secrets.gitlab_token)"))
+        else:
+            try:
+                how, number = upsert_issue(api, issue_body(text, ci.run_url, retrained),
+                                           f"Failed again: {ci.run_url or 'see the pipeline'}")
+                lines.append(f"issue #{number} {how} (label {LABEL})")
+            except ApiError as err:
+                diags.append(Diagnostic.nowhere(str(err), "alert.issue",
+                                                _hint(ci, "issues: write")))
+    return Outcome(code=1 if diags else 0, diagnostics=diags, text="\n".join(lines))
+
+
+def _hint(ci: Ci, permission: str) -> str:
+    if ci.platform == "github":
+        return f"the job needs `permissions: {permission}` (the generated job has it)"
+    return "check the token's scope (api) and that the project allows pipeline triggers"

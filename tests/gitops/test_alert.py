@@ -1,0 +1,108 @@
+"""`mlspec alert` against a local mock of the GitHub and GitLab APIs (tests/mock_ci_api.py: a
+python http.server that records each request; not the real services)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mock_ci_api import MockApi, mock_api
+
+from mlspec.gitops.alert import LABEL, MARKER, alert
+
+SECRET = "s3cr3t-token-value"
+
+
+@pytest.fixture
+def api() -> Iterator[MockApi]:
+    with mock_api() as state:
+        yield state
+
+
+def github_env(api: MockApi) -> dict[str, str]:
+    return {"GITHUB_ACTIONS": "true", "GITHUB_API_URL": api.url,
+            "GITHUB_REPOSITORY": "acme/iris", "MLSPEC_TOKEN": SECRET,
+            "RUN_URL": "https://github.com/acme/iris/actions/runs/7"}
+
+
+def gitlab_env(api: MockApi) -> dict[str, str]:
+    return {"GITLAB_CI": "true", "CI_API_V4_URL": api.url + "/api/v4", "CI_PROJECT_ID": "42",
+            "CI_JOB_TOKEN": SECRET, "MLSPEC_GITLAB_TOKEN": "glpat-" + SECRET,
+            "CI_PIPELINE_URL": "https://gitlab.com/acme/iris/-/pipelines/9"}
+
+
+def test_github_dispatches_the_retrain_then_creates_one_issue_and_updates_it(
+        api: MockApi, tmp_path: Path) -> None:
+    report = tmp_path / "monitor-report.md"
+    report.write_text("psi_max = 0.31 > 0.2\n")
+    first = alert(report, "main", retrain_run=True, issue=True, env=github_env(api))
+    assert first.code == 0, first.diagnostics
+    report.write_text("psi_max = 0.45 > 0.2\n")
+    second = alert(report, "main", retrain_run=True, issue=True, env=github_env(api))
+    assert second.code == 0, second.diagnostics
+    dispatches = api.calls("POST", r"^/repos/acme/iris/actions/workflows/"
+                                   r"mlspec-schedule\.yml/dispatches$")
+    assert [d.body for d in dispatches] == [{"ref": "main", "inputs": {"mode": "refresh"}}] * 2
+    assert all(d.headers["Authorization"] == f"Bearer {SECRET}" for d in dispatches)
+    assert len(api.calls("POST", r"^/repos/acme/iris/issues$")) == 1  # created once
+    assert len(api.issues) == 1
+    issue = api.issues[0]
+    assert issue["labels"] == [LABEL] and issue["body"].startswith(MARKER)
+    assert "0.45" in issue["body"] and "0.31" not in issue["body"]  # the latest report
+    assert len(api.calls("PATCH", r"^/repos/acme/iris/issues/1$")) == 1
+    assert api.comments == [(1, "Failed again: https://github.com/acme/iris/actions/runs/7")]
+    assert "issue #1 created" in first.text and "issue #1 updated" in second.text
+
+
+def test_gitlab_triggers_with_the_job_token_and_writes_the_issue_with_the_api_token(
+        api: MockApi) -> None:
+    for _ in range(2):
+        out = alert(None, "main", retrain_run=True, issue=True, env=gitlab_env(api))
+        assert out.code == 0, out.diagnostics
+    triggers = api.calls("POST", r"^/projects/42/trigger/pipeline$")
+    assert [t.body for t in triggers] == [{"token": SECRET, "ref": "main",
+                                           "variables[MLSPEC_SCHEDULE]": "refresh"}] * 2
+    assert all("PRIVATE-TOKEN" not in t.headers for t in triggers)
+    created = api.calls("POST", r"^/projects/42/issues$")
+    assert len(created) == 1 and created[0].headers["PRIVATE-TOKEN"] == "glpat-" + SECRET
+    assert len(api.issues) == 1 and len(api.calls("PUT", r"^/projects/42/issues/1$")) == 1
+    assert "left no output" in api.issues[0]["description"]
+
+
+def test_an_issue_without_the_marker_is_not_taken_over(api: MockApi) -> None:
+    api.issues.append({"number": 1, "title": "someone's", "body": "about monitoring",
+                       "state": "open"})
+    assert alert(None, "main", retrain_run=False, issue=True, env=github_env(api)).code == 0
+    assert len(api.issues) == 2 and api.issues[0]["body"] == "about monitoring"
+    assert api.calls("POST", "dispatches") == []  # --no-retrain
+
+
+def test_http_errors_and_a_missing_gitlab_token_are_diagnostics(api: MockApi) -> None:
+    api.fail[r"/dispatches$"] = 403
+    out = alert(None, "main", retrain_run=True, issue=True, env=github_env(api))
+    assert out.code == 1
+    assert [d.rule for d in out.diagnostics] == ["alert.retrain"]
+    assert "HTTP 403 mock failure" in out.diagnostics[0].message
+    assert len(api.issues) == 1 and "could not be started" in api.issues[0]["body"]
+    env = gitlab_env(api)
+    del env["MLSPEC_GITLAB_TOKEN"]
+    out = alert(None, "main", retrain_run=True, issue=True, env=env)
+    assert out.code == 1 and [d.rule for d in out.diagnostics] == ["alert.issue-token"]
+    assert len(api.calls("POST", "trigger/pipeline")) == 1  # the retrain still started
+    assert alert(None, "main", retrain_run=True, issue=True, env={}).code == 2
+
+
+def test_cli_exit_codes_and_no_token_in_the_output(api: MockApi) -> None:
+    api.fail[r"/issues"] = 500
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB"))},
+           **github_env(api)}
+    res = subprocess.run([sys.executable, "-m", "mlspec", "alert", "--ref", "main"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert "HTTP 500" in res.stderr and "Traceback" not in res.stderr
+    assert SECRET not in res.stdout + res.stderr
+    assert "retrain: started" in res.stdout
