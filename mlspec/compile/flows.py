@@ -310,6 +310,9 @@ def release_flow(ctx: PlanContext) -> Flow:
                 outputs={"digest": "sha256 digest of the pushed serving image"},
                 permissions=tuple(perms), id_token=True, attest=True, when=(trig,),
                 timeout_minutes=30))
+        jobs.extend(_rollback_jobs(ctx, secrets))
+    if any(j.kind == "rollback" for j in jobs):
+        triggers = (*triggers, Trigger("rollback"))
     card = 'mlspec lineage "$TAG" --model-card > model-card.md\ncat model-card.md'
     publish_env: dict[str, EnvValue] = {"TAG": CiVar("ref_name")}
     jobs.append(Job(
@@ -321,6 +324,36 @@ def release_flow(ctx: PlanContext) -> Flow:
         when=tuple(Trigger("push_tag", t) for t in ctx.tags), timeout_minutes=10))
     return Flow("release", "mlspec release", triggers, tuple(jobs), cancel_in_progress=False)
 
+
+def _rollback_jobs(ctx: PlanContext, secrets: dict[str, str]) -> list[Job]:
+    """`mlspec rollback`'s jobs: for each environment release tags deploy to, the same
+    environment and deploy command with IMAGE_DIGEST the digest of the release asked for
+    (checked against its tag and lineage by `mlspec rollback --resolve`); nothing is built."""
+    inf = ctx.loaded.spec.inference
+    assert inf is not None
+    jobs = []
+    for env_name, dep in inf.deploy.items():
+        if not dep.when.startswith("tag:"):
+            continue
+        job_id = f"rollback-{env_name}"
+        deploy_cmd = dep.command or (
+            'echo "no deploy command in the spec: the image $IMAGE@$IMAGE_DIGEST is pushed"')
+        jobs.append(Job(
+            id=job_id, name=f"roll {env_name} back to a release", kind="rollback",
+            full_history=True, environment=Environment(env_name, dep.url, dep.approval),
+            secrets=secrets, env={"IMAGE": inf.image.name},
+            commands=(Command("the release's image digest", _RESOLVE, env={
+                "ROLLBACK_TO": CiVar("rollback_to"),
+                "ROLLBACK_DIGEST": CiVar("rollback_digest")}),),
+            after_attest=(Command(f"deploy to {env_name}", deploy_cmd,
+                                  env={"IMAGE_DIGEST": JobOutputVar(job_id, "digest")}),),
+            outputs={"digest": "sha256 digest of the release's serving image"},
+            permissions=(READ,), when=(Trigger("rollback"),), timeout_minutes=30))
+    return jobs
+
+
+_RESOLVE = ('mlspec rollback --resolve "$ROLLBACK_TO" --digest "$ROLLBACK_DIGEST" '
+            '>> "$MLSPEC_OUTPUT"')
 
 _BUILD = """\
 mlspec build serve --push --json > build.json
