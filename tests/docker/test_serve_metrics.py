@@ -9,6 +9,7 @@ import json
 import random
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -260,24 +261,34 @@ def test_a_full_queue_drops_rows_and_counts_them(tmp_path: Path,
 
 def test_the_queue_bound_holds_when_many_threads_offer_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import collections
+
     import mlspec.image.serve_sample as serve_sample
 
+    class SlowLen(collections.deque):  # type: ignore[type-arg]
+        """A thread switch between measuring the room and taking it, every time."""
+
+        def __len__(self) -> int:
+            n = super().__len__()
+            time.sleep(0.01)
+            return n
+
     monkeypatch.setattr(serve_sample, "FLUSH_SECONDS", 3600)  # the writer waits: queue fills
+    monkeypatch.setattr(serve_sample, "QUEUE_ROWS", 100)
     log = SampleLog(tmp_path / "s.jsonl", 1.0)
-    rows = [[float(i)] for i in range(10_000)]
-    start = threading.Barrier(64)
+    log._queue = SlowLen()
+    start = threading.Barrier(8)
 
     def offer() -> None:
         start.wait()
-        for _ in range(3):
-            log.offer(rows, list(range(10_000)))
+        log.offer([[1.0]] * 60, [0] * 60)
 
-    threads = [threading.Thread(target=offer) for _ in range(64)]
+    threads = [threading.Thread(target=offer) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(log._queue) == serve_sample.QUEUE_ROWS  # full, never past the bound
+    assert collections.deque.__len__(log._queue) == 100  # full, never past the bound
     log.close()
 
 
