@@ -34,6 +34,7 @@ from mlspec.compile.model import (
 )
 from mlspec.run.cikeys import key_vars, sweep_axes
 from mlspec.run.cikeys import sweep_groups as graph_sweep_groups
+from mlspec.spec.gates import Gate, parse_gate
 
 if TYPE_CHECKING:
     from mlspec.spec.inference import Monitor
@@ -407,10 +408,14 @@ def schedule_flow(ctx: PlanContext) -> Flow:
         # its output (metrics, gate verdicts, the command's own) is the report mlspec alert files
         mon_when = (Trigger("schedule", mon.schedule), Trigger("manual"))
         kept = Artifact("mlspec-monitor", (MONITOR_REPORT, *([mon.metrics] if mon.metrics else [])))
+        # a gate relative to `baseline` reads the newest release tag's lock: a full clone
+        relative = any(isinstance(g, Gate) and g.relative
+                       for g in (parse_gate(t) for t in mon.gates))
         jobs.append(Job(
             id="monitor", name="monitor the deployed model", kind="monitor",
             commands=(Command("monitor", _MONITOR),), permissions=(READ,),
-            uploads=(kept,), upload_always=True, when=mon_when, timeout_minutes=30))
+            full_history=relative, uploads=(kept,), upload_always=True, when=mon_when,
+            timeout_minutes=30))
         if mon.on_failure.retrain or mon.on_failure.issue:
             jobs.append(_monitor_failed(ctx, mon, mon_when, kept))
     triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
