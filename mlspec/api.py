@@ -228,6 +228,16 @@ def lineage(spec_path: Path, ref: str, model_card: bool = False) -> Outcome:
 
 
 @_outcome
+def rollback(spec_path: Path, version: str | None, *, digest: str | None = None,
+             resolve_only: bool = False, dry_run: bool = False,
+             ci: str | None = None) -> Outcome:
+    from mlspec.gitops.rollback import rollback as gitops_rollback
+
+    return gitops_rollback(load(spec_path), version, digest=digest or None,
+                           resolve_only=resolve_only, dry_run=dry_run, ci=ci)
+
+
+@_outcome
 def monitor(spec_path: Path, base: str | None = None) -> Outcome:
     from mlspec.monitor.commands import monitor as run_monitor
 

@@ -354,6 +354,7 @@ def lineage(
 app.command()(cli_production.monitor)
 app.command()(cli_production.profile)
 app.command()(cli_production.serve)
+app.command()(cli_production.rollback)
 
 
 @app.command(name="merge-lock")

@@ -1,4 +1,5 @@
-"""The commands of the model in production: `mlspec monitor`, `profile`, `serve` and `alert`.
+"""The commands of the model in production: `mlspec monitor`, `profile`, `serve`, `alert`
+and `rollback`.
 
 Plain functions that mlspec.cli registers on its typer app (`app.command()(fn)`), so that the
 app's module stays short and this one needs nothing from it.
@@ -111,3 +112,30 @@ def alert(
     from mlspec import api
 
     _finish(api.alert(report, ref, retrain, issue, token_variable))
+
+
+def rollback(
+    version: Annotated[str | None, typer.Argument(
+        metavar="VERSION", help="the release to redeploy (1.2.0 or v1.2.0); default: the "
+        "release before the deployed one")] = None,
+    spec: SpecOpt = DEFAULT_SPEC,
+    as_json: JsonOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what it would do")] = False,
+    ci: Annotated[str | None, typer.Option(metavar="CI", help="github or gitlab (default: the "
+                                           "first of ci.targets)")] = None,
+    resolve: Annotated[bool, typer.Option("--resolve", help="in the rollback job: check "
+                                          "VERSION and print digest=… only")] = False,
+    digest: Annotated[str | None, typer.Option(metavar="DIGEST", help="the digest CI was "
+                                               "given (checked against the lineage)")] = None,
+) -> None:
+    """Redeploy a release's exact image digest through the release pipeline's rollback jobs.
+
+    Records the rollback as the tag rollback/TAG/N, then triggers the pipeline with
+    GITHUB_TOKEN / GITLAB_TOKEN, or prints the command that does.
+
+    Example: mlspec rollback 1.2.0 --dry-run
+    """
+    from mlspec import api
+
+    _finish(api.rollback(_spec(spec), version, digest=digest, resolve_only=resolve,
+                         dry_run=dry_run, ci=ci), as_json)

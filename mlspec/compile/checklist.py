@@ -23,7 +23,7 @@ def _secrets(plan: Plan) -> list[str]:
 
 def _environments(plan: Plan) -> list[Environment]:
     envs = [j.environment for j in plan.flows["release"].jobs if j.environment is not None]
-    return [e for e in envs if e.approval]
+    return list(dict.fromkeys(e for e in envs if e.approval))  # deploy and rollback share one
 
 
 def _posts_report(plan: Plan) -> bool:

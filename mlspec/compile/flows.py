@@ -36,7 +36,6 @@ from mlspec.run.cikeys import key_vars, sweep_axes
 from mlspec.run.cikeys import sweep_groups as graph_sweep_groups
 
 if TYPE_CHECKING:
-    from mlspec.spec.inference import Monitor
     from mlspec.spec.loader import LoadedSpec
     from mlspec.spec.step import Step
 
@@ -310,6 +309,9 @@ def release_flow(ctx: PlanContext) -> Flow:
                 outputs={"digest": "sha256 digest of the pushed serving image"},
                 permissions=tuple(perms), id_token=True, attest=True, when=(trig,),
                 timeout_minutes=30))
+        jobs.extend(_rollback_jobs(ctx, secrets))
+    if any(j.kind == "rollback" for j in jobs):
+        triggers = (*triggers, Trigger("rollback"))
     card = 'mlspec lineage "$TAG" --model-card > model-card.md\ncat model-card.md'
     publish_env: dict[str, EnvValue] = {"TAG": CiVar("ref_name")}
     jobs.append(Job(
@@ -322,93 +324,38 @@ def release_flow(ctx: PlanContext) -> Flow:
     return Flow("release", "mlspec release", triggers, tuple(jobs), cancel_in_progress=False)
 
 
+def _rollback_jobs(ctx: PlanContext, secrets: dict[str, str]) -> list[Job]:
+    """`mlspec rollback`'s jobs: for each environment release tags deploy to, the same
+    environment and deploy command with IMAGE_DIGEST the digest of the release asked for
+    (checked against its tag and lineage by `mlspec rollback --resolve`); nothing is built."""
+    inf = ctx.loaded.spec.inference
+    assert inf is not None
+    jobs = []
+    for env_name, dep in inf.deploy.items():
+        if not dep.when.startswith("tag:"):
+            continue
+        job_id = f"rollback-{env_name}"
+        deploy_cmd = dep.command or (
+            'echo "no deploy command in the spec: the image $IMAGE@$IMAGE_DIGEST is pushed"')
+        jobs.append(Job(
+            id=job_id, name=f"roll {env_name} back to a release", kind="rollback",
+            full_history=True, environment=Environment(env_name, dep.url, dep.approval),
+            secrets=secrets, env={"IMAGE": inf.image.name},
+            commands=(Command("the release's image digest", _RESOLVE, env={
+                "ROLLBACK_TO": CiVar("rollback_to"),
+                "ROLLBACK_DIGEST": CiVar("rollback_digest")}),),
+            after_attest=(Command(f"deploy to {env_name}", deploy_cmd,
+                                  env={"IMAGE_DIGEST": JobOutputVar(job_id, "digest")}),),
+            outputs={"digest": "sha256 digest of the release's serving image"},
+            permissions=(READ,), when=(Trigger("rollback"),), timeout_minutes=30))
+    return jobs
+
+
+_RESOLVE = ('mlspec rollback --resolve "$ROLLBACK_TO" --digest "$ROLLBACK_DIGEST" '
+            '>> "$MLSPEC_OUTPUT"')
+
 _BUILD = """\
 mlspec build serve --push --json > build.json
 cat build.json
 digest=$(python -c 'import json; print(json.load(open("build.json"))["digest"])')
 echo "digest=$digest" >> "$MLSPEC_OUTPUT\""""
-
-
-MONITOR_REPORT = "monitor-report.txt"  # the monitor job's output; `mlspec alert` quotes it
-_MONITOR = f"""\
-status=0
-mlspec monitor > {MONITOR_REPORT} 2>&1 || status=$?
-cat {MONITOR_REPORT}
-exit "$status\""""
-RETRAIN = "refresh"  # the schedule flow's mode a failed monitor asks for (Flow.modes)
-
-
-def schedule_flow(ctx: PlanContext) -> Flow:
-    spec = ctx.loaded.spec
-    g = ctx.loaded.graph
-    jobs: list[Job] = []
-    crons: list[str] = []
-    mon = spec.inference.monitor if spec.inference is not None else None
-    retrain = mon is not None and mon.on_failure.retrain
-    if (spec.data is not None and spec.data.refresh) or retrain:
-        cron = spec.data.refresh if spec.data is not None else None
-        when: list[Trigger] = []
-        if cron:
-            crons.append(cron)
-            when.append(Trigger("schedule", cron))
-        when.append(Trigger("manual"))
-        if retrain:  # the run a failed monitor starts: this job only, so it cannot loop
-            when.append(Trigger("manual", RETRAIN))
-        data_steps = [n for n in g.order if g.stage[n] == "data"]
-        outs = sorted({o for n in g.order for o in ctx.step(n).all_outs()})
-        jobs.append(Job(
-            id="refresh", name="refresh the data and retrain", kind="refresh",
-            steps=tuple(g.order), full_history=True,
-            commands=(Command("refresh the data",
-                              f"mlspec run {_q(data_steps)} --force --no-gates"
-                              if data_steps else "mlspec run --force --no-gates"),
-                      Command("retrain, evaluate and check the gates", "mlspec run"),
-                      Command("write the report", f"mlspec report -o {REPORT}")),
-            summary=(REPORT,), uploads=(Artifact("mlspec-refresh", (*outs, LOCK, REPORT)),),
-            upload_always=True, permissions=(READ,), when=tuple(when),
-            timeout_minutes=_total_timeout(ctx, g.order)))
-    if mon is not None:
-        if mon.schedule not in crons:
-            crons.append(mon.schedule)
-        # `mlspec monitor` runs the spec's command, the drift check and the monitor's gates;
-        # its output (metrics, gate verdicts, the command's own) is the report mlspec alert files
-        mon_when = (Trigger("schedule", mon.schedule), Trigger("manual"))
-        kept = Artifact("mlspec-monitor", (MONITOR_REPORT, *([mon.metrics] if mon.metrics else [])))
-        jobs.append(Job(
-            id="monitor", name="monitor the deployed model", kind="monitor",
-            commands=(Command("monitor", _MONITOR),), permissions=(READ,),
-            uploads=(kept,), upload_always=True, when=mon_when, timeout_minutes=30))
-        if mon.on_failure.retrain or mon.on_failure.issue:
-            jobs.append(_monitor_failed(ctx, mon, mon_when, kept))
-    triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
-    return Flow("schedule", "mlspec schedule", triggers, tuple(jobs), cancel_in_progress=False,
-                modes=(RETRAIN,) if retrain else ())
-
-
-def _monitor_failed(ctx: PlanContext, mon: Monitor, when: tuple[Trigger, ...],
-                    kept: Artifact) -> Job:
-    """After a failed monitor job: `mlspec alert` starts the retrain (a run of mode `refresh`,
-    which runs the refresh job alone: no monitor, so no loop) and opens or updates the one
-    issue labelled mlspec-monitor. Tokens: the job's own (GitHub: `actions: write` and
-    `issues: write` here only; GitLab: CI_JOB_TOKEN triggers, a named api token writes issues).
-    """
-    ci = ctx.loaded.spec.ci
-    args = ["mlspec", "alert", "--ref", ci.default_branch, "--report", MONITOR_REPORT]
-    perms = [READ]
-    if mon.on_failure.retrain:
-        perms.append(Permission("actions", "write", "start the retrain (workflow_dispatch)"))
-    else:
-        args.append("--no-retrain")
-    if mon.on_failure.issue:
-        perms.append(Permission("issues", "write", "open or update the one monitoring issue"))
-    else:
-        args.append("--no-issue")
-    if "gitlab_token" in ci.secrets:  # GitLab: CI_JOB_TOKEN cannot write issues
-        args += ["--token-variable", ci.secrets["gitlab_token"]]
-    env: dict[str, EnvValue] = {"MLSPEC_TOKEN": CiVar("token"), "RUN_URL": CiVar("run_url")}
-    return Job(
-        id="monitor-failed", name="the monitor failed: retrain and update the issue",
-        kind="alert", needs=("monitor",),
-        downloads=(Artifact(kept.name, kept.paths, optional=True),),
-        commands=(Command("mlspec alert", _q(args), env=env),),
-        permissions=tuple(perms), when=when, on_failure=True, timeout_minutes=10)

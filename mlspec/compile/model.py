@@ -34,7 +34,7 @@ REPORT = layout.REPORT
 
 
 CiName = Literal["base_ref", "ref_name", "sha", "pr_number", "repository", "token",
-                 "variant", "run_url"]
+                 "variant", "run_url", "rollback_to", "rollback_digest"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class CiVar:
     """A value CI knows about the run: `base_ref` the PR/MR target branch name, `ref_name` the
     branch or tag built, `sha` the commit, `pr_number`, `repository` (owner/repo, project
     path), `token` the job's own API token, `variant` a unique id of this matrix combination,
-    `run_url` the web page of this pipeline run."""
+    `run_url` the web page of this pipeline run, `rollback_to` / `rollback_digest` the release
+    version and image digest a rollback run was asked for (hostile input: a dispatch input /
+    pipeline variable, checked by `mlspec rollback --resolve`)."""
 
     name: CiName
 
@@ -172,10 +174,13 @@ class Trigger:
     that asks for one mode of its flow (`Flow.modes`), e.g. `refresh`: the schedule flow's
     retrain started through the API by a failed monitor (GitHub: workflow_dispatch with input
     mode=refresh; GitLab: a pipeline trigger with MLSPEC_SCHEDULE=refresh). Without a pattern,
-    in a flow with modes: a run of mode `all` (what a person starts by hand).
+    in a flow with modes: a run of mode `all` (what a person starts by hand). `rollback` (a
+    manual run given a release to redeploy: GitHub workflow_dispatch with the input
+    `rollback_to`, GitLab an api/web pipeline with MLSPEC_ROLLBACK_TO). In a flow with a
+    `rollback` trigger, a rollback run runs only the jobs whose `when` names it.
     """
 
-    kind: Literal["pull_request", "push_branch", "push_tag", "schedule", "manual"]
+    kind: Literal["pull_request", "push_branch", "push_tag", "schedule", "manual", "rollback"]
     pattern: str = ""
 
 
@@ -189,6 +194,7 @@ class Environment:
 
 
 JobKind = Literal["check", "step", "sweep", "select", "verify", "report", "comment", "deploy",
+                  "rollback",
                   "publish", "refresh", "monitor", "alert"]
 
 
@@ -203,9 +209,10 @@ class Job:
     `verify` (as ci.verify asks: check the outs and the committed lock, or re-execute steps),
     `report` (metrics, gates, report.md), `comment` (sticky
     PR comment), `deploy` (build, push, attest, deploy to an environment), `publish`
-    (release with the model card), `refresh` (scheduled data refresh + retrain), `monitor`
-    (scheduled monitoring command), `alert` (after a failed monitor: `mlspec alert` starts the
-    retrain and opens or updates the one monitoring issue).
+    (release with the model card), `rollback` (redeploy a released image digest to an
+    environment with its deploy command: no build, no push), `refresh` (scheduled data
+    refresh + retrain), `monitor` (scheduled monitoring command), `alert` (after a failed
+    monitor: `mlspec alert` starts the retrain and opens or updates the one monitoring issue).
     """
 
     id: str  # unique in its flow, [a-z0-9-]

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlspec import __version__, requirement, spec_extras
-from mlspec.compile.flows import PlanContext, experiment_flow, release_flow, schedule_flow
+from mlspec.compile.flows import PlanContext, experiment_flow, release_flow
 from mlspec.compile.imagefacts import image_facts
 from mlspec.compile.model import Plan, StepFacts
+from mlspec.compile.schedule import schedule_flow
 
 if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from mlspec.spec.loader import LoadedSpec
 
 NOTES_REF = "refs/notes/mlspec"  # where `mlspec build --push` may record the pushed image
+ROLLBACKS = "rollback/"  # `mlspec rollback` records tag rollback/<release tag>/<n>
 BUILD_RECORD = layout.BUILD_RECORD
 
 
@@ -81,6 +82,7 @@ class Lineage:
     image: dict[str, str] | None = None  # name, digest, ... when a build recorded one
     goals: dict[str, str] = field(default_factory=dict)
     path: str = ""  # the project's directory in the repository ('' at the top)
+    rollbacks: list[dict[str, str]] = field(default_factory=list)  # record, date: redeploys
 
     def to_data(self) -> dict[str, Any]:
         data = asdict(self)
@@ -264,6 +266,14 @@ def build_record(root: Path, commit: str) -> dict[str, str] | None:
     return None
 
 
+def rollbacks_of(repo: Repo, tag: str) -> list[dict[str, str]]:
+    """The `mlspec rollback` records of a release tag, oldest first."""
+    out = str(repo.git.for_each_ref("--sort=creatordate", "--format=%(refname:strip=2) "
+                                    "%(creatordate:iso-strict)", f"refs/tags/{ROLLBACKS}{tag}"))
+    return [{"record": name, "date": date} for name, _, date in
+            (line.partition(" ") for line in out.splitlines())]
+
+
 def _packed(repo: Repo) -> str:
     try:
         return (Path(repo.git_dir) / "packed-refs").read_text(encoding="utf-8")
@@ -294,10 +304,14 @@ def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     facts = spec_facts(spec_files_at(repo, sha, rel, loaded.path.name) or
                        {loaded.path.name: b"{}"}, loaded.path.name)
     sha, author, date, subject = _commit_facts(repo, sha)
-    return Lineage(facts.project or loaded.spec.project.name, ref, sha, False, author, date,
+    tag = _tag_facts(repo, ref)
+    lin = Lineage(facts.project or loaded.spec.project.name, ref, sha, False, author, date,
                    subject, facts.spec_hash, facts.hypothesis, facts.primary, dict(lock.env),
-                   _steps(lock, facts.stages), lock.metrics(), _tag_facts(repo, ref),
+                   _steps(lock, facts.stages), lock.metrics(), tag,
                    image_record(repo, loaded.root, sha), facts.goals, rel)
+    if tag is not None:
+        lin.rollbacks = rollbacks_of(repo, ref)
+    return lin
 
 
 def lineage_worktree(loaded: LoadedSpec, lock: Lock) -> Lineage:

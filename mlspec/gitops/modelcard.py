@@ -114,6 +114,7 @@ def lineage_text(lin: Lineage) -> str:
             f"  subject      {lin.subject}", f"  spec         {lin.spec_hash}"]
     out += [f"  {k:<12} {lin.env[k]}" for k in sorted(lin.env)]
     out.append(f"  image        {image_text(lin)}")
+    out += [f"  rolled back  {r['record']} on {r['date']}" for r in lin.rollbacks]
     if lin.metrics:
         out += ["", "metrics:"]
         out += [f"  {n}{' *' if n == lin.primary else ''}: {num(lin.metrics[n])}"

@@ -76,6 +76,7 @@ class SampleLog:
         self.counted = counted or (lambda outcome, n: None)
         self._rng = random.Random()
         self._queue: deque[tuple[float, list[float], object]] = deque()
+        self._room = threading.Lock()  # guards the check-and-append of offer
         self._stop = threading.Event()
         self._file = self._open()
         self._size = self._file.tell()
@@ -97,12 +98,13 @@ class SampleLog:
         kept = kept_indexes(min(len(rows), len(predictions)), self.rate, self._rng)
         if not kept:
             return
-        room = QUEUE_ROWS - len(self._queue)  # approximate under races: a bound, not a count
-        if room < len(kept):
-            self.counted("dropped", len(kept) - max(room, 0))
-            kept = kept[:max(room, 0)]
         now = time.time()
-        self._queue.extend((now, rows[i], predictions[i]) for i in kept)  # atomic appends
+        with self._room:  # room is checked and taken at once: the bound holds under threads
+            room = QUEUE_ROWS - len(self._queue)
+            if room < len(kept):
+                self.counted("dropped", len(kept) - max(room, 0))
+                kept = kept[:max(room, 0)]
+            self._queue.extend((now, rows[i], predictions[i]) for i in kept)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer."""
@@ -142,7 +144,9 @@ class SampleLog:
             for data in lines:
                 if self._size + len(data) > self.max_bytes and self._size > 0:
                     f.close()
-                    os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                    # moved away meanwhile (log shipping): nothing to rotate, start a new file
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
                     f = self._file = self.path.open("ab")
                     self._size = 0
                 f.write(data)

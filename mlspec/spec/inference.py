@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
 from mlspec.spec.common import (
     IMAGE_REF,
     Cron,
-    Ident,
     Name,
     RelPath,
     ShellWords,
@@ -108,8 +108,11 @@ class Drift(Strict):
                                "quantiles: `mlspec profile` or a built-in estimator step)")
     live: RelPath = Field(description="the live sample: .csv, .parquet (needs pyarrow) or "
                           "serve's JSON-lines request log (.jsonl)")
-    features: list[Ident] | None = Field(None, min_length=1, description="the features "
-                                         "compared; default: every feature in the profile")
+    # a column's own name (`sepal length (cm)`, `Age`): it never reaches a generated file, and
+    # its metrics are psi_<slug> / ks_<slug> (mlspec.monitor.drift.metric_name)
+    features: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None, min_length=1, description="the features compared (column names as in the "
+        "profile); default: every feature in the profile")
 
 
 class Monitor(Strict):

@@ -179,10 +179,16 @@ def test_pipeline_properties(name: str, compiled: dict[str, dict[str, str]]) -> 
             assert all('$CI_COMMIT_REF_PROTECTED == "true"' in r["if"] for r in job["rules"])
             assert job["environment"]["deployment_tier"] in (
                 "production", "staging", "testing", "development", "other")
-            if job["environment"]["name"] == "production":
-                assert all("$CI_COMMIT_TAG" in r["if"] for r in job["rules"])
+            if job["environment"]["name"] == "production":  # a release tag, or a rollback
+                # to one (a pipeline `mlspec rollback` asked for: its digest is a release's)
+                assert all("$CI_COMMIT_TAG" in r["if"] or '$MLSPEC_FLOW == "rollback"' in r["if"]
+                           for r in job["rules"])
         else:
             assert "id_tokens" not in job, f"{job_name}: an ID token without a deployment"
+        if any('"rollback"' in r["if"] for r in job["rules"]):  # a rollback runs these alone
+            assert job_name.startswith("release:rollback-") and "environment" in job
+            assert all(r["if"].startswith('$MLSPEC_FLOW == "rollback"') for r in job["rules"])
+            assert "services" not in job  # nothing is built: no docker
         assert "resource_group" not in job or "environment" in job
         if ":sweep-" in job_name:
             assert job["parallel"]["matrix"]

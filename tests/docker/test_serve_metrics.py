@@ -9,6 +9,7 @@ import json
 import random
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,49 @@ def test_a_full_queue_drops_rows_and_counts_them(tmp_path: Path,
     assert counts == {"dropped": 7, "written": 5}
     assert [json.loads(x)["prediction"] for x in
             (tmp_path / "s.jsonl").read_text().splitlines()] == [0, 1, 2, 3, 4]
+
+
+def test_the_queue_bound_holds_when_many_threads_offer_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import collections
+
+    import mlspec.image.serve_sample as serve_sample
+
+    class SlowLen(collections.deque):  # type: ignore[type-arg]
+        """A thread switch between measuring the room and taking it, every time."""
+
+        def __len__(self) -> int:
+            n = super().__len__()
+            time.sleep(0.01)
+            return n
+
+    monkeypatch.setattr(serve_sample, "FLUSH_SECONDS", 3600)  # the writer waits: queue fills
+    monkeypatch.setattr(serve_sample, "QUEUE_ROWS", 100)
+    log = SampleLog(tmp_path / "s.jsonl", 1.0)
+    log._queue = SlowLen()
+    start = threading.Barrier(8)
+
+    def offer() -> None:
+        start.wait()
+        log.offer([[1.0]] * 60, [0] * 60)
+
+    threads = [threading.Thread(target=offer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert collections.deque.__len__(log._queue) == 100  # full, never past the bound
+    log.close()
+
+
+def test_a_sample_log_moved_away_is_started_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    log = SampleLog(path, 1.0, max_bytes=1024)
+    log._write([b'{"a":1}\n'] * 10)
+    path.rename(tmp_path / "shipped.jsonl")  # log shipping takes the file
+    log._write([b'{"b":2}\n'] * 200)  # past max_bytes: the rotation finds no file to rename
+    log._write([b'{"c":3}\n'] * 3)
+    log.close()
+    assert path.exists() and path.read_text().count('{"c":3}') == 3
+    files = [f.read_text() for f in sorted(tmp_path.iterdir())]
+    assert sum(f.count('{"b":2}') for f in files) == 200  # none dropped

@@ -77,7 +77,9 @@ def expr(plan: Plan, job: Job, value: EnvValue) -> str:
                  "repository": "github.repository", "token": "github.token",
                  "variant": "strategy.job-index",
                  "run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
-                            "github.repository, github.run_id)"}[value.name]
+                            "github.repository, github.run_id)",
+                 "rollback_to": "github.event.inputs.rollback_to",
+                 "rollback_digest": "github.event.inputs.rollback_digest"}[value.name]
     elif isinstance(value, MatrixVar):
         inner = f"matrix.{value.axis}"
     elif isinstance(value, SecretVar):
@@ -106,14 +108,23 @@ def condition(plan: Plan, trig: Trigger, modes: tuple[str, ...] = ()) -> str:
         return _glob_condition(plan, trig.pattern)
     if trig.kind == "schedule":
         return f"github.event.schedule == '{trig.pattern}'"
+    if trig.kind == "rollback":
+        return f"{DISPATCH} && {ROLLBACK} != ''"
     if trig.pattern or modes:  # a run of one mode (Flow.modes): input `mode`, `all` by hand
         mode = trig.pattern or "all"
         return f"github.event_name == 'workflow_dispatch' && inputs.mode == '{mode}'"
-    return "github.event_name == 'workflow_dispatch'"
+    return DISPATCH
+
+
+DISPATCH = "github.event_name == 'workflow_dispatch'"
+ROLLBACK = "github.event.inputs.rollback_to"  # null on every other event
 
 
 def _job_if(plan: Plan, flow: Flow, job: Job) -> list[str]:
     parts: list[str] = []
+    if (any(t.kind == "rollback" for t in flow.triggers)
+            and not any(t.kind == "rollback" for t in job.when)):
+        parts.append(f"!{ROLLBACK}")  # a rollback run runs its own jobs only
     if job.always:  # after failed or skipped needs too, but not when cancelled
         parts.append("!cancelled()")
     if job.on_failure:  # only after a needed job failed
@@ -383,6 +394,7 @@ def _workflow(plan: Plan, flow: Flow) -> dict[str, Any]:
         "schedule": [yq(t.pattern) for t in flow.triggers if t.kind == "schedule"],
         "schedule_header": [1] if any(t.kind == "schedule" for t in flow.triggers) else [],
         "manual": [1] if any(t.kind == "manual" for t in flow.triggers) else [],
+        "rollback": [1] if any(t.kind == "rollback" for t in flow.triggers) else [],
         "modes": ["[" + ", ".join(("all", *flow.modes)) + "]"] if flow.modes else [],
         "group": group, "cancel": yq(flow.cancel_in_progress),
         "jobs": [_job(plan, flow, j) for j in flow.jobs],

@@ -30,17 +30,22 @@ API_SOURCES = '($CI_PIPELINE_SOURCE == "pipeline" || $CI_PIPELINE_SOURCE == "tri
 DIND = "docker:27.5.1-dind"
 MAX_NEEDS = 50  # GitLab's default limit of `needs:` entries per job
 GITHUB_LABELS = re.compile(r"^(ubuntu|macos|windows)-[a-z0-9.-]+$")
-NOT_INTERRUPTIBLE = ("deploy", "publish")  # a newer pipeline never cuts these short
+NOT_INTERRUPTIBLE = ("deploy", "rollback", "publish")  # a newer pipeline never cuts these short
 KIND_STAGE = {"check": "check", "verify": "verify", "report": "report", "comment": "notify",
-              "deploy": "deploy", "publish": "release", "refresh": "refresh",
-              "monitor": "monitor", "alert": "alert"}
+              "deploy": "deploy", "rollback": "deploy", "publish": "release",
+              "refresh": "refresh", "monitor": "monitor", "alert": "alert"}
 TIERS = (("prod", "production"), ("stag", "staging"), ("test", "testing"), ("qa", "testing"),
          ("dev", "development"))
 CI_VARS = {"base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
            "ref_name": "$CI_COMMIT_REF_NAME", "sha": "$CI_COMMIT_SHA",
            "pr_number": "$CI_MERGE_REQUEST_IID", "repository": "$CI_PROJECT_PATH",
            "token": "$CI_JOB_TOKEN", "variant": "$CI_NODE_INDEX",
-           "run_url": "$CI_PIPELINE_URL"}
+           "run_url": "$CI_PIPELINE_URL", "rollback_to": "$MLSPEC_ROLLBACK_TO",
+           "rollback_digest": "$MLSPEC_ROLLBACK_DIGEST"}
+# a pipeline `mlspec rollback` asks for (api, or Run pipeline with the variable set): the
+# workflow rules name its flow "rollback", which runs the rollback jobs and nothing else
+ROLLBACK_FLOW = ('$MLSPEC_ROLLBACK_TO && ($CI_PIPELINE_SOURCE == "api" || '
+                 '$CI_PIPELINE_SOURCE == "web")')
 PIP_CACHE = ".cache/pip"  # PIP_CACHE_DIR, under the project directory (GitLab caches only there)
 # the project's own registry: push with the job's registry token (mlspec build reads these)
 REGISTRY_LOGIN = ('if [ "${IMAGE%%/*}" = "${CI_REGISTRY:-}" ]; then export '
@@ -143,11 +148,14 @@ def trigger_condition(trig: Trigger, job: Job) -> str | None:
     if trig.kind == "schedule":
         return (f'$CI_PIPELINE_SOURCE == "schedule" && '
                 f'$MLSPEC_SCHEDULE == "{schedule_task(job)}"')
+    if trig.kind == "rollback":  # deploys only from a protected ref, like the deploy jobs
+        return '$CI_COMMIT_REF_PROTECTED == "true"'
     return None
 
 
 def job_rules(plan: Plan, flow: Flow, job: Job) -> list[tuple[str, str | None]]:
-    base = f'$MLSPEC_FLOW == "{flow.name}"'
+    flow_name = "rollback" if any(t.kind == "rollback" for t in job.when) else flow.name
+    base = f'$MLSPEC_FLOW == "{flow_name}"'
     extra = ""
     if job.same_repo_only:
         extra += " && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID == $CI_PROJECT_ID"

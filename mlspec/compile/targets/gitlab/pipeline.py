@@ -7,6 +7,7 @@ and deploy jobs, re-check the protected tag themselves):
     merge request, web         → experiment      schedule → schedule (MLSPEC_SCHEDULE picks
     protected release tag,                                   refresh or monitor)
     push to the default branch → release         anything else → no pipeline
+    api/web with MLSPEC_ROLLBACK_TO → rollback (the release flow's rollback jobs only)
 
 What is GitLab-specific is derived here, not in the plan: job names (`<flow>:<id>`), stages
 (graph order), cache keys (computed at run time by the first job, passed on as a dotenv
@@ -33,6 +34,7 @@ from mlspec.compile.targets.gitlab.jobs import (
     API_SOURCES,
     PIP_CACHE,
     PIPELINE_FILE,
+    ROLLBACK_FLOW,
     GLJob,
     flow_jobs,
 )
@@ -76,6 +78,9 @@ def workflow_rules(plan: Plan) -> list[Rule]:
                           "the retrain a failed monitor starts (mlspec alert)"))
     rules.append(Rule('$CI_PIPELINE_SOURCE == "merge_request_event"', "experiment",
                       "merge requests (no branch pipeline runs beside them)"))
+    if any(t.kind == "rollback" for t in plan.flows["release"].triggers):
+        rules.append(Rule(ROLLBACK_FLOW, "rollback", "mlspec rollback: MLSPEC_ROLLBACK_TO names "
+                          "the release to redeploy (only the rollback jobs run)"))
     rules.append(Rule('$CI_PIPELINE_SOURCE == "web"', "experiment",
                       "Run pipeline from the web UI: the experiment on that ref"))
     release = plan.flows["release"]
