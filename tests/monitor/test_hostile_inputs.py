@@ -4,10 +4,12 @@ consistency (BOM, blank lines, booleans, nested values, metric-name collisions).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import need
 
 np = pytest.importorskip("numpy")
 
@@ -64,8 +66,10 @@ def test_hostile_csv_headers_are_sample_errors(tmp_path: Path) -> None:
 
 
 def test_corrupted_parquet_is_a_sample_error(tmp_path: Path) -> None:
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
+    need(importlib.util.find_spec("pyarrow") is not None,
+         "pyarrow is not installed (the dev extra has it: ./dev.sh setup)")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     p = tmp_path / "s.parquet"
     pq.write_table(pa.table({"a": np.arange(50000, dtype=np.float64)}), str(p),
                    compression="snappy")
