@@ -34,6 +34,22 @@ def _located(loaded: LoadedSpec, field: tuple[str, ...], err: SampleError) -> Ml
     return MlspecError([loaded.diag((*KEY, *field), err.message, "monitor.input", err.hint)])
 
 
+def _inside(loaded: LoadedSpec, mon: Monitor) -> None:
+    """Right before use, as validate does (graph): no monitor file may lead out of the
+    repository through a symlink; it unlinks and writes `metrics`, reads the others."""
+    from mlspec.spec.graph import _monitor_outside
+
+    diags = _monitor_outside(loaded, loaded.spec)
+    if diags:
+        raise MlspecError(diags)
+
+
+def _metrics_error(loaded: LoadedSpec, rel: str, doing: str, exc: OSError) -> MlspecError:
+    return MlspecError([loaded.diag((*KEY, "metrics"), f"cannot {doing} the metrics file "
+                                    f"'{rel}': {exc.strerror}", "monitor.metrics",
+                                    "the metrics path must name a file in a directory")])
+
+
 def monitor(loaded: LoadedSpec, base: str | None = None) -> Outcome:
     inf = loaded.spec.inference
     mon = inf.monitor if inf is not None else None
@@ -42,11 +58,16 @@ def monitor(loaded: LoadedSpec, base: str | None = None) -> Outcome:
                                        "`inference.monitor`", "monitor.none",
                                        "add inference.monitor with a schedule and a drift "
                                        "check or a command")])
+    _inside(loaded, mon)
     notes: list[str] = []
     if mon.metrics is not None:  # last run's numbers must not pass for this run's
-        (loaded.root / mon.metrics).unlink(missing_ok=True)
+        try:
+            (loaded.root / mon.metrics).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _metrics_error(loaded, mon.metrics, "remove", exc) from None
     if mon.command is not None:
         _run_command(loaded, mon.command)
+        _inside(loaded, mon)  # again: the command may have made a link since
     metrics: dict[str, float] = {}
     if mon.metrics is not None and mon.command is not None:
         metrics.update(_custom_metrics(loaded, mon.metrics))
@@ -54,8 +75,11 @@ def monitor(loaded: LoadedSpec, base: str | None = None) -> Outcome:
         metrics.update(_drift(loaded, mon))
     if mon.metrics is not None:
         target = loaded.root / mon.metrics
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise _metrics_error(loaded, mon.metrics, "write", exc) from None
         notes.append(f"wrote {mon.metrics}")
     gates = [g for g in map(parse_gate, mon.gates) if isinstance(g, Gate)]
     results: list[GateResult] = []
@@ -153,8 +177,15 @@ def profile(data: Path, output: Path, features: list[str], exclude: list[str]) -
     except SampleError as err:
         raise MlspecError([Diagnostic(str(data), 0, 0, err.message, "profile.input", err.hint)]
                           ) from None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, prof.to_json())
+    try:
+        if output.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(output, prof.to_json())
+    except OSError as exc:
+        raise MlspecError([Diagnostic(str(output), 0, 0, f"cannot write the profile: "
+                                      f"{exc.strerror or exc}", "profile.output",
+                                      "-o names a file to write, in a directory")]) from None
     return Outcome(text=f"wrote {output}: {len(prof.features)} features, {prof.rows} rows "
                    f"({', '.join(list(prof.features)[:10])})",
                    data={"output": str(output), "rows": prof.rows,

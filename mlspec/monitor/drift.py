@@ -14,8 +14,11 @@ is bounded by one chunk whatever the number of rows; the raw values are never ke
   live sample every shift is "significant"; a gate on the size of the gap is what matters.
 
 Metric names: `psi_<f>`, `ks_<f>`, `missing_<f>` (share of live rows without a numeric value),
-`psi_max`, `ks_max`, `n_live`; `<f>` is the feature name in lowercase with every other
-character than a-z, 0-9 and '_' replaced by '_'.
+`psi_max`, `ks_max`, `missing_max` (the largest missing share), `n_live`; `<f>` is the feature
+name in lowercase with every other character than a-z, 0-9 and '_' replaced by '_'. Two compared
+features with the same `<f>` (`X` and `x`) are refused: one would hide the other's numbers.
+A feature with no numeric live value has no `psi_<f>`/`ks_<f>`, and then `psi_max` and `ks_max`
+are absent too (they would be a maximum over some features only): a gate on them fails, closed.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ def drift_metrics(profile: Profile, live: Path, shown: str,
         raise SampleError(f"the reference profile has no feature "
                           f"{', '.join(map(repr, unknown))}",
                           f"its features: {', '.join(list(profile.features)[:20])}")
+    keys: dict[str, str] = {}
+    for f in names:
+        key = metric_name(f)
+        if key in keys:
+            raise SampleError(f"the features {keys[key]!r} and {f!r} both give the metrics "
+                              f"'psi_{key}', 'ks_{key}' and 'missing_{key}'",
+                              "compare one of them: list the features in `drift.features`")
+        keys[key] = f
     counts = {f: np.zeros(len(profile.features[f].counts), dtype=np.int64) for f in names}
     missing = dict.fromkeys(names, 0)
     rows = 0
@@ -79,18 +90,21 @@ def drift_metrics(profile: Profile, live: Path, shown: str,
     out: dict[str, float] = {}
     psis: list[float] = []
     kss: list[float] = []
+    compared = True
     for f in names:
         key = metric_name(f)
         out[f"missing_{key}"] = round(missing[f] / rows, 6)
         if counts[f].sum() == 0:
+            compared = False  # psi_max/ks_max would leave this feature out: absent too
             continue  # no value to compare: psi_/ks_ stay absent, and a gate on them fails
         ref = profile.features[f].counts
         out[f"psi_{key}"] = p = round(psi(np, ref, counts[f]), 6)
         out[f"ks_{key}"] = k = round(ks(np, ref, counts[f]), 6)
         psis.append(p)
         kss.append(k)
-    if psis:
+    if psis and compared:
         out["psi_max"] = max(psis)
         out["ks_max"] = max(kss)
+    out["missing_max"] = max(round(missing[f] / rows, 6) for f in names)
     out["n_live"] = rows
     return {k: v for k, v in out.items() if math.isfinite(v)}

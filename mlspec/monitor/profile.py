@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlspec.monitor.sample import SampleError, chunks, columns, numpy
+from mlspec.monitor.sample import MAX_FEATURES, SampleError, chunks, columns, numpy
 
 if TYPE_CHECKING:
     from mlspec.monitor.sample import Chunk
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 BINS = 100
 RESERVOIR = 100_000
 MAX_PROFILE_BYTES = 16 * 1024 * 1024
+MAX_COUNT = 1 << 53  # counts and rows: exact as float64
 FORMAT = 1
 
 
@@ -58,6 +59,9 @@ def build_profile(path: Path, shown: str, features: Sequence[str] | None = None,
                                               if c not in set(exclude)]
     if not names:
         raise SampleError(f"'{shown}' leaves no feature to profile")
+    if len(names) > MAX_FEATURES:  # the profile stays far below what read_profile accepts
+        raise SampleError(f"'{shown}' has {len(names)} features to profile, more than "
+                          f"{MAX_FEATURES}", "profile a selection: `--feature NAME …`")
     return profile_of(lambda cols: chunks(path, shown, cols), names, shown,
                       strict=bool(features))
 
@@ -150,10 +154,12 @@ def read_profile(path: Path, shown: str) -> Profile:
         raise SampleError(f"the reference profile '{shown}' is not JSON: {exc}") from None
     bad = SampleError(f"'{shown}' is not an mlspec profile (format {FORMAT})",
                       "write it with `mlspec profile DATA -o PATH`")
-    if not isinstance(data, dict) or data.get("mlspec_profile") != FORMAT:
+    if not isinstance(data, dict) or type(data.get("mlspec_profile")) is not int \
+            or data["mlspec_profile"] != FORMAT:  # `true` is no format
         raise bad
     feats, rows = data.get("features"), data.get("rows")
-    if not isinstance(feats, dict) or not feats or not _count(rows):
+    if not isinstance(feats, dict) or not feats or len(feats) > MAX_FEATURES \
+            or not _count(rows):
         raise bad
     out: dict[str, FeatureProfile] = {}
     for name, f in feats.items():
@@ -161,8 +167,7 @@ def read_profile(path: Path, shown: str) -> Profile:
         counts = f.get("counts") if isinstance(f, dict) else None
         if (not isinstance(edges, list) or not isinstance(counts, list)
                 or len(counts) != len(edges) + 1 or len(edges) < 1
-                or not all(isinstance(e, (int, float)) and not isinstance(e, bool)
-                           and math.isfinite(e) for e in edges)
+                or not all(_finite(e) for e in edges)
                 or any(b < a for a, b in itertools.pairwise(edges))
                 or not all(_count(c) for c in counts) or sum(counts) == 0
                 or not _count(f.get("missing"))):
@@ -174,4 +179,14 @@ def read_profile(path: Path, shown: str) -> Profile:
 
 
 def _count(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return type(v) is int and 0 <= v <= MAX_COUNT
+
+
+def _finite(v: object) -> bool:
+    """A number that is a finite float64 (an int of 400 digits is not: float() overflows)."""
+    if type(v) not in (int, float):
+        return False
+    try:
+        return math.isfinite(float(v))  # type: ignore[arg-type]
+    except OverflowError:
+        return False

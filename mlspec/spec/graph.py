@@ -147,8 +147,25 @@ def build_graph(loaded: SpecSource, spec: Spec) -> Graph:
         for u in us:
             downs[u].append(n)
     return Graph(steps=steps, stage=stage, upstream=a.upstream, downstream=downs,
-                 producers=a.paths.owner, order=a.order, diagnostics=a.diagnostics,
-                 paths=a.paths)
+                 producers=a.paths.owner, order=a.order,
+                 diagnostics=a.diagnostics + _monitor_outside(loaded, spec), paths=a.paths)
+
+
+def _monitor_outside(loaded: SpecSource, spec: Spec) -> list[Diagnostic]:
+    """The monitor's metrics file (removed and written) and drift inputs (read), like deps and
+    outs, must not lead out of the repository through a symlink."""
+    mon = spec.inference.monitor if spec.inference is not None else None
+    if mon is None:
+        return []
+    paths: list[tuple[tuple[str, ...], str | None]] = [(("metrics",), mon.metrics)]
+    if mon.drift is not None:
+        paths += [(("drift", "reference"), mon.drift.reference),
+                  (("drift", "live"), mon.drift.live)]
+    return [loaded.diag(("inference", "monitor", *field), f"'{rel}' leads out of the "
+                        "repository through a symlink", "spec.unsafe-path",
+                        "monitor files must live in the repository")
+            for field, rel in paths if rel is not None and _outside(loaded.root / rel,
+                                                                     loaded.root)]
 
 
 def analyse(loaded: SpecSource, ios: dict[str, StepIO], stage: dict[str, str],
