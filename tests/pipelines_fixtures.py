@@ -96,6 +96,21 @@ def base_image(docker_client: Any) -> str:
     return BASE
 
 
+GITLAB_CI_LOCAL = "4.73.0"  # the version .ci/services.sh installs
+
+
+def gitlab_ci_local() -> str:
+    """The gitlab-ci-local executable, of the version the pipeline tests were written for
+    (rsync too, which its --shell-isolation copies with); skip or fail (CI) otherwise."""
+    exe = tool("gitlab-ci-local")
+    tool("rsync")
+    found = subprocess.run([exe, "--version"], capture_output=True, text=True,
+                           env=job_env(None)).stdout.strip()
+    need(found == GITLAB_CI_LOCAL,
+         f"gitlab-ci-local {GITLAB_CI_LOCAL} is needed, found {found!r}")
+    return exe
+
+
 def job_path() -> str:
     """PATH for jobs run on this machine: without the test venv's bin, any active virtualenv,
     and any directory that holds an `mlspec` executable."""

@@ -47,12 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import copy_example, git, mlspec, need, tool
-from pipelines_fixtures import REGISTRY, fresh_venv, job_env
+from conftest import copy_example, git, mlspec, need
+from pipelines_fixtures import REGISTRY, fresh_venv, gitlab_ci_local, job_env
 
 pytestmark = pytest.mark.slow
 
-VERSION = "4.73.0"
 IMAGE_REPO = "mlspec-test/iris-gitlab"
 IMAGE = f"{REGISTRY}/{IMAGE_REPO}"
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
@@ -153,11 +152,7 @@ def _counts(counts: dict[str, Counter[str]]) -> str:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, wheel_dir: Path,
             base_image: str) -> Iterator[Project]:
-    exe = tool("gitlab-ci-local")
-    tool("rsync")
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True,
-                             env=job_env(None)).stdout.strip()
-    need(version == VERSION, f"gitlab-ci-local {VERSION} is needed, found {version!r}")
+    exe = gitlab_ci_local()
     base = tmp_path_factory.mktemp("gitlab")
     upstream = copy_example("iris", base / "upstream", commit=False)
     spec = upstream / "mlspec.yaml"

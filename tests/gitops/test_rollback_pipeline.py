@@ -18,13 +18,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import git, mlspec, need, tool
-from pipelines_fixtures import fresh_venv, job_env
+from conftest import git, mlspec
+from pipelines_fixtures import fresh_venv, gitlab_ci_local, job_env
 from rollback_helpers import FIRST, SECOND, rollback, two_releases
 
 pytestmark = pytest.mark.slow
 
-VERSION = "4.73.0"
 QUIET = ["--ignore-predefined-vars",
          "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID"]
 ROLLBACK_JOB = "release:rollback-production"
@@ -40,11 +39,7 @@ def _api_pipeline(version: str, digest: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    exe = tool("gitlab-ci-local")
-    tool("rsync")
-    found = subprocess.run([exe, "--version"], capture_output=True, text=True,
-                           env=job_env(None)).stdout.strip()
-    need(found == VERSION, f"gitlab-ci-local {VERSION} is needed, found {found!r}")
+    exe = gitlab_ci_local()
     base = tmp_path_factory.mktemp("rollback-gitlab")
     upstream = two_releases(base / "upstream")
     (upstream / "requirements.txt").write_text("# the toy steps need nothing\n")
