@@ -230,10 +230,18 @@ def push(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = F
 
 
 @app.command(epilog=EXITS)
-def pull(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
-    """Restore stale steps from the remote, hashes checked. Example: mlspec pull"""
+def pull(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False,
+         release: Annotated[str | None, typer.Option(
+             "--release", metavar="TAG", help="restore exactly the step runs this release tag "
+             "pins, by manifest digest (check the tag out first)")] = None) -> None:
+    """Restore stale steps from the remote, hashes checked.
+
+    Example: mlspec pull
+
+    Example: git checkout v1.2.0 && mlspec pull --release v1.2.0
+    """
     from mlspec import api
-    _finish(api.pull(_spec(spec), steps or []), as_json)
+    _finish(api.pull(_spec(spec), steps or [], release=release), as_json)
 
 
 @app.command()
