@@ -323,6 +323,9 @@ def release(
 ) -> None:
     """Check a clean tree, a fresh lock and passing gates, then tag the model's commit.
 
+    With a remote, every step run is pushed and pinned by manifest digest in the tag first;
+    when the remote fails no tag is made (exit 3 unusable, 4 corrupt, 1 a stale step).
+
     Example: mlspec release 1.2.0 --push
     """
     from mlspec import api

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlspec.errors import Diagnostic, MlspecError
+from mlspec.remote.url import BadRemote
+from mlspec.remote.url import parse as parse_remote
 
 if TYPE_CHECKING:
     from git import Repo
@@ -101,8 +103,10 @@ def parse(message: str, where: str) -> Pins | None:
             break
         if words[0] == "remote" and len(words) == 2 and remote is None and not runs:
             remote = words[1]
-            if not remote.isprintable() or not remote or len(remote) > 512:
-                errors.append(bad(i, "the remote is not a printable URL"))
+            try:
+                parse_remote(remote)
+            except BadRemote as exc:
+                errors.append(bad(i, f"{str(exc)[:200]!r}: not a remote"))
             continue
         if words[0] != "run" or len(words) != 4:
             errors.append(bad(i, f"unexpected line {lines[i][:60]!r} in the pinned-runs "
@@ -159,9 +163,7 @@ def tag_message(repo: Repo, tag: str) -> str:
     """The message of an annotated tag as git stores it ('' for a lightweight tag)."""
     import git
 
-    try:
-        if repo.git.cat_file("-t", f"refs/tags/{tag}") != "tag":
-            return ""
+    try:  # fails on a lightweight tag (a commit, not a tag object)
         raw = repo.git.cat_file("tag", f"refs/tags/{tag}", strip_newline_in_stdout=False)
     except git.GitCommandError:
         return ""
