@@ -106,6 +106,9 @@ def _pull_release(loaded: LoadedSpec, tag: str, pins: Pins) -> Outcome:
     differ: list[str] = []
     current = 0
     stores: list[Store] = []
+    if pins.remote != str(remote):
+        _say(f"· {tag} pinned its runs in {pins.remote}; fetching the same digests from "
+             f"{remote}")
     try:
         for name, st, entry in scope.states():
             pin = pins.runs.get(name)
