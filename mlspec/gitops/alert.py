@@ -14,6 +14,7 @@
 
 Base URLs and ids come from the standard CI variables, so a local HTTP server stands in for
 the API in tests. Every HTTP failure is a Diagnostic; no token is ever printed or put in a URL.
+The HTTP client (headers, errors, pagination) is mlspec.gitops.ciapi, shared with rollback.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mlspec.errors import Diagnostic, Outcome
+from mlspec.gitops.ciapi import Api, ApiError
 
 LABEL = "mlspec-monitor"
 MARKER = "<!-- mlspec-monitor -->"
@@ -33,11 +34,6 @@ WORKFLOW = "mlspec-schedule.yml"
 MODE = "refresh"
 DEFAULT_TOKEN_VARIABLE = "MLSPEC_GITLAB_TOKEN"  # = the GitLab target's note token
 MAX_REPORT = 60_000  # GitHub caps an issue body at 65 536 characters
-TIMEOUT = 30
-
-
-class ApiError(Exception):
-    """An HTTP call that failed: the message names the call, never a token."""
 
 
 @dataclass(frozen=True)
@@ -77,44 +73,8 @@ def ci_from_env(env: Mapping[str, str], token_variable: str) -> Ci | Diagnostic:
                               "alert.env", "GITHUB_ACTIONS must be 'true', or CI_API_V4_URL set")
 
 
-class Api:
-    """A few JSON calls to one CI API; failures raise ApiError with status and message."""
-
-    def __init__(self, ci: Ci):
-        import requests  # lazy: only `mlspec alert` needs it
-
-        self.ci, self.session = ci, requests.Session()
-
-    def call(self, method: str, path: str, what: str, *, token: str, json: Any = None,
-             data: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
-        import requests
-
-        headers = ({"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": "2022-11-28"} if self.ci.platform == "github"
-                   else ({"PRIVATE-TOKEN": token} if token and data is None else {}))
-        url = f"{self.ci.api}/{path}"
-        try:
-            res = self.session.request(method, url, headers=headers, json=json, data=data,
-                                       params=params, timeout=TIMEOUT)
-        except requests.RequestException as err:
-            raise ApiError(f"{what}: {method} {url}: {type(err).__name__}") from None
-        if res.status_code >= 400:
-            raise ApiError(f"{what}: {method} {url}: HTTP {res.status_code} {_message(res)}")
-        return res.json() if res.content and "json" in res.headers.get("Content-Type", "") else None
-
-
-def _message(res: Any) -> str:
-    try:
-        body = res.json()
-    except ValueError:
-        return res.reason or ""
-    msg = body.get("message") or body.get("error") if isinstance(body, dict) else None
-    return str(msg)[:300] if msg else (res.reason or "")
-
-
-def retrain(api: Api, ref: str) -> str:
+def retrain(ci: Ci, api: Api, ref: str) -> str:
     """Start the refresh-and-retrain run; returns what was started."""
-    ci = api.ci
     if ci.platform == "github":
         api.call("POST", f"repos/{ci.project}/actions/workflows/{WORKFLOW}/dispatches",
                  "start the retrain", token=ci.token,
@@ -125,17 +85,29 @@ def retrain(api: Api, ref: str) -> str:
     return f"a pipeline with MLSPEC_SCHEDULE={MODE} on {ref}"
 
 
-def upsert_issue(api: Api, body: str, note: str) -> tuple[str, int]:
-    """Update the one open monitoring issue, or create it: ("updated" | "created", number)."""
-    ci = api.ci
-    tok = ci.issue_token
+def open_issue(ci: Ci, api: Api) -> int | None:
+    """The number (GitHub) or iid (GitLab) of the one open monitoring issue: the oldest open
+    issue labelled LABEL whose body holds MARKER, over every page of the search."""
     if ci.platform == "github":
-        found = api.call("GET", f"repos/{ci.project}/issues", "find the monitoring issue",
-                         token=tok, params={"labels": LABEL, "state": "open", "per_page": "100"})
-        mine = [i for i in found or [] if MARKER in (i.get("body") or "")
-                and "pull_request" not in i]
-        if mine:
-            number = int(min(i["number"] for i in mine))
+        found = api.pages(f"repos/{ci.project}/issues", "find the monitoring issue",
+                          token=ci.issue_token, params={"labels": LABEL, "state": "open"})
+        mine = [int(i["number"]) for i in found if isinstance(i, dict)
+                and MARKER in (i.get("body") or "") and "pull_request" not in i]
+    else:
+        found = api.pages(f"projects/{ci.project}/issues", "find the monitoring issue",
+                          token=ci.issue_token, params={"labels": LABEL, "state": "opened"})
+        mine = [int(i["iid"]) for i in found if isinstance(i, dict)
+                and MARKER in (i.get("description") or "")]
+    return min(mine) if mine else None
+
+
+def upsert_issue(ci: Ci, api: Api, body: str, note: str) -> tuple[str, int]:
+    """Update the one open monitoring issue, or create it: ("updated" | "created", number)."""
+    tok = ci.issue_token
+    found = open_issue(ci, api)
+    if ci.platform == "github":
+        if found is not None:
+            number = found
             api.call("PATCH", f"repos/{ci.project}/issues/{number}", "update the issue",
                      token=tok, json={"body": body})
             api.call("POST", f"repos/{ci.project}/issues/{number}/comments",
@@ -144,11 +116,8 @@ def upsert_issue(api: Api, body: str, note: str) -> tuple[str, int]:
         made = api.call("POST", f"repos/{ci.project}/issues", "open the issue", token=tok,
                         json={"title": TITLE, "body": body, "labels": [LABEL]})
         return "created", int(made["number"])
-    found = api.call("GET", f"projects/{ci.project}/issues", "find the monitoring issue",
-                     token=tok, params={"labels": LABEL, "state": "opened", "per_page": "100"})
-    mine = [i for i in found or [] if MARKER in (i.get("description") or "")]
-    if mine:
-        iid = int(min(i["iid"] for i in mine))
+    if found is not None:
+        iid = found
         api.call("PUT", f"projects/{ci.project}/issues/{iid}", "update the issue", token=tok,
                  json={"description": body})
         api.call("POST", f"projects/{ci.project}/issues/{iid}/notes", "comment on the issue",
@@ -188,13 +157,13 @@ def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
     found = ci_from_env(os.environ if env is None else env, token_variable)
     if isinstance(found, Diagnostic):
         return Outcome(code=2, diagnostics=[found])
-    ci, api = found, Api(found)
+    ci, api = found, Api(found.platform, found.api)
     diags: list[Diagnostic] = []
     lines: list[str] = []
     retrained = "not asked (on_failure.retrain: false)"
     if retrain_run:
         try:
-            retrained = "started: " + retrain(api, ref)
+            retrained = "started: " + retrain(ci, api, ref)
         except ApiError as err:
             retrained = "could not be started (see the job log)"
             diags.append(Diagnostic.nowhere(str(err), "alert.retrain",
@@ -209,7 +178,7 @@ def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
                 f"variable {token_variable} (or name another one in ci.secrets.gitlab_token)"))
         else:
             try:
-                how, number = upsert_issue(api, issue_body(text, ci.run_url, retrained),
+                how, number = upsert_issue(ci, api, issue_body(text, ci.run_url, retrained),
                                            f"Failed again: {ci.run_url or 'see the pipeline'}")
                 lines.append(f"issue #{number} {how} (label {LABEL})")
             except ApiError as err:

@@ -106,3 +106,46 @@ def test_cli_exit_codes_and_no_token_in_the_output(api: MockApi) -> None:
     assert "HTTP 500" in res.stderr and "Traceback" not in res.stderr
     assert SECRET not in res.stdout + res.stderr
     assert "retrain: started" in res.stdout
+
+
+def _others(n: int, gitlab: bool) -> list[dict[str, object]]:
+    """n open issues with the label but not the marker (someone's own), before ours."""
+    key, num = ("description", "iid") if gitlab else ("body", "number")
+    return [{num: i + 1, "title": f"other {i}", key: "not ours",
+             "state": "opened" if gitlab else "open"} for i in range(n)]
+
+
+@pytest.mark.parametrize("gitlab", [False, True], ids=["github", "gitlab"])
+def test_the_issue_search_reads_every_page(api: MockApi, gitlab: bool) -> None:
+    """Ours is the 251st open labelled issue: on page 3 of 100 (Link rel=next on GitHub,
+    X-Next-Page on GitLab); it is updated, not duplicated."""
+    key, num = ("description", "iid") if gitlab else ("body", "number")
+    api.issues.extend(_others(250, gitlab))
+    api.issues.append({num: 251, "title": "ours", key: MARKER + "\nold",
+                       "state": "opened" if gitlab else "open"})
+    env = gitlab_env(api) if gitlab else github_env(api)
+    out = alert(None, "main", retrain_run=False, issue=True, env=env)
+    assert out.code == 0, out.diagnostics
+    assert "issue #251 updated" in out.text and len(api.issues) == 251
+    pages = api.calls("GET", r"/issues$")
+    assert [r.query.get("page", ["1"])[0] for r in pages] == ["1", "2", "3"]
+    assert all(r.query["per_page"] == ["100"] for r in pages)
+    assert all(r.query["labels"] == [LABEL] for r in pages)  # the next link keeps the query
+
+
+def test_a_hostile_api_cannot_page_forever_nor_take_the_token_elsewhere(api: MockApi) -> None:
+    """Mock answers: a next page on every page; then a next link to another host."""
+    from mlspec.gitops.ciapi import MAX_PAGES
+
+    api.endless = True
+    out = alert(None, "main", retrain_run=False, issue=True, env=github_env(api))
+    assert out.code == 1 and [d.rule for d in out.diagnostics] == ["alert.issue"]
+    assert f"more than {MAX_PAGES} pages" in out.diagnostics[0].message
+    assert len(api.calls("GET", r"/issues$")) == MAX_PAGES and api.issues == []
+    api.requests.clear()
+    with mock_api() as elsewhere:
+        api.next_base = elsewhere.url
+        out = alert(None, "main", retrain_run=False, issue=True, env=github_env(api))
+        assert elsewhere.requests == []  # never sent the token there
+    assert out.code == 1 and "not under the API's base URL" in out.diagnostics[0].message
+    assert len(api.calls("GET", r"/issues$")) == 1 and api.issues == []
