@@ -2,6 +2,8 @@
 
 - Headers: GitHub `Authorization: Bearer`, its media type and API version; GitLab
   `PRIVATE-TOKEN` (left out for a form POST, whose token is a field: the pipeline trigger).
+- Redirects are not followed but refused (requests drops `Authorization` on another host,
+  not GitLab's `PRIVATE-TOKEN`).
 - Failures raise `ApiError` with what was asked, the method, the URL, the status and the
   API's own message (at most 300 characters); a token is never in a message nor in a URL.
 - Retries: none. Every call that changes something is a POST/PATCH/PUT that is not
@@ -54,10 +56,11 @@ class Api:
 
         try:
             res = self.session.request(method, url, headers=self._headers(token, data is not None),
-                                       json=json, data=data, params=params, timeout=TIMEOUT)
+                                       json=json, data=data, params=params, timeout=TIMEOUT,
+                                       allow_redirects=False)
         except requests.RequestException as err:
             raise ApiError(what, method, url, None, type(err).__name__) from None
-        if res.status_code >= 400:
+        if res.status_code >= 300:  # a redirect too: requests would resend PRIVATE-TOKEN
             raise ApiError(what, method, url, res.status_code, _message(res))
         return res
 
