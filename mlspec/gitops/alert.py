@@ -1,4 +1,5 @@
-"""`mlspec alert`: what the schedule pipeline does after a failed monitor job.
+"""`mlspec alert`: what the schedule pipeline does after a failed monitor job (and, with
+`--passed`, after a passing one: close the open issue with a comment naming the commit and run).
 
 1. **Retrain**: start the schedule flow in mode `refresh`, which runs the refresh job alone
    (never the monitor, so a retrain cannot start another retrain).
@@ -46,6 +47,7 @@ class Ci:
     token: str  # the job's own token
     issue_token: str  # GitHub: the job's token; GitLab: the api-scope token, or ""
     run_url: str
+    commit: str = ""  # GITHUB_SHA / CI_COMMIT_SHA: the commit the monitor ran at
 
 
 def ci_from_env(env: Mapping[str, str], token_variable: str) -> Ci | Diagnostic:
@@ -62,13 +64,14 @@ def ci_from_env(env: Mapping[str, str], token_variable: str) -> Ci | Diagnostic:
             return problem
         token = env.get("MLSPEC_TOKEN") or env.get("GITHUB_TOKEN", "")
         return Ci("github", env["GITHUB_API_URL"].rstrip("/"), env["GITHUB_REPOSITORY"], token,
-                  token, env.get("RUN_URL", ""))
+                  token, env.get("RUN_URL", ""), env.get("GITHUB_SHA", ""))
     if env.get("GITLAB_CI") == "true" or env.get("CI_API_V4_URL"):  # gitlab-ci-local: false
         if problem := need("CI_API_V4_URL", "CI_PROJECT_ID"):
             return problem
         token = env.get("CI_JOB_TOKEN") or env.get("MLSPEC_TOKEN", "")
         return Ci("gitlab", env["CI_API_V4_URL"].rstrip("/"), env["CI_PROJECT_ID"], token,
-                  env.get(token_variable, ""), env.get("RUN_URL") or env.get("CI_PIPELINE_URL", ""))
+                  env.get(token_variable, ""), env.get("RUN_URL") or env.get("CI_PIPELINE_URL", ""),
+                  env.get("CI_COMMIT_SHA", ""))
     return Diagnostic.nowhere("mlspec alert found neither GitHub Actions nor GitLab CI",
                               "alert.env", "GITHUB_ACTIONS must be 'true', or CI_API_V4_URL set")
 
@@ -128,6 +131,33 @@ def upsert_issue(ci: Ci, api: Api, body: str, note: str) -> tuple[str, int]:
     return "created", int(made["iid"])
 
 
+def close_issue(ci: Ci, api: Api, note: str) -> int | None:
+    """Comment on the one open monitoring issue and close it; None when none is open."""
+    found = open_issue(ci, api)
+    if found is None:
+        return None
+    tok = ci.issue_token
+    if ci.platform == "github":
+        issue = f"repos/{ci.project}/issues/{found}"
+        api.call("POST", f"{issue}/comments", "comment on the issue", token=tok,
+                 json={"body": note})
+        api.call("PATCH", issue, "close the issue", token=tok,
+                 json={"state": "closed", "state_reason": "completed"})
+    else:
+        issue = f"projects/{ci.project}/issues/{found}"
+        api.call("POST", f"{issue}/notes", "comment on the issue", token=tok,
+                 json={"body": note})
+        api.call("PUT", issue, "close the issue", token=tok, json={"state_event": "close"})
+    return found
+
+
+def passed_note(ci: Ci) -> str:
+    at = f" at commit {ci.commit}" if ci.commit else ""
+    run = f" in {ci.run_url}" if ci.run_url else ""
+    return (f"The scheduled monitor passed{at}{run}: closing. A later failure opens a new "
+            "issue.")
+
+
 def issue_body(report: str | None, run_url: str, retrained: str) -> str:
     text = (report or "").strip()
     if len(text) > MAX_REPORT:
@@ -152,12 +182,15 @@ def _fenced(text: str) -> str:
 
 def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
           token_variable: str = DEFAULT_TOKEN_VARIABLE,
-          env: Mapping[str, str] | None = None) -> Outcome:
-    """Start the retrain and upsert the issue; exit 1 when either failed (both are tried)."""
+          env: Mapping[str, str] | None = None, passed: bool = False) -> Outcome:
+    """Start the retrain and upsert the issue; exit 1 when either failed (both are tried).
+    With `passed` (the monitor-passed job): close the open issue, if any, and nothing else."""
     found = ci_from_env(os.environ if env is None else env, token_variable)
     if isinstance(found, Diagnostic):
         return Outcome(code=2, diagnostics=[found])
     ci, api = found, Api(found.platform, found.api)
+    if passed:
+        return _passed(ci, api, token_variable)
     diags: list[Diagnostic] = []
     lines: list[str] = []
     retrained = "not asked (on_failure.retrain: false)"
@@ -172,10 +205,7 @@ def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
     if issue:
         text = report.read_text(errors="replace") if report and report.is_file() else None
         if not ci.issue_token:
-            diags.append(Diagnostic.nowhere(
-                f"no token to write issues: the CI/CD variable {token_variable} is not set",
-                "alert.issue-token", "add a project access token with api scope as a masked "
-                f"variable {token_variable} (or name another one in ci.secrets.gitlab_token)"))
+            diags.append(_no_issue_token(token_variable))
         else:
             try:
                 how, number = upsert_issue(ci, api, issue_body(text, ci.run_url, retrained),
@@ -185,6 +215,25 @@ def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
                 diags.append(Diagnostic.nowhere(str(err), "alert.issue",
                                                 _hint(ci, "issues: write")))
     return Outcome(code=1 if diags else 0, diagnostics=diags, text="\n".join(lines))
+
+
+def _passed(ci: Ci, api: Api, token_variable: str) -> Outcome:
+    if not ci.issue_token:
+        return Outcome(code=1, diagnostics=[_no_issue_token(token_variable)])
+    try:
+        number = close_issue(ci, api, passed_note(ci))
+    except ApiError as err:
+        return Outcome(code=1, diagnostics=[Diagnostic.nowhere(str(err), "alert.issue",
+                                                               _hint(ci, "issues: write"))])
+    return Outcome(text=f"no open issue labelled {LABEL}: nothing to close" if number is None
+                   else f"issue #{number} closed: the monitor passed")
+
+
+def _no_issue_token(token_variable: str) -> Diagnostic:
+    return Diagnostic.nowhere(
+        f"no token to write issues: the CI/CD variable {token_variable} is not set",
+        "alert.issue-token", "add a project access token with api scope as a masked "
+        f"variable {token_variable} (or name another one in ci.secrets.gitlab_token)")
 
 
 def _hint(ci: Ci, permission: str) -> str:
