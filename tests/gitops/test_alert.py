@@ -134,15 +134,17 @@ def test_the_issue_search_reads_every_page(api: MockApi, gitlab: bool) -> None:
 
 
 def test_a_hostile_api_cannot_page_forever_nor_take_the_token_elsewhere(api: MockApi) -> None:
-    """Mock answers: a next page on every page; then a next link to another host."""
+    """Mock answers: a next page on every page (Link on GitHub, X-Next-Page on GitLab); then
+    a next link to another host."""
     from mlspec.gitops.ciapi import MAX_PAGES
 
     api.endless = True
-    out = alert(None, "main", retrain_run=False, issue=True, env=github_env(api))
-    assert out.code == 1 and [d.rule for d in out.diagnostics] == ["alert.issue"]
-    assert f"more than {MAX_PAGES} pages" in out.diagnostics[0].message
-    assert len(api.calls("GET", r"/issues$")) == MAX_PAGES and api.issues == []
-    api.requests.clear()
+    for env in (github_env(api), gitlab_env(api)):
+        out = alert(None, "main", retrain_run=False, issue=True, env=env)
+        assert out.code == 1 and [d.rule for d in out.diagnostics] == ["alert.issue"]
+        assert f"more than {MAX_PAGES} pages" in out.diagnostics[0].message
+        assert len(api.calls("GET", r"/issues$")) == MAX_PAGES and api.issues == []
+        api.requests.clear()
     with mock_api() as elsewhere:
         api.next_base = elsewhere.url
         out = alert(None, "main", retrain_run=False, issue=True, env=github_env(api))
