@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from mlspec.remote.errors import RemoteError
-from mlspec.remote.url import Remote
+from mlspec.remote.url import TAG_NAME, Remote
 
 READ_BYTES = 1 << 20
 MAX_MANIFEST = 4 << 20
@@ -109,3 +109,14 @@ class FileStore:
         self._place(self._manifest(digest), lambda out: out.write(body))
         if tag != digest:
             self._place(self._manifest(tag), lambda out: out.write(body))
+
+    def tags(self) -> list[str]:
+        """Every tag, sorted: the names of `manifests/<tag>.json` that are OCI tag names."""
+        try:
+            names = [p.name[:-5] for p in (self.root / "manifests").iterdir()
+                     if p.name.endswith(".json")]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise RemoteError("remote.io", f"{self.remote}: {exc.strerror or exc}") from None
+        return sorted(n for n in names if TAG_NAME.fullmatch(n))
