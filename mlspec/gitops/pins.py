@@ -144,8 +144,8 @@ def check_against(pins: Pins, lock: Lock, steps: list[str], where: str, tag: str
     for name, run in pins.runs.items():
         entry = lock.steps.get(name)
         if entry is None or name not in steps:
-            errors.append(Diagnostic(where, run.line, 1, f"step '{name}' is pinned, but the "
-                                     f"spec and mlspec.lock at {tag} have no such step", RULE))
+            errors.append(Diagnostic(where, run.line, 1, f"step '{name}' is pinned, but "
+                                     f"mlspec.lock at {tag} has no such step", RULE))
         elif entry.key != run.key:
             errors.append(Diagnostic(where, run.line, 1, f"step '{name}' is pinned with key "
                                      f"{run.key[:19]}…, but mlspec.lock at {tag} records "
@@ -199,5 +199,7 @@ def release_pins(loaded: LoadedSpec, ref: str) -> tuple[str, Pins, Lock]:
     if lock is None:
         raise MlspecError([Diagnostic.nowhere(f"{tag} has no committed mlspec.lock",
                                               "lock.missing")])
-    check_against(pins, lock, list(loaded.graph.order), f"refs/tags/{tag}", tag)
+    # the lock at the tag, not this checkout's spec: a checkout elsewhere is told to check the
+    # tag out (mlspec.remote.promote), not that the tag is wrong
+    check_against(pins, lock, list(lock.steps), f"refs/tags/{tag}", tag)
     return tag, pins, lock
