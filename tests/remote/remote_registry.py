@@ -128,12 +128,14 @@ storage:
 
 
 @contextlib.contextmanager
-def running_registry(tmp: Path) -> Iterator[Registry]:
+def running_registry(tmp: Path, delete: bool = True) -> Iterator[Registry]:
+    """htpasswd auth; deletes enabled unless `delete` is False. `tmp / "config.yml"` is its
+    configuration (for `docker-registry garbage-collect`)."""
     exe = tool("docker-registry")
     line = bcrypt_line(USER, PASSWORD)
     need(line is not None, "no bcrypt (python bcrypt or crypt with blowfish) for htpasswd")
     (tmp / "htpasswd").write_text(f"{line}\n")
-    with _serve(exe, tmp, "  delete: {enabled: true}\n",
+    with _serve(exe, tmp, f"  delete: {{enabled: {'true' if delete else 'false'}}}\n",
                 f"auth:\n  htpasswd: {{realm: mlspec-test, path: {tmp / 'htpasswd'}}}\n",
                 ready=200) as reg:
         yield reg
