@@ -116,6 +116,9 @@ def referenced(root: Path, default_branch: str, tag_prefix: str,
     branches, tags = _refs(root, default_branch)
     names = [f"refs/remotes/origin/{default_branch}", f"refs/heads/{default_branch}"]
     found = next((n for n in names if n in branches), None)
+    if found is None and _git(root, "for-each-ref", "--count=1") is None:
+        raise _refuse("git cannot read this clone's refs (a ref names a missing object)",
+                      "see `git for-each-ref`; repair or delete the broken ref")
     if found is None:
         raise _refuse(f"the default branch '{default_branch}' is not in this clone",
                       f"fetch it (`git fetch origin {default_branch}`), or fix "
