@@ -196,7 +196,7 @@ def _text(p: Plan, kept_how: list[str], deleted: list[Manifest], delete: bool) -
                      "delete them")
     else:
         lines.append(f"deleted {len(deleted)} of {what}; kept {p.kept}")
-        if p.remote.kind != "file":
+        if p.remote.kind != "file" and deleted:
             lines.append("the registry frees the blobs' space in its own garbage collection "
                          "(docker-registry: `registry garbage-collect CONFIG`; hosted "
                          "registries: their retention policy)")
