@@ -276,8 +276,9 @@ class Registry:
 
     def delete_manifest(self, tag: str, digest: str) -> bool:
         """Delete the manifest tagged `tag` (and so the tag) when it is still the one whose
-        digest is `digest`: HEAD the tag for its `Docker-Content-Digest`, then DELETE by that
-        digest (the distribution API deletes manifests by digest only). False when the tag is
+        digest is `digest`: HEAD the tag for its `Docker-Content-Digest` (a registry that
+        sends none is taken at `digest`), then DELETE by that digest (the distribution API
+        deletes manifests by digest only). False when the tag is
         gone. A registry without deletes answers 405: `remote.delete-disabled`. The blobs
         stay until the registry's own garbage collection."""
         resp = self._call("HEAD", f"/manifests/{tag}", headers={"Accept": MANIFEST_TYPE})
@@ -285,7 +286,7 @@ class Registry:
             return False
         if resp.status_code != 200:
             raise self._status(resp, f"HEAD manifest {tag[:20]}")
-        if resp.headers.get("Docker-Content-Digest", "").strip() != digest:
+        if resp.headers.get("Docker-Content-Digest", digest).strip() != digest:
             raise RemoteError("remote.changed", f"{self.remote}: {tag[:20]}… changed while gc "
                               "ran; nothing more was deleted", "run `mlspec gc --remote` again")
         resp = self._call("DELETE", f"/manifests/{digest}")

@@ -249,3 +249,31 @@ def test_hostile_manifests_are_left_alone() -> None:
     odd = parse("t", json.dumps({**good, "annotations": {
         "dev.mlspec.step": "\x1b[31mred", "dev.mlspec.commit": "$(rm -rf ~)"}}).encode())
     assert (odd.step, odd.commit) == ("?", "")
+
+
+def test_token_registry_grants_delete_only_when_asked(tmp_path: Path) -> None:
+    """Bearer auth: the token asks for the delete action only when gc deletes; a token
+    without it is refused by the registry (remote.auth), one with it deletes."""
+    from remote_registry import token_registry
+
+    from mlspec.remote.errors import RemoteError
+
+    with token_registry(tmp_path, delete=True) as reg:
+        remote = parse_remote(f"oci://{reg.host}/tok/store")
+        writer = open_store(remote, push=True)
+        blob = tmp_path / "rec"
+        blob.write_bytes(OTHER_BLOB)
+        digest = "sha256:" + hashlib.sha256(OTHER_BLOB).hexdigest()
+        writer.put_blob(blob, digest, len(OTHER_BLOB))
+        body = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+                           "config": {"mediaType": STEP_RUN, "digest": digest,
+                                      "size": len(OTHER_BLOB)}, "layers": []}).encode()
+        tag = "sha256-" + "f" * 64
+        writer.put_manifest(tag, body)
+        m = parse(tag, body)
+        with pytest.raises(RemoteError) as err:
+            open_store(remote).delete_manifest(tag, m.digest)
+        assert err.value.rule == "remote.auth", err.value.message
+        assert open_store(remote, delete=True).delete_manifest(tag, m.digest) is True
+        assert open_store(remote).tags() == []
+        assert open_store(remote, delete=True).delete_manifest(tag, m.digest) is False
