@@ -327,7 +327,8 @@ class Registry:
                 raise RemoteError("remote.protocol", f"{self.remote}: the tag list points "
                                   "to another host")
         raise RemoteError("remote.protocol", f"{self.remote}: more than "
-                          f"{MAX_TAG_PAGES * TAG_PAGE} tags", "run `mlspec gc --remote`")
+                          f"{MAX_TAG_PAGES * TAG_PAGE} tags", "delete old tags with the registry's "
+                          "retention policy")
 
 
 class _WriteFailed(Exception):

@@ -106,7 +106,12 @@ def plan(store: Store, remote: Remote, keep: set[str]) -> Plan:
     p = Plan(remote)
     manifests = []
     for tag in store.tags():
-        body = store.get_manifest(tag)
+        try:
+            body = store.get_manifest(tag)
+        except RemoteError as err:
+            if err.rule != "remote.corrupt":
+                raise
+            body = b""  # too big to read: unreadable, left alone
         if body is not None:  # None: deleted since the listing
             manifests.append(parse(tag, body))
     drop: list[Manifest] = []

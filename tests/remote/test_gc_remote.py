@@ -277,3 +277,19 @@ def test_token_registry_grants_delete_only_when_asked(tmp_path: Path) -> None:
         assert open_store(remote, delete=True).delete_manifest(tag, m.digest) is True
         assert open_store(remote).tags() == []
         assert open_store(remote, delete=True).delete_manifest(tag, m.digest) is False
+
+
+def test_a_manifest_too_big_to_read_is_left_alone(tmp_path: Path) -> None:
+    from mlspec.remote.retention import plan
+
+    root = tmp_path / "store"
+    (root / "manifests").mkdir(parents=True)
+    remote = parse_remote(f"file://{root}")
+    store = open_store(remote, push=True)
+    body = json.dumps({"schemaVersion": 2, "config": {
+        "mediaType": STEP_RUN, "digest": "sha256:" + "a" * 64, "size": 3}, "layers": []})
+    store.put_manifest("sha256-" + "1" * 64, body.encode())
+    (root / "manifests" / ("sha256-" + "2" * 64 + ".json")).write_bytes(b" " * (5 << 20))
+    p = plan(store, remote, set())
+    assert [m.tag for m in p.drop] == ["sha256-" + "1" * 64] and p.other == 1
+    assert not p.blobs_known and "not a readable step run" in p.notes[0]
