@@ -149,11 +149,31 @@ def status(spec_path: Path, exit_code: bool = False, ci_keys: bool = False) -> O
 
 
 @_outcome
-def gc(spec_path: Path, yes: bool) -> Outcome:
-    """`mlspec gc`: list (or, with yes, delete) local cache runs the lock does not name."""
-    from mlspec.run.cache_gc import collect
+def gc(spec_path: Path, yes: bool, remote: bool = False, keep_last: int | None = None,
+       keep_days: int | None = None) -> Outcome:
+    """`mlspec gc`: list (or, with yes, delete) local cache runs the lock does not name; with
+    remote, the remote's step runs no release tag and no recent default-branch commit names
+    (the keys come from gitops, the remote's side from remote.retention)."""
+    wrong = ("--keep-last and --keep-days apply to --remote" if not remote and (
+        keep_last is not None or keep_days is not None)
+        else "--keep-last must be at least 0" if keep_last is not None and keep_last < 0
+        else "--keep-days must be at least 1" if keep_days is not None and keep_days < 1 else "")
+    if wrong:
+        raise MlspecError([Diagnostic.nowhere(wrong, "cli.usage")])
+    loaded = load(spec_path)
+    if not remote:
+        from mlspec.run.cache_gc import collect
 
-    return collect(load(spec_path).root, delete=yes)
+        return collect(loaded.root, delete=yes)
+    from mlspec.gitops.referenced import DEFAULT_KEEP_LAST, referenced
+    from mlspec.remote.commands import remote_of
+    from mlspec.remote.retention import collect as remote_collect
+
+    remote_of(loaded)  # no remote configured: say so before reading git
+    ci = loaded.spec.ci
+    kept = referenced(loaded.root, ci.default_branch, ci.tag_prefix,
+                      DEFAULT_KEEP_LAST if keep_last is None else keep_last, keep_days)
+    return remote_collect(loaded, kept.keys, kept.describe(), kept.to_data(), delete=yes)
 
 
 @_outcome
