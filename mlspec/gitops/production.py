@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from mlspec.gitops import xychart
 from mlspec.gitops.metricsdiff import md_code, md_escape
@@ -121,6 +120,8 @@ def _gates(r: Record) -> str:
 
 
 def _heading(p: Production) -> str:
+    if p.remote is None:
+        return "production"
     if p.release is None:
         return "production (monitor records)"
     return f"production: {p.release} ({p.why}), {len(p.records)} monitor run(s)"
@@ -179,6 +180,8 @@ def markdown(p: Production) -> str:
         for r in p.records:
             when = md_escape(_short_time(r))
             if r.run_url:
+                from urllib.parse import quote
+
                 when = f"[{when}](<{quote(r.run_url, safe=URL_SAFE)}>)"
             out.append(f"| {when} | {_gates(r)} | "
                        + " | ".join(num(r.metrics.get(n)) for n in shown) + " |")
