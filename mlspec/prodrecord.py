@@ -64,6 +64,15 @@ def tag_of(record: Record, body: bytes) -> str:
     return f"{TAG_PREFIX}{stamp}-{hashlib.sha256(body).hexdigest()[:12]}"
 
 
+def tag_time(tag: str) -> str | None:
+    """The UTC time a record's tag names (2026-12-01T10:12:42Z), None for another tag."""
+    m = TAG.fullmatch(tag)
+    if m is None:
+        return None
+    d = m.group(1)
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}T{d[9:11]}:{d[11:13]}:{d[13:15]}Z"
+
+
 def run_url(env: dict[str, str] | None = None) -> str | None:
     """The CI run's address when the environment names one (GitHub Actions, GitLab CI)."""
     env = dict(os.environ) if env is None else env

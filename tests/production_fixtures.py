@@ -39,6 +39,7 @@ os.makedirs("model", exist_ok=True)
 open("model/model.bin", "w").write("m")
 json.dump({"accuracy": 0.9}, open("metrics.json", "w"))
 """
+TRAIN_095 = TRAIN.replace("0.9", "0.95")
 LIVE = """\
 import json, os
 os.makedirs("monitor", exist_ok=True)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"  # the rest (< > | ` \\ ") is percent-encoded
 MAX_COLUMNS = 8  # metrics in the points table (JSON holds them all)
+MAX_ROWS = 40  # metrics in the offline-vs-production table
 NO_REMOTE = ("production history needs a remote store (`project.remote` or MLSPEC_REMOTE): "
              "without one, each scheduled `mlspec monitor` run's metrics are kept only in "
              "its CI job (the `mlspec-monitor` artifact and the job summary)")
@@ -46,6 +47,11 @@ class Production:
         names = sorted({n for r in self.records for n in r.metrics})
         return [n for n in names if n in self.offline] + [n for n in names
                                                            if n not in self.offline]
+
+    def shown_names(self) -> tuple[list[str], int]:
+        """The metrics the tables show (at most MAX_ROWS) and how many more there are."""
+        names = self.metric_names()
+        return names[:MAX_ROWS], max(0, len(names) - MAX_ROWS)
 
     def to_data(self) -> dict[str, Any]:
         return {"remote": self.remote, "release": self.release, "commit": self.commit,
@@ -130,7 +136,7 @@ def _heading(p: Production) -> str:
 def text(p: Production) -> str:
     out = [_heading(p)]
     if p.records:
-        names = p.metric_names()
+        names, more = p.shown_names()
         latest = p.records[-1]
         rows = [[n, num(p.offline.get(n)), num(latest.metrics.get(n)),
                  num(latest.metrics[n] - p.offline[n])
@@ -140,8 +146,9 @@ def text(p: Production) -> str:
         out.append(table(["time (UTC)", "gates", *shown],
                          [[_short_time(r), _gates(r), *[num(r.metrics.get(n)) for n in shown]]
                           for r in p.records]).rstrip("\n"))
-        if len(names) > len(shown):
-            out.append(f"({len(names) - len(shown)} more metrics: --format json lists them)")
+        if len(names) + more > len(shown):
+            out.append(f"({len(names) + more - len(shown)} more metrics: --format json lists "
+                       "them)")
     elif p.remote is not None:
         out.append("no monitor record yet")
     out += [f"note: {n}" for n in p.notes]
@@ -158,21 +165,27 @@ def markdown(p: Production) -> str:
         head = ""
     out = [head, ""] if head else []
     if p.records:
-        names = p.metric_names()
+        names, more = p.shown_names()
         latest = p.records[-1]
-        first = names[0]
-        out.append(xychart.chart(f"production {first}", first,
-                                 [(_short_time(r), v) for r in p.records
-                                  if (v := r.metrics.get(first)) is not None],
-                                 reference=p.offline.get(first)).rstrip("\n"))
-        if first in p.offline:
-            out += ["", f"The line marks {md_code(first)} offline at the release."]
-        out += ["", "| metric | offline | production (latest) | Δ |", "|---|---:|---:|---:|"]
+        first = names[0] if names else ""
+        block = xychart.chart(f"production {first}", first,
+                              [(_short_time(r), v) for r in p.records
+                               if (v := r.metrics.get(first)) is not None],
+                              reference=p.offline.get(first)) if first else ""
+        if block:
+            out.append(block.rstrip("\n"))
+            if first in p.offline:
+                out += ["", f"The line marks {md_code(first)} offline at the release."]
+            out.append("")
+        out += ["| metric | offline | production (latest) | Δ |", "|---|---:|---:|---:|"]
         for n in names:
             delta = num(latest.metrics[n] - p.offline[n]) \
                 if n in p.offline and n in latest.metrics else "—"
             out.append(f"| {md_escape(n)} | {num(p.offline.get(n))} | "
                        f"{num(latest.metrics.get(n))} | {delta} |")
+        if more:
+            out += ["", f"{more} more metrics: `mlspec metrics --history --format json` lists "
+                    "them."]
         shown = names[:MAX_COLUMNS]
         out += ["", "<details><summary>Monitor runs</summary>", "",
                 "| time (UTC) | gates | " + " | ".join(md_escape(n) for n in shown) + " |",

@@ -97,4 +97,7 @@ def _read(store: Store, tag: str, dest: Path) -> Record:
     if store.get_blob(digest, dest, prodrecord.MAX_RECORD + 1) != digest:
         raise ValueError("its record does not match its digest (tampered, truncated or "
                          "too big)")
-    return prodrecord.decode(dest.read_bytes(), tag)
+    record = prodrecord.decode(dest.read_bytes(), tag)
+    if prodrecord.tag_time(tag) != record.time:
+        raise ValueError(f"its time {record.time} is not the one its tag names")
+    return record

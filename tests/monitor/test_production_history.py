@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 from conftest import mlspec
-from production_fixtures import check_shown, released, two_runs
+from production_fixtures import TRAIN_095, check_shown, released, two_runs
 
 from mlspec import prodrecord
 
@@ -172,3 +173,52 @@ def test_the_job_summary_gets_the_monitor_table(tmp_path: Path) -> None:
     assert text.startswith("### mlspec monitor\n\n| metric | value |\n|---|---:|\n"
                            "| accuracy | 0.7000 |\n| n_live | 100 |\n"), text
     assert "| `accuracy >= baseline - 0.1` | 0.7000 | ❌ FAIL |" in text
+
+
+def test_a_rollback_names_the_deployed_release(tmp_path: Path) -> None:
+    from conftest import git
+
+    repo = released(tmp_path)
+    store = tmp_path / "store"
+    store.mkdir()
+    env = {"MLSPEC_REMOTE": f"file://{store}"}
+    assert mlspec("monitor", cwd=repo, env={**env, "LIVE_ACC": "0.85"}).returncode == 0
+    (repo / "train.py").write_text(TRAIN_095)
+    assert mlspec("run", "--force", cwd=repo).returncode == 0
+    git("commit", "-qam", "better", cwd=repo)
+    git("tag", "-a", "v1.1.0", "-m", "release 1.1.0", cwd=repo)
+    time.sleep(1.05)
+    r = mlspec("monitor", "--json", cwd=repo, env={**env, "LIVE_ACC": "0.6"})
+    assert r.returncode == 1, r.stderr
+    r = mlspec("metrics", "--history", cwd=repo, env=env)
+    assert "production: v1.1.0 (the newest release), 1 monitor run(s)" in r.stdout, r.stdout
+    assert "accuracy  0.9500   0.6000               -0.3500" in r.stdout, r.stdout
+    assert "note: 1 monitor record(s) of other releases (v1.0.0) are not shown" in r.stdout
+    time.sleep(1.05)  # a rollback counts when it was recorded after the newest release
+    git("tag", "-a", "rollback/v1.0.0/1", "-m", "mlspec rollback to v1.0.0",
+        git("rev-parse", "v1.0.0^{commit}", cwd=repo), cwd=repo)
+    r = mlspec("metrics", "--history", cwd=repo, env=env)
+    assert "production: v1.0.0 (rolled back by rollback/v1.0.0/1), 1 monitor run(s)" in \
+        r.stdout, r.stdout
+    assert "accuracy  0.9000   0.8500               -0.0500" in r.stdout, r.stdout
+    assert "(v1.1.0) are not shown" in r.stdout
+
+
+def test_the_section_is_bounded_whatever_the_records_hold() -> None:
+    from mlspec.gitops import production
+
+    recs = [prodrecord.Record(f"2026-12-01T10:00:0{i}Z", "v1.0.0", None,
+                              {f"m{j:03d}|<x>": float(j) for j in range(i * 200)}, [],
+                              "https://ci.example/run/1?a=<b>|`c`")
+            for i in range(2)]
+    p = production.Production("file:///s", "v1.0.0", None, "the newest release",
+                              {"m000|<x>": 1.0}, recs)
+    md = production.markdown(p)
+    assert "200 more metrics" not in md and "160 more metrics" in md, md[-400:]
+    assert "| m000\\|&lt;x> | 1.0000 | 0.0000 | -1.0000 |" in md, md  # escaped in cells
+    assert "(<https://ci.example/run/1?a=%3Cb%3E%7C%60c%60>)" in md
+    text = production.text(p)
+    assert text.count("\n") < 60
+    empty = production.Production("file:///s", "v1.0.0", None, "the newest release", {},
+                                  [recs[0]])
+    assert "| metric | offline |" in production.markdown(empty)  # no metric: no chart
