@@ -233,8 +233,9 @@ def _production(loaded: LoadedSpec, limit: int) -> Production | None:
 
     try:
         records, notes = newest(remote, limit)
-    except RemoteError as err:
-        records, notes = [], [f"the monitor records could not be read: {err.message}"]
+    except (RemoteError, OSError) as err:
+        why = err.message if isinstance(err, RemoteError) else str(err.strerror or err)
+        records, notes = [], [f"the monitor records could not be read: {why}"]
     return gather(loaded, str(remote), records, notes, limit)
 
 
@@ -266,15 +267,15 @@ def _record_monitor(loaded: LoadedSpec, out: Outcome) -> Outcome:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = prodrecord.Record(
         now, release[0] if release else None, (release[1] or None) if release else None,
-        metrics, [{"gate": str(g["gate"]), "verdict": str(g["verdict"])}
-                  for g in out.data.get("gates") or []][:prodrecord.MAX_GATES],
-        prodrecord.run_url(), __version__)
+        metrics, prodrecord.clean_gates(out.data.get("gates") or []), prodrecord.run_url(),
+        __version__)
     try:
         tag = put_record(remote, record)
-    except RemoteError as err:
-        out.stderr += (f"warning: the monitor run is not recorded in {remote}: {err.message}"
-                       f"{' (' + err.hint + ')' if err.hint else ''}; the gates decide the "
-                       "exit code\n")
+    except (RemoteError, OSError) as err:
+        why = (err.message + (f" ({err.hint})" if err.hint else "")
+               if isinstance(err, RemoteError) else str(err.strerror or err))
+        out.stderr += (f"warning: the monitor run is not recorded in {remote}: {why}; the "
+                       "gates decide the exit code\n")
         out.data["record"] = None
         return out
     out.stderr += f"recorded the monitor run in {remote} as {tag}" + (

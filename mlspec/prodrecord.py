@@ -113,6 +113,17 @@ def clean(metrics: dict[str, object]) -> tuple[dict[str, float], int]:
     return kept, len(metrics) - len(kept)
 
 
+def clean_gates(gates: list[dict[str, object]]) -> list[dict[str, str]]:
+    """Gate verdicts as a record holds them: {gate, verdict}, at most MAX_GATES, texts cut to
+    MAX_NAME characters."""
+    out = []
+    for g in gates[:MAX_GATES]:
+        text, verdict = str(g.get("gate", ""))[:MAX_NAME].strip(), str(g.get("verdict"))
+        if _name_ok(text) and verdict in VERDICTS:
+            out.append({"gate": text, "verdict": verdict})
+    return out
+
+
 def _no_constant(name: str) -> float:
     raise ValueError(f"it holds {name}")
 

@@ -63,17 +63,22 @@ class Production:
 
 def deployed(loaded: LoadedSpec) -> tuple[str, str, str] | None:
     """(tag, commit, why) of the deployed release; None without a git repository or release."""
+    from git import GitError
+
     from mlspec.gitops.gitrefs import open_repo, resolve
     from mlspec.gitops.rollback import deployed_release, releases
 
     repo = open_repo(loaded.root, required=False)
     if repo is None:
         return None
-    rels = releases(loaded, repo)
-    if not rels:
+    try:
+        rels = releases(loaded, repo)
+        if not rels:
+            return None
+        (_, tag), why = deployed_release(repo, rels)
+        return tag, resolve(repo, f"refs/tags/{tag}^{{commit}}") or "", why
+    except (GitError, OSError, ValueError):  # a broken clone: no release to name
         return None
-    (_, tag), why = deployed_release(repo, rels)
-    return tag, resolve(repo, f"refs/tags/{tag}^{{commit}}") or "", why
 
 
 def gather(loaded: LoadedSpec, remote: str | None, records: list[Record], notes: list[str],

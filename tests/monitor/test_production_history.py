@@ -222,3 +222,12 @@ def test_the_section_is_bounded_whatever_the_records_hold() -> None:
     empty = production.Production("file:///s", "v1.0.0", None, "the newest release", {},
                                   [recs[0]])
     assert "| metric | offline |" in production.markdown(empty)  # no metric: no chart
+
+
+def test_gate_texts_are_cut_to_fit_a_record() -> None:
+    long = "accuracy >= baseline - 0.05 " + "x" * 300
+    gates = prodrecord.clean_gates([{"gate": long, "verdict": "fail"},
+                                    {"gate": "a <= 1", "verdict": "FAIL"}])
+    assert gates == [{"gate": long[:prodrecord.MAX_NAME].strip(), "verdict": "fail"}]
+    rec = prodrecord.Record("2026-12-01T10:12:42Z", None, None, {}, gates)
+    assert prodrecord.decode(prodrecord.encode(rec)).gates == gates
