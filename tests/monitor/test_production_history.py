@@ -231,3 +231,22 @@ def test_gate_texts_are_cut_to_fit_a_record() -> None:
     assert gates == [{"gate": long[:prodrecord.MAX_NAME].strip(), "verdict": "fail"}]
     rec = prodrecord.Record("2026-12-01T10:12:42Z", None, None, {}, gates)
     assert prodrecord.decode(prodrecord.encode(rec)).gates == gates
+
+
+def test_reading_without_a_registry_never_imports_requests(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = released(tmp_path)
+    store = tmp_path / "store"
+    store.mkdir()
+    for remote in ("", f"file://{store}"):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlspec", "metrics",
+                            "--history"], cwd=repo, capture_output=True, text=True,
+                           env={**os.environ, "MLSPEC_REMOTE": remote})
+        assert r.returncode == 0 and "production" in r.stdout, r.stderr[-2000:]
+        imported = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines()
+                    if ln.startswith("import time:")}
+        assert "mlspec.gitops.production" in imported
+        assert "requests" not in imported and "urllib3" not in imported, remote
