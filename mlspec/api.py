@@ -157,11 +157,11 @@ def gc(spec_path: Path, yes: bool) -> Outcome:
 
 
 @_outcome
-def push(spec_path: Path, steps: list[str]) -> Outcome:
+def push(spec_path: Path, steps: list[str], sets: list[str] | None = None) -> Outcome:
     """`mlspec push`: upload the runs of up-to-date steps to the remote (mlspec.remote)."""
     from mlspec.remote.commands import push as remote_push
 
-    return remote_push(load(spec_path), steps)
+    return remote_push(load(spec_path), steps, sets or [])
 
 
 @_outcome

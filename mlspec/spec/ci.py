@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator
 
 from mlspec.compile.registry import CI_TARGETS
+from mlspec.remote.url import BadRemote, parse
 from mlspec.spec.common import (
     Branch,
     EnvName,
@@ -129,4 +130,34 @@ def ci_diagnostics(loaded: SpecSource, ci: CI, image: str | None,
                 "name the CI secret holding a registry token in ci.secrets: "
                 "`registry_password: SECRET_NAME` (and `registry_username` if the user is not "
                 f"the CI's); only {OWN_REGISTRY[target]} works with the {target} job token"))
+    return diags
+
+
+def remote_diagnostics(loaded: SpecSource, ci: CI, remote: str | None) -> list[Diagnostic]:
+    """Every target's jobs can reach the remote store (`project.remote`, an OCI registry): its
+    own registry with the job token, or the secrets ci.secrets names; `remote_username` needs
+    `remote_password`. A file:// remote needs no credentials."""
+    diags: list[Diagnostic] = []
+    if "remote_username" in ci.secrets and "remote_password" not in ci.secrets:
+        diags.append(loaded.diag(("ci", "secrets", "remote_username"),
+                                 "a remote username needs ci.secrets.remote_password",
+                                 "spec.secret-missing",
+                                 "add `remote_password: <SECRET_NAME>` under ci.secrets"))
+    if remote is None or "remote_password" in ci.secrets:
+        return diags
+    try:
+        parsed = parse(remote)
+    except BadRemote:
+        return diags  # said where project.remote is checked
+    if parsed.kind != "oci":
+        return diags
+    for target in ci.targets:
+        if OWN_REGISTRY[target] != parsed.host:
+            diags.append(loaded.diag(
+                ("project", "remote"),
+                f"the {target} pipeline pulls from and pushes to {remote} but has no "
+                f"credentials for {parsed.host}", "spec.remote-credentials",
+                "name the CI secret holding a registry token in ci.secrets: "
+                "`remote_password: SECRET_NAME` (and `remote_username` if the user is not the "
+                f"CI's); only {OWN_REGISTRY[target]} works with the {target} job token"))
     return diags
