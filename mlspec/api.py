@@ -44,7 +44,13 @@ def load(spec_path: Path) -> LoadedSpec:
 
 @_outcome
 def validate(spec_path: Path) -> Outcome:
+    from mlspec.spec.ci import remote_diagnostics
+
     loaded = load(spec_path)
+    spec = loaded.spec
+    diags = remote_diagnostics(loaded, spec.ci, spec.project.remote, list(spec.ci.targets))
+    if diags:
+        raise MlspecError(diags)
     if any(s.estimator for s in loaded.graph.steps.values()):
         from mlspec.run.sklearn_step import validate_builtin  # imports sklearn: only for these
 

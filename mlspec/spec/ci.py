@@ -133,31 +133,36 @@ def ci_diagnostics(loaded: SpecSource, ci: CI, image: str | None,
     return diags
 
 
-def remote_diagnostics(loaded: SpecSource, ci: CI, remote: str | None) -> list[Diagnostic]:
-    """Every target's jobs can reach the remote store (`project.remote`, an OCI registry): its
-    own registry with the job token, or the secrets ci.secrets names; `remote_username` needs
-    `remote_password`. A file:// remote needs no credentials."""
-    diags: list[Diagnostic] = []
+def remote_username_diagnostics(loaded: SpecSource, ci: CI) -> list[Diagnostic]:
+    """`remote_username` needs `remote_password` (a load-time check of the spec alone)."""
     if "remote_username" in ci.secrets and "remote_password" not in ci.secrets:
-        diags.append(loaded.diag(("ci", "secrets", "remote_username"),
-                                 "a remote username needs ci.secrets.remote_password",
-                                 "spec.secret-missing",
-                                 "add `remote_password: <SECRET_NAME>` under ci.secrets"))
+        return [loaded.diag(("ci", "secrets", "remote_username"),
+                            "a remote username needs ci.secrets.remote_password",
+                            "spec.secret-missing",
+                            "add `remote_password: <SECRET_NAME>` under ci.secrets")]
+    return []
+
+
+def remote_diagnostics(loaded: SpecSource, ci: CI, remote: str | None,
+                       targets: list[str]) -> list[Diagnostic]:
+    """Each of `targets` (the pipelines being validated or compiled) can reach the remote
+    store (`project.remote`, an OCI registry): its own registry with the job token, or the
+    secrets ci.secrets names. A file:// remote needs no credentials. Run by `mlspec validate`
+    and `mlspec compile`, not at load: a spec whose CI lacks credentials still runs, pushes
+    and pulls on a developer's machine."""
     if remote is None or "remote_password" in ci.secrets:
-        return diags
+        return []
     try:
         parsed = parse(remote)
     except BadRemote:
-        return diags  # said where project.remote is checked
+        return []  # said where project.remote is checked
     if parsed.kind != "oci":
-        return diags
-    for target in ci.targets:
-        if OWN_REGISTRY[target] != parsed.host:
-            diags.append(loaded.diag(
-                ("project", "remote"),
-                f"the {target} pipeline pulls from and pushes to {remote} but has no "
-                f"credentials for {parsed.host}", "spec.remote-credentials",
-                "name the CI secret holding a registry token in ci.secrets: "
-                "`remote_password: SECRET_NAME` (and `remote_username` if the user is not the "
-                f"CI's); only {OWN_REGISTRY[target]} works with the {target} job token"))
-    return diags
+        return []
+    return [loaded.diag(
+        ("project", "remote"),
+        f"the {target} pipeline pulls from and pushes to {remote} but has no "
+        f"credentials for {parsed.host}", "spec.remote-credentials",
+        "name the CI secret holding a registry token in ci.secrets: "
+        "`remote_password: SECRET_NAME` (and `remote_username` if the user is not the "
+        f"CI's); only {OWN_REGISTRY[target]} works with the {target} job token")
+        for target in targets if target in OWN_REGISTRY and OWN_REGISTRY[target] != parsed.host]

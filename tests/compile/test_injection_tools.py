@@ -41,6 +41,9 @@ ADVERSARIAL: dict[str, Any] = {  # values `mlspec validate` accepts, shaped to b
 }
 
 
+GITHUB_ONLY = {"remote-ghcr-token"}  # a GitLab pipeline could not reach ghcr.io: refused
+
+
 def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -52,7 +55,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     root = tmp_path_factory.mktemp("adversarial")
     out: dict[str, list[Path]] = {"github": [], "gitlab": [], "docker": []}
     for name, change in ADVERSARIAL.items():
-        files = compile_spec(root / name / "repo", mutated(change))
+        files = compile_spec(root / name / "repo", mutated(change),
+                             "github,docker" if name in GITHUB_ONLY else None)
         assert files is not None, f"{name}: mlspec refused it; pick a value it accepts"
         for rel, text in files.items():
             path = root / name / "out" / rel
