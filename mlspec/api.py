@@ -278,8 +278,8 @@ def merge_lock(base: Path, ours: Path, theirs: Path) -> Outcome:
 
 @_outcome
 def alert(report: Path | None, ref: str, retrain: bool, issue: bool,
-          token_variable: str) -> Outcome:
+          token_variable: str, passed: bool = False) -> Outcome:
     from mlspec.gitops.alert import alert as run_alert
 
     return run_alert(report, ref, retrain_run=retrain, issue=issue,
-                     token_variable=token_variable)
+                     token_variable=token_variable, passed=passed)

@@ -104,6 +104,9 @@ def alert(
         "--token-variable", metavar="NAME",
         help="GitLab: the CI/CD variable with an api-scope token for issues")] = (
         "MLSPEC_GITLAB_TOKEN"),
+    passed: Annotated[bool, typer.Option(
+        "--passed", help="after a passing monitor: close the open monitoring issue (if any) "
+        "with a comment naming the commit and run; nothing else")] = False,
 ) -> None:
     """In CI, after a failed monitor: start the retrain and open or update one issue.
 
@@ -111,7 +114,7 @@ def alert(
     """
     from mlspec import api
 
-    _finish(api.alert(report, ref, retrain, issue, token_variable))
+    _finish(api.alert(report, ref, retrain, issue, token_variable, passed))
 
 
 def rollback(

@@ -4,10 +4,10 @@ It is a mock, not GitHub or GitLab: a python http.server on 127.0.0.1 that recor
 request (method, path, query, headers, body) and keeps the issues it is given in memory, so a
 test can assert "one dispatch per run, one issue created then updated". Routes:
 
-GitHub  POST /repos/O/R/actions/workflows/W/dispatches (204) · GET/POST /repos/O/R/issues ·
-        PATCH /repos/O/R/issues/N · POST /repos/O/R/issues/N/comments
-GitLab  POST /projects/ID/trigger/pipeline (201) · GET/POST /projects/ID/issues ·
-        PUT /projects/ID/issues/N · POST /projects/ID/issues/N/notes
+GitHub  POST /repos/O/R/actions/workflows/W/dispatches (204) · GET (paged)/POST /repos/O/R/issues ·
+        PATCH /repos/O/R/issues/N (body, state) · POST /repos/O/R/issues/N/comments
+GitLab  POST /projects/ID/trigger/pipeline (201) · GET (paged)/POST /projects/ID/issues ·
+        PUT /projects/ID/issues/N (description, state_event) · POST …/issues/N/notes
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 
 @dataclass
@@ -39,6 +39,11 @@ class MockApi:
     issues: list[dict[str, Any]] = field(default_factory=list)
     comments: list[tuple[int, str]] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)  # path regex -> status to answer
+    # issue listings are paged by ?per_page&page: GitHub with a `Link: <…>; rel="next"`,
+    # GitLab with X-Next-Page. Hostile answers: `endless` always names a next page; `next_base`
+    # replaces this server's URL in GitHub's next link (another host)
+    endless: bool = False
+    next_base: str = ""
 
     def calls(self, method: str, pattern: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
@@ -56,9 +61,12 @@ def _handler(state: MockApi) -> type[BaseHTTPRequestHandler]:
                 return json.loads(raw or "null")
             return {k: v[0] for k, v in parse_qs(raw).items()}
 
-        def _send(self, status: int, payload: Any = None) -> None:
+        def _send(self, status: int, payload: Any = None,
+                  headers: dict[str, str] | None = None) -> None:
             data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             if data:
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -74,9 +82,24 @@ def _handler(state: MockApi) -> type[BaseHTTPRequestHandler]:
             for pattern, status in state.fail.items():
                 if re.search(pattern, path):
                     return self._send(status, {"message": "mock failure"})
-            self._route(path, body)
+            self._route(path, body, parse_qs(parts.query))
 
-        def _route(self, path: str, body: Any) -> None:
+        def _page(self, path: str, query: dict[str, list[str]], items: list[Any],
+                  gitlab: bool) -> None:
+            size = int(query.get("per_page", ["20"])[0])
+            page = int(query.get("page", ["1"])[0])
+            more = state.endless or page * size < len(items)
+            headers: dict[str, str] = {}
+            if more and gitlab:
+                headers["X-Next-Page"] = str(page + 1)
+            elif more:
+                rest = {k: v[0] for k, v in query.items() if k != "page"}
+                base = state.next_base or state.url
+                headers["Link"] = (f'<{base}{path}?{urlencode({**rest, "page": page + 1})}>; '
+                                   'rel="next"')
+            self._send(200, items[(page - 1) * size:page * size], headers)
+
+        def _route(self, path: str, body: Any, query: dict[str, list[str]]) -> None:
             gitlab = path.startswith("/projects/")
             text = "description" if gitlab else "body"
             num = "iid" if gitlab else "number"
@@ -86,8 +109,8 @@ def _handler(state: MockApi) -> type[BaseHTTPRequestHandler]:
                 return self._send(201, {"id": len(state.requests)})
             if re.fullmatch(r"/(repos/[^/]+/[^/]+|projects/[^/]+)/issues", path):
                 if self.command == "GET":
-                    return self._send(200, [i for i in state.issues if i["state"] in
-                                            ("open", "opened")])
+                    return self._page(path, query, [i for i in state.issues if i["state"] in
+                                                    ("open", "opened")], gitlab)
                 issue = {num: len(state.issues) + 1, "title": body["title"],
                          text: body.get(text, ""), "state": "opened" if gitlab else "open",
                          "labels": body.get("labels")}
@@ -99,7 +122,11 @@ def _handler(state: MockApi) -> type[BaseHTTPRequestHandler]:
                 if m.group(2):
                     state.comments.append((int(m.group(1)), body["body"]))
                     return self._send(201, {"id": len(state.comments)})
-                issue[text] = body[text]
+                for key in (text, "state"):  # GitHub closes with {"state": "closed"}
+                    if key in body:
+                        issue[key] = body[key]
+                if body.get("state_event") == "close":  # GitLab's way
+                    issue["state"] = "closed"
                 return self._send(200, issue)
             return self._send(404, {"message": "no such route in the mock"})
 

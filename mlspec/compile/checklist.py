@@ -69,7 +69,8 @@ def gitlab(plan: Plan) -> list[str]:
                      "Variables), masked and not protected: the remote store's credentials, "
                      "which merge-request pipelines pull and push step runs with.")
     uses = [*(["to get the report as a merge-request note"] if _posts_report(plan) else []),
-            *(["for the issue a failed monitor opens or updates (CI_JOB_TOKEN cannot write "
+            *(["for the issue a failed monitor opens or updates and a passing one closes "
+               "(CI_JOB_TOKEN cannot write "
                "issues; without it only the retrain starts)"] if _alert_issue(plan) else [])]
     if uses:
         items.append(f"Add a masked CI/CD variable {note_token_variable(plan)} with a project "

@@ -1,5 +1,6 @@
 """The schedule flow: the data refresh and retrain, the monitor, and what a failed monitor
-does (mlspec alert: start the retrain, open or update the one issue). Split from
+does (mlspec alert: start the retrain, open or update the one issue) or a passing one does
+(mlspec alert --passed: close that issue). Split from
 mlspec.compile.flows, whose helpers it shares; target-neutral like it."""
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def schedule_flow(ctx: PlanContext) -> Flow:
             timeout_minutes=30))
         if mon.on_failure.retrain or mon.on_failure.issue:
             jobs.append(_monitor_failed(ctx, mon, mon_when, kept))
+        if mon.on_failure.issue:
+            jobs.append(_monitor_passed(ctx, mon_when))
     triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
     return Flow("schedule", "mlspec schedule", triggers,
                 tuple(with_remote(ctx.loaded, "schedule", jobs)), cancel_in_progress=False,
@@ -114,3 +117,19 @@ def _monitor_failed(ctx: PlanContext, mon: Monitor, when: tuple[Trigger, ...],
         downloads=(Artifact(kept.name, kept.paths, optional=True),),
         commands=(Command("mlspec alert", _q(args), env=env),),
         permissions=tuple(perms), when=when, on_failure=True, timeout_minutes=10)
+
+
+def _monitor_passed(ctx: PlanContext, when: tuple[Trigger, ...]) -> Job:
+    """After a passing monitor job: `mlspec alert --passed` closes the one open issue labelled
+    mlspec-monitor, with a comment naming the commit and the run; none open, nothing done.
+    Tokens: GitHub the job's own with `issues: write` here only; GitLab the named api token."""
+    ci = ctx.loaded.spec.ci
+    args = ["mlspec", "alert", "--passed"]
+    if "gitlab_token" in ci.secrets:
+        args += ["--token-variable", ci.secrets["gitlab_token"]]
+    env: dict[str, EnvValue] = {"MLSPEC_TOKEN": CiVar("token"), "RUN_URL": CiVar("run_url")}
+    return Job(
+        id="monitor-passed", name="the monitor passed: close the issue", kind="alert",
+        needs=("monitor",), commands=(Command("mlspec alert --passed", _q(args), env=env),),
+        permissions=(READ, Permission("issues", "write", "close the one monitoring issue")),
+        when=when, timeout_minutes=10)

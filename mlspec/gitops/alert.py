@@ -1,4 +1,5 @@
-"""`mlspec alert`: what the schedule pipeline does after a failed monitor job.
+"""`mlspec alert`: what the schedule pipeline does after a failed monitor job (and, with
+`--passed`, after a passing one: close the open issue with a comment naming the commit and run).
 
 1. **Retrain**: start the schedule flow in mode `refresh`, which runs the refresh job alone
    (never the monitor, so a retrain cannot start another retrain).
@@ -14,6 +15,7 @@
 
 Base URLs and ids come from the standard CI variables, so a local HTTP server stands in for
 the API in tests. Every HTTP failure is a Diagnostic; no token is ever printed or put in a URL.
+The HTTP client (headers, errors, pagination) is mlspec.gitops.ciapi, shared with rollback.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mlspec.errors import Diagnostic, Outcome
+from mlspec.gitops.ciapi import Api, ApiError
 
 LABEL = "mlspec-monitor"
 MARKER = "<!-- mlspec-monitor -->"
@@ -33,11 +35,6 @@ WORKFLOW = "mlspec-schedule.yml"
 MODE = "refresh"
 DEFAULT_TOKEN_VARIABLE = "MLSPEC_GITLAB_TOKEN"  # = the GitLab target's note token
 MAX_REPORT = 60_000  # GitHub caps an issue body at 65 536 characters
-TIMEOUT = 30
-
-
-class ApiError(Exception):
-    """An HTTP call that failed: the message names the call, never a token."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,7 @@ class Ci:
     token: str  # the job's own token
     issue_token: str  # GitHub: the job's token; GitLab: the api-scope token, or ""
     run_url: str
+    commit: str = ""  # GITHUB_SHA / CI_COMMIT_SHA: the commit the monitor ran at
 
 
 def ci_from_env(env: Mapping[str, str], token_variable: str) -> Ci | Diagnostic:
@@ -66,55 +64,20 @@ def ci_from_env(env: Mapping[str, str], token_variable: str) -> Ci | Diagnostic:
             return problem
         token = env.get("MLSPEC_TOKEN") or env.get("GITHUB_TOKEN", "")
         return Ci("github", env["GITHUB_API_URL"].rstrip("/"), env["GITHUB_REPOSITORY"], token,
-                  token, env.get("RUN_URL", ""))
+                  token, env.get("RUN_URL", ""), env.get("GITHUB_SHA", ""))
     if env.get("GITLAB_CI") == "true" or env.get("CI_API_V4_URL"):  # gitlab-ci-local: false
         if problem := need("CI_API_V4_URL", "CI_PROJECT_ID"):
             return problem
         token = env.get("CI_JOB_TOKEN") or env.get("MLSPEC_TOKEN", "")
         return Ci("gitlab", env["CI_API_V4_URL"].rstrip("/"), env["CI_PROJECT_ID"], token,
-                  env.get(token_variable, ""), env.get("RUN_URL") or env.get("CI_PIPELINE_URL", ""))
+                  env.get(token_variable, ""), env.get("RUN_URL") or env.get("CI_PIPELINE_URL", ""),
+                  env.get("CI_COMMIT_SHA", ""))
     return Diagnostic.nowhere("mlspec alert found neither GitHub Actions nor GitLab CI",
                               "alert.env", "GITHUB_ACTIONS must be 'true', or CI_API_V4_URL set")
 
 
-class Api:
-    """A few JSON calls to one CI API; failures raise ApiError with status and message."""
-
-    def __init__(self, ci: Ci):
-        import requests  # lazy: only `mlspec alert` needs it
-
-        self.ci, self.session = ci, requests.Session()
-
-    def call(self, method: str, path: str, what: str, *, token: str, json: Any = None,
-             data: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
-        import requests
-
-        headers = ({"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": "2022-11-28"} if self.ci.platform == "github"
-                   else ({"PRIVATE-TOKEN": token} if token and data is None else {}))
-        url = f"{self.ci.api}/{path}"
-        try:
-            res = self.session.request(method, url, headers=headers, json=json, data=data,
-                                       params=params, timeout=TIMEOUT)
-        except requests.RequestException as err:
-            raise ApiError(f"{what}: {method} {url}: {type(err).__name__}") from None
-        if res.status_code >= 400:
-            raise ApiError(f"{what}: {method} {url}: HTTP {res.status_code} {_message(res)}")
-        return res.json() if res.content and "json" in res.headers.get("Content-Type", "") else None
-
-
-def _message(res: Any) -> str:
-    try:
-        body = res.json()
-    except ValueError:
-        return res.reason or ""
-    msg = body.get("message") or body.get("error") if isinstance(body, dict) else None
-    return str(msg)[:300] if msg else (res.reason or "")
-
-
-def retrain(api: Api, ref: str) -> str:
+def retrain(ci: Ci, api: Api, ref: str) -> str:
     """Start the refresh-and-retrain run; returns what was started."""
-    ci = api.ci
     if ci.platform == "github":
         api.call("POST", f"repos/{ci.project}/actions/workflows/{WORKFLOW}/dispatches",
                  "start the retrain", token=ci.token,
@@ -125,17 +88,29 @@ def retrain(api: Api, ref: str) -> str:
     return f"a pipeline with MLSPEC_SCHEDULE={MODE} on {ref}"
 
 
-def upsert_issue(api: Api, body: str, note: str) -> tuple[str, int]:
-    """Update the one open monitoring issue, or create it: ("updated" | "created", number)."""
-    ci = api.ci
-    tok = ci.issue_token
+def open_issue(ci: Ci, api: Api) -> int | None:
+    """The number (GitHub) or iid (GitLab) of the one open monitoring issue: the oldest open
+    issue labelled LABEL whose body holds MARKER, over every page of the search."""
     if ci.platform == "github":
-        found = api.call("GET", f"repos/{ci.project}/issues", "find the monitoring issue",
-                         token=tok, params={"labels": LABEL, "state": "open", "per_page": "100"})
-        mine = [i for i in found or [] if MARKER in (i.get("body") or "")
-                and "pull_request" not in i]
-        if mine:
-            number = int(min(i["number"] for i in mine))
+        found = api.pages(f"repos/{ci.project}/issues", "find the monitoring issue",
+                          token=ci.issue_token, params={"labels": LABEL, "state": "open"})
+        mine = [int(i["number"]) for i in found if isinstance(i, dict)
+                and MARKER in (i.get("body") or "") and "pull_request" not in i]
+    else:
+        found = api.pages(f"projects/{ci.project}/issues", "find the monitoring issue",
+                          token=ci.issue_token, params={"labels": LABEL, "state": "opened"})
+        mine = [int(i["iid"]) for i in found if isinstance(i, dict)
+                and MARKER in (i.get("description") or "")]
+    return min(mine) if mine else None
+
+
+def upsert_issue(ci: Ci, api: Api, body: str, note: str) -> tuple[str, int]:
+    """Update the one open monitoring issue, or create it: ("updated" | "created", number)."""
+    tok = ci.issue_token
+    found = open_issue(ci, api)
+    if ci.platform == "github":
+        if found is not None:
+            number = found
             api.call("PATCH", f"repos/{ci.project}/issues/{number}", "update the issue",
                      token=tok, json={"body": body})
             api.call("POST", f"repos/{ci.project}/issues/{number}/comments",
@@ -144,11 +119,8 @@ def upsert_issue(api: Api, body: str, note: str) -> tuple[str, int]:
         made = api.call("POST", f"repos/{ci.project}/issues", "open the issue", token=tok,
                         json={"title": TITLE, "body": body, "labels": [LABEL]})
         return "created", int(made["number"])
-    found = api.call("GET", f"projects/{ci.project}/issues", "find the monitoring issue",
-                     token=tok, params={"labels": LABEL, "state": "opened", "per_page": "100"})
-    mine = [i for i in found or [] if MARKER in (i.get("description") or "")]
-    if mine:
-        iid = int(min(i["iid"] for i in mine))
+    if found is not None:
+        iid = found
         api.call("PUT", f"projects/{ci.project}/issues/{iid}", "update the issue", token=tok,
                  json={"description": body})
         api.call("POST", f"projects/{ci.project}/issues/{iid}/notes", "comment on the issue",
@@ -157,6 +129,33 @@ def upsert_issue(api: Api, body: str, note: str) -> tuple[str, int]:
     made = api.call("POST", f"projects/{ci.project}/issues", "open the issue", token=tok,
                     json={"title": TITLE, "description": body, "labels": LABEL})
     return "created", int(made["iid"])
+
+
+def close_issue(ci: Ci, api: Api, note: str) -> int | None:
+    """Comment on the one open monitoring issue and close it; None when none is open."""
+    found = open_issue(ci, api)
+    if found is None:
+        return None
+    tok = ci.issue_token
+    if ci.platform == "github":
+        issue = f"repos/{ci.project}/issues/{found}"
+        api.call("POST", f"{issue}/comments", "comment on the issue", token=tok,
+                 json={"body": note})
+        api.call("PATCH", issue, "close the issue", token=tok,
+                 json={"state": "closed", "state_reason": "completed"})
+    else:
+        issue = f"projects/{ci.project}/issues/{found}"
+        api.call("POST", f"{issue}/notes", "comment on the issue", token=tok,
+                 json={"body": note})
+        api.call("PUT", issue, "close the issue", token=tok, json={"state_event": "close"})
+    return found
+
+
+def passed_note(ci: Ci) -> str:
+    at = f" at commit {ci.commit}" if ci.commit else ""
+    run = f" in {ci.run_url}" if ci.run_url else ""
+    return (f"The scheduled monitor passed{at}{run}: closing. A later failure opens a new "
+            "issue.")
 
 
 def issue_body(report: str | None, run_url: str, retrained: str) -> str:
@@ -183,18 +182,21 @@ def _fenced(text: str) -> str:
 
 def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
           token_variable: str = DEFAULT_TOKEN_VARIABLE,
-          env: Mapping[str, str] | None = None) -> Outcome:
-    """Start the retrain and upsert the issue; exit 1 when either failed (both are tried)."""
+          env: Mapping[str, str] | None = None, passed: bool = False) -> Outcome:
+    """Start the retrain and upsert the issue; exit 1 when either failed (both are tried).
+    With `passed` (the monitor-passed job): close the open issue, if any, and nothing else."""
     found = ci_from_env(os.environ if env is None else env, token_variable)
     if isinstance(found, Diagnostic):
         return Outcome(code=2, diagnostics=[found])
-    ci, api = found, Api(found)
+    ci, api = found, Api(found.platform, found.api)
+    if passed:
+        return _passed(ci, api, token_variable)
     diags: list[Diagnostic] = []
     lines: list[str] = []
     retrained = "not asked (on_failure.retrain: false)"
     if retrain_run:
         try:
-            retrained = "started: " + retrain(api, ref)
+            retrained = "started: " + retrain(ci, api, ref)
         except ApiError as err:
             retrained = "could not be started (see the job log)"
             diags.append(Diagnostic.nowhere(str(err), "alert.retrain",
@@ -203,19 +205,35 @@ def alert(report: Path | None, ref: str, *, retrain_run: bool, issue: bool,
     if issue:
         text = report.read_text(errors="replace") if report and report.is_file() else None
         if not ci.issue_token:
-            diags.append(Diagnostic.nowhere(
-                f"no token to write issues: the CI/CD variable {token_variable} is not set",
-                "alert.issue-token", "add a project access token with api scope as a masked "
-                f"variable {token_variable} (or name another one in ci.secrets.gitlab_token)"))
+            diags.append(_no_issue_token(token_variable))
         else:
             try:
-                how, number = upsert_issue(api, issue_body(text, ci.run_url, retrained),
+                how, number = upsert_issue(ci, api, issue_body(text, ci.run_url, retrained),
                                            f"Failed again: {ci.run_url or 'see the pipeline'}")
                 lines.append(f"issue #{number} {how} (label {LABEL})")
             except ApiError as err:
                 diags.append(Diagnostic.nowhere(str(err), "alert.issue",
                                                 _hint(ci, "issues: write")))
     return Outcome(code=1 if diags else 0, diagnostics=diags, text="\n".join(lines))
+
+
+def _passed(ci: Ci, api: Api, token_variable: str) -> Outcome:
+    if not ci.issue_token:
+        return Outcome(code=1, diagnostics=[_no_issue_token(token_variable)])
+    try:
+        number = close_issue(ci, api, passed_note(ci))
+    except ApiError as err:
+        return Outcome(code=1, diagnostics=[Diagnostic.nowhere(str(err), "alert.issue",
+                                                               _hint(ci, "issues: write"))])
+    return Outcome(text=f"no open issue labelled {LABEL}: nothing to close" if number is None
+                   else f"issue #{number} closed: the monitor passed")
+
+
+def _no_issue_token(token_variable: str) -> Diagnostic:
+    return Diagnostic.nowhere(
+        f"no token to write issues: the CI/CD variable {token_variable} is not set",
+        "alert.issue-token", "add a project access token with api scope as a masked "
+        f"variable {token_variable} (or name another one in ci.secrets.gitlab_token)")
 
 
 def _hint(ci: Ci, permission: str) -> str:

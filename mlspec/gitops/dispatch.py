@@ -7,7 +7,8 @@ repository `GITHUB_REPOSITORY` or the `origin` remote. GitLab: `POST
 `MLSPEC_ROLLBACK_DIGEST` (the pipeline's workflow rules route it to its rollback jobs), token
 `GITLAB_TOKEN`, project `CI_PROJECT_ID` or the `origin` remote's path. The API base URLs
 come from the environment (the variables CI itself sets), so a local server can stand in.
-Without a token nothing is sent: the exact `gh` / `curl` command is printed instead.
+Without a token nothing is sent: the exact `gh` / `curl` command is printed instead. The
+request goes through mlspec.gitops.ciapi, the one client of both APIs (`mlspec alert` too).
 """
 
 from __future__ import annotations
@@ -31,10 +32,25 @@ CIS = ("github", "gitlab")
 
 
 @dataclass(frozen=True)
+class Request:
+    """One POST through mlspec.gitops.ciapi (the one client: headers, errors, timeout)."""
+
+    platform: str  # github | gitlab
+    base: str  # the API's base URL
+    path: str  # under base
+    token: str  # never printed
+    body: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/{self.path}"
+
+
+@dataclass(frozen=True)
 class Action:
     command: str  # what a person runs to do the same (printed when there is no token)
     token_var: str
-    request: tuple[str, dict[str, str], dict[str, Any]] | None  # url, headers, json body
+    request: Request | None  # None without a token: nothing is sent
 
 
 def choose(loaded: LoadedSpec, ci: str | None) -> str:
@@ -72,15 +88,15 @@ def plan(loaded: LoadedSpec, ci: str, version: str, digest: str) -> Action:
                               "-f", f"rollback_digest={digest}"])
         token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
         api = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
-        url = f"{api}/repos/{repo}/actions/workflows/{WORKFLOW}/dispatches"
+        path = f"repos/{repo}/actions/workflows/{WORKFLOW}/dispatches"
         body: dict[str, Any] = {"ref": branch, "inputs": {"rollback_to": version,
                                                           "rollback_digest": digest}}
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                   "X-GitHub-Api-Version": "2022-11-28"}
-        return Action(command, "GITHUB_TOKEN", (url, headers, body) if token else None)
+        return Action(command, "GITHUB_TOKEN",
+                      Request("github", api, path, token, body) if token else None)
     project = os.environ.get("CI_PROJECT_ID") or _origin_path(loaded) or "GROUP/PROJECT"
     api = os.environ.get("CI_API_V4_URL", "https://gitlab.com/api/v4").rstrip("/")
-    url = f"{api}/projects/{quote(project, safe='')}/pipeline"
+    path = f"projects/{quote(project, safe='')}/pipeline"
+    url = f"{api}/{path}"
     body = {"ref": branch, "variables": [
         {"key": "MLSPEC_ROLLBACK_TO", "value": version},
         {"key": "MLSPEC_ROLLBACK_DIGEST", "value": digest}]}
@@ -90,22 +106,21 @@ def plan(loaded: LoadedSpec, ci: str, version: str, digest: str) -> Action:
                           json.dumps(body, sort_keys=True), url])
     command = command.replace("'PRIVATE-TOKEN: $GITLAB_TOKEN'", '"PRIVATE-TOKEN: $GITLAB_TOKEN"')
     token = os.environ.get("GITLAB_TOKEN")
-    headers = {"PRIVATE-TOKEN": token or ""}
-    return Action(command, "GITLAB_TOKEN", (url, headers, body) if token else None)
+    return Action(command, "GITLAB_TOKEN",
+                  Request("gitlab", api, path, token, body) if token else None)
 
 
 def send(action: Action) -> None:
-    """POST the dispatch; a refusal is a failed check (exit 1) with the command to retry."""
-    import requests
+    """POST the dispatch once (ciapi never retries: a second dispatch could start a second
+    rollback); a refusal is a failed check (exit 1) with the command to retry by hand."""
+    from mlspec.gitops.ciapi import Api, ApiError
 
-    assert action.request is not None
-    url, headers, body = action.request
+    req = action.request
+    assert req is not None
     try:
-        resp = requests.post(url, headers=headers, json=body, timeout=30)
-    except requests.RequestException as err:
-        raise CheckFailed(f"recorded, but could not reach {url}: {type(err).__name__}\n"
-                          f"retry with: {action.command}") from None
-    if resp.status_code >= 300:
-        detail = resp.text[:300].replace("\n", " ")
-        raise CheckFailed(f"recorded, but {url} answered HTTP {resp.status_code}: {detail}\n"
-                          f"retry with: {action.command}")
+        Api(req.platform, req.base).call("POST", req.path, "trigger the rollback",
+                                         token=req.token, json=req.body)
+    except ApiError as err:
+        problem = (f"could not reach {req.url}: {err.detail}" if err.status is None
+                   else f"{req.url} answered HTTP {err.status}: {err.detail}")
+        raise CheckFailed(f"recorded, but {problem}\nretry with: {action.command}") from None

@@ -9,7 +9,13 @@ Series (every label value bounded, whatever the requests hold):
   finds it in the next scrape. (Requests the standard library refuses before routing, e.g.
   a malformed request line, are counted but not timed.)
 - `mlspec_predictions_total{class}` for a classifier (its `classes_`, the first MAX_CLASSES of
-  them, others "other"), or the histogram `mlspec_prediction_value` for a regressor.
+  them, others "other"), or for a regressor the histogram `mlspec_prediction_value` and the
+  summary `mlspec_prediction_magnitude{sign}`. prometheus-client omits a histogram's `_sum` once
+  a bucket bound is negative (a sum that falls reads as a counter reset to rate()), so, as the
+  Prometheus docs advise, the sums come from two monotone series: the magnitudes of the
+  predictions >= 0 (`sign="positive"`) and of those < 0 (`sign="negative"`). The mean is
+  (positive `_sum` - negative `_sum`) / (both `_count`s); non-finite predictions are left out
+  of the summary (one inf or NaN would poison its sum for good), not of the histogram.
 - `mlspec_model_info{model, digest, version, estimator} 1`: which model answers (one series,
   not a label on every series).
 - `mlspec_sample_rows_total{outcome}`: rows of the request sample log written, dropped (queue
@@ -22,6 +28,7 @@ module only when the exporter is on: `mlspec --help` never pays for it.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
@@ -87,6 +94,7 @@ class Metrics:
         self._classes: dict[object, Any] = {}
         self._other_class: Any = None
         self._values: Any = None
+        self._signs: tuple[Any, ...] = ()
         if classes is not None:
             by_class = client.Counter("mlspec_predictions", "predictions by predicted class",
                                       ("class",), registry=self.registry)
@@ -99,6 +107,11 @@ class Metrics:
         else:
             self._values = client.Histogram("mlspec_prediction_value", "predicted values",
                                             buckets=VALUE_BUCKETS, registry=self.registry)
+            by_sign = client.Summary(
+                "mlspec_prediction_magnitude", "magnitudes of finite predicted values by sign "
+                "(mean: positive sum - negative sum over both counts)", ("sign",),
+                registry=self.registry)
+            self._signs = (by_sign.labels("positive"), by_sign.labels("negative"))
 
     def labels(self, path: str, method: str) -> tuple[str, str]:
         """The bounded labels of a request: a known route or "other", a method or "other"."""
@@ -123,6 +136,8 @@ class Metrics:
             for value in predictions:
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     self._values.observe(value)
+                    if math.isfinite(value):
+                        self._signs[value < 0].observe(abs(value))
             return
         try:
             tally = Tally(predictions)

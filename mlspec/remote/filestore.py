@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from mlspec.remote.errors import RemoteError
-from mlspec.remote.url import Remote
+from mlspec.remote.url import TAG_NAME, Remote
 
 READ_BYTES = 1 << 20
 MAX_MANIFEST = 4 << 20
@@ -99,3 +99,14 @@ class FileStore:
 
     def put_manifest(self, tag: str, body: bytes) -> None:
         self._place(self._manifest(tag), lambda out: out.write(body))
+
+    def tags(self) -> list[str]:
+        """Every tag, sorted: the names of `manifests/<tag>.json` that are OCI tag names."""
+        try:
+            names = [p.name[:-5] for p in (self.root / "manifests").iterdir()
+                     if p.name.endswith(".json")]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise RemoteError("remote.io", f"{self.remote}: {exc.strerror or exc}") from None
+        return sorted(n for n in names if TAG_NAME.fullmatch(n))

@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 from mlspec.remote import auth
 from mlspec.remote.errors import RemoteError
 from mlspec.remote.meter import Meter
-from mlspec.remote.url import Remote
+from mlspec.remote.url import TAG_NAME, Remote
 
 if TYPE_CHECKING:
     import requests
@@ -36,6 +36,8 @@ MONOLITHIC_MAX = 4 << 30  # blobs up to this go in one streamed PUT
 READ_BYTES = 1 << 20
 MAX_MANIFEST = 4 << 20
 TIMEOUT = (10, 300)
+TAG_PAGE = 1000
+MAX_TAG_PAGES = 100
 
 
 class _Window:
@@ -271,6 +273,32 @@ class Registry:
         if resp.status_code != 201:
             raise self._status(resp, f"PUT manifest {tag[:20]}")
 
+    def tags(self) -> list[str]:
+        """Every tag of the repository, sorted: `GET /tags/list` page by page, following the
+        `Link: <…>; rel="next"` header (same origin only, at most MAX_TAG_PAGES pages); names
+        that are not OCI tag names are dropped."""
+        url, found = self.base + f"/tags/list?n={TAG_PAGE}", set[str]()
+        for _ in range(MAX_TAG_PAGES):
+            resp = self._call("GET", url, stream=True)
+            with resp:
+                if resp.status_code == 404:  # a repository nothing was pushed to yet
+                    return []
+                if resp.status_code != 200:
+                    raise self._status(resp, "GET tags/list")
+                body = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
+                link = resp.links.get("next", {}).get("url")
+            if len(body) > MAX_MANIFEST:
+                raise RemoteError("remote.protocol", f"{self.remote}: tag list too big")
+            found.update(_tag_names(body, self.remote))
+            if not link:
+                return sorted(found)
+            url = urljoin(url, link)
+            if urlsplit(url).netloc != urlsplit(self.base).netloc:
+                raise RemoteError("remote.protocol", f"{self.remote}: the tag list points "
+                                  "to another host")
+        raise RemoteError("remote.protocol", f"{self.remote}: more than "
+                          f"{MAX_TAG_PAGES * TAG_PAGE} tags", "run `mlspec gc --remote`")
+
 
 class _WriteFailed(Exception):
     """Writing the download failed (its OSError is the cause), as opposed to receiving it."""
@@ -362,6 +390,18 @@ def _hash_to(chunks: Iterator[bytes], out: IO[bytes], max_size: int | None,
     if failed:
         raise failed[0]
     return "sha256:" + h.hexdigest()
+
+
+def _tag_names(body: bytes, remote: Remote) -> list[str]:
+    import json
+
+    try:
+        names = json.loads(body).get("tags") or []
+    except (ValueError, AttributeError):
+        raise RemoteError("remote.protocol", f"{remote}: the tag list is not JSON") from None
+    if not isinstance(names, list):
+        raise RemoteError("remote.protocol", f"{remote}: the tag list is not a list")
+    return [t for t in names if isinstance(t, str) and TAG_NAME.fullmatch(t)]
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -40,10 +40,17 @@ def test_default_both_on_permissions_only_on_the_alert_job(tmp_path: Path) -> No
     jobs = wf["jobs"]
     assert jobs["monitor-failed"]["permissions"] == {"contents": "read", "actions": "write",
                                                      "issues": "write"}
+    assert jobs["monitor-passed"]["permissions"] == {"contents": "read", "issues": "write"}
     assert all(j["permissions"] == {"contents": "read"} for k, j in jobs.items()
-               if k != "monitor-failed")
+               if k not in ("monitor-failed", "monitor-passed"))
     assert jobs["monitor-failed"]["needs"] == ["monitor"]
     assert jobs["monitor-failed"]["if"].startswith("${{ failure() && ")
+    # a passing monitor closes the issue: needs it (GitHub's implicit success()), same triggers
+    passed = jobs["monitor-passed"]
+    assert passed["needs"] == ["monitor"] and "failure()" not in passed["if"]
+    triggers = passed["if"].removeprefix("${{ ").removesuffix(" }}").strip("()")
+    assert triggers in jobs["monitor"]["if"]
+    assert passed["steps"][-1]["run"] == "mlspec alert --passed"
     # a dispatched retrain (mode refresh) runs the refresh job, never the monitor: no loop
     assert "inputs.mode == 'refresh'" in jobs["refresh"]["if"]
     assert "refresh" not in jobs["monitor"]["if"] and "refresh" not in jobs["monitor-failed"]["if"]
@@ -59,11 +66,36 @@ def test_issue_only_has_no_dispatch_mode_and_no_actions_permission(tmp_path: Pat
     assert job["permissions"] == {"contents": "read", "issues": "write"}
     assert job["steps"][-1]["run"].endswith("--no-retrain")
     assert "inputs" not in (wf[True]["workflow_dispatch"] or {})
+    assert "monitor-passed" in wf["jobs"]
+
+
+def test_retrain_only_has_no_issue_to_close(tmp_path: Path) -> None:
+    wf = _schedule(_iris(tmp_path, "{issue: false}"))
+    assert "monitor-passed" not in wf["jobs"]
+    assert "issues" not in wf["jobs"]["monitor-failed"]["permissions"]
 
 
 def test_both_off_no_alert_job(tmp_path: Path) -> None:
     wf = _schedule(_iris(tmp_path, "{retrain: false, issue: false}"))
-    assert "monitor-failed" not in wf["jobs"]
+    assert "monitor-failed" not in wf["jobs"] and "monitor-passed" not in wf["jobs"]
+
+
+def test_gitlab_passed_job_runs_on_success_with_the_named_token(tmp_path: Path) -> None:
+    from mlspec.compile.targets.gitlab import TARGET
+
+    spec = _iris(tmp_path, None)
+    text = spec.read_text()
+    old = "secrets: {registry_password: REGISTRY_TOKEN}"
+    assert old in text
+    spec.write_text(text.replace(old, old[:-1] + ", gitlab_token: GL_ISSUES}"))
+    plan = build_plan(load_spec(spec))
+    data = yaml.safe_load(TARGET.render(plan)[".gitlab-ci.yml"])
+    job, failed = data["schedule:monitor-passed"], data["schedule:monitor-failed"]
+    assert job["stage"] == failed["stage"] == "alert" and job["needs"] == ["schedule:monitor"]
+    assert [r.get("when") for r in job["rules"]] == [None]  # on_success: the monitor passed
+    assert {r["if"] for r in job["rules"]} == {r["if"] for r in failed["rules"]}
+    assert job["script"] == ["mlspec alert --passed --token-variable GL_ISSUES"]
+    assert failed["script"][-1].endswith("--token-variable GL_ISSUES")
 
 
 @pytest.mark.parametrize("bad, message", [

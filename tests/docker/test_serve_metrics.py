@@ -8,16 +8,19 @@ import http.client
 import json
 import random
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import mlspec
+import yaml
+from conftest import mlspec, tool
 from prometheus_client.parser import text_string_to_metric_families
 from test_serve_server import KNOWN, predict, train_iris
 
 from mlspec.image.serve import Monitoring, Served, Server, load_model, make_server
+from mlspec.image.serve_metrics import Metrics
 from mlspec.image.serve_sample import SampleLog, kept_indexes
 
 
@@ -144,6 +147,40 @@ def test_a_regressor_gets_a_histogram_of_predicted_values(tmp_path: Path) -> Non
         ({"size": v, "age": 1}, v) for v in values]
     assert all(isinstance(x["ts"], float) for x in lines)
     assert value(samples, "mlspec_sample_rows_total", outcome="written") in (0, len(values))
+
+
+def test_a_regressor_exposes_sum_and_count_for_rates_and_averages(tmp_path: Path) -> None:
+    """prometheus-client drops a histogram's `_sum` once a bucket bound is negative (a sum
+    that can fall breaks rate()): the magnitudes by sign, two monotone `_sum`s, give it back."""
+    served = Served(Regressor(), tmp_path / "reg.pkl", "0" * 64, 2,
+                    {"class": "Regressor", "feature_names": ["size", "age"]})
+    srv, addr = start(served)
+    try:
+        values = [-3.5, -0.5, 0.0, 2.0, 10.0, float("nan")]
+        assert predict(addr, {"instances": [[v, 1] for v in values[:-1]]})[0] == 200
+        samples = scrape(addr)
+        _, _, text = raw(addr, "GET", "/metrics")
+    finally:
+        stop(srv)
+    m = "mlspec_prediction_magnitude"
+    assert value(samples, f"{m}_count", sign="positive") == 3  # 0 counts as positive
+    assert value(samples, f"{m}_sum", sign="positive") == 12.0
+    assert value(samples, f"{m}_count", sign="negative") == 2
+    assert value(samples, f"{m}_sum", sign="negative") == 4.0  # magnitudes: never falls
+    assert value(samples, "mlspec_prediction_value_count") == 5  # the histogram stays
+    families = {f.name: f.type for f in text_string_to_metric_families(text.decode())}
+    assert families[m] == "summary" and families["mlspec_prediction_value"] == "histogram"
+
+
+def test_non_finite_predictions_stay_out_of_the_sums() -> None:
+    metrics = Metrics(["/predict"], {"model": "m"}, None)
+    metrics.predicted([1.0, float("nan"), float("inf"), float("-inf"), -2.0])
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(metrics.render().decode())
+               for s in f.samples}
+    assert value(samples, "mlspec_prediction_magnitude_sum", sign="positive") == 1.0
+    assert value(samples, "mlspec_prediction_magnitude_sum", sign="negative") == 2.0
+    assert value(samples, "mlspec_prediction_magnitude_count", sign="positive") == 1
 
 
 def test_sample_log_is_random_rotated_and_bounded(iris: Served, tmp_path: Path) -> None:
@@ -303,3 +340,31 @@ def test_a_sample_log_moved_away_is_started_again(tmp_path: Path) -> None:
     assert path.exists() and path.read_text().count('{"c":3}') == 3
     files = [f.read_text() for f in sorted(tmp_path.iterdir())]
     assert sum(f.count('{"b":2}') for f in files) == 200  # none dropped
+
+
+MEAN = ('(sum(rate(mlspec_prediction_magnitude_sum{sign="positive"}[2m]))'
+        ' - sum(rate(mlspec_prediction_magnitude_sum{sign="negative"}[2m])))'
+        ' / sum(rate(mlspec_prediction_magnitude_count[2m]))')
+
+
+def test_promql_of_the_readme_gives_the_mean_prediction(tmp_path: Path) -> None:
+    """promtool's PromQL engine over scrapes of the exporter a minute apart, each after the
+    same batch: the README's expression gives the batch's mean (negative predictions in it)."""
+    promtool = tool("promtool")
+    metrics = Metrics(["/predict"], {"model": "m"}, None)
+    scrapes = []
+    for _ in range(5):
+        metrics.predicted([4.0, -1.0, -7.0, 0.0])  # mean -1
+        scrapes.append({(s.name, s.labels.get("sign", "")): s.value
+                        for f in text_string_to_metric_families(metrics.render().decode())
+                        for s in f.samples if f.name == "mlspec_prediction_magnitude"})
+    series = [{"series": f'{name}{{sign="{sign}"}}',
+               "values": " ".join(str(scr[(name, sign)]) for scr in scrapes)}
+              for (name, sign) in scrapes[0] if not name.endswith("_created")]
+    test = {"tests": [{"interval": "1m", "input_series": series, "promql_expr_test": [
+        {"expr": MEAN, "eval_time": "4m", "exp_samples": [{"labels": "{}", "value": -1.0}]}]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    res = subprocess.run([promtool, "test", "rules", "test.yml"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert MEAN in Path(__file__).parents[2].joinpath("README.md").read_text()

@@ -106,3 +106,94 @@ def test_cli_exit_codes_and_no_token_in_the_output(api: MockApi) -> None:
     assert "HTTP 500" in res.stderr and "Traceback" not in res.stderr
     assert SECRET not in res.stdout + res.stderr
     assert "retrain: started" in res.stdout
+
+
+def _others(n: int, gitlab: bool) -> list[dict[str, object]]:
+    """n open issues with the label but not the marker (someone's own), before ours."""
+    key, num = ("description", "iid") if gitlab else ("body", "number")
+    return [{num: i + 1, "title": f"other {i}", key: "not ours",
+             "state": "opened" if gitlab else "open"} for i in range(n)]
+
+
+@pytest.mark.parametrize("gitlab", [False, True], ids=["github", "gitlab"])
+def test_the_issue_search_reads_every_page(api: MockApi, gitlab: bool) -> None:
+    """Ours is the 251st open labelled issue: on page 3 of 100 (Link rel=next on GitHub,
+    X-Next-Page on GitLab); it is updated, not duplicated."""
+    key, num = ("description", "iid") if gitlab else ("body", "number")
+    api.issues.extend(_others(250, gitlab))
+    api.issues.append({num: 251, "title": "ours", key: MARKER + "\nold",
+                       "state": "opened" if gitlab else "open"})
+    env = gitlab_env(api) if gitlab else github_env(api)
+    out = alert(None, "main", retrain_run=False, issue=True, env=env)
+    assert out.code == 0, out.diagnostics
+    assert "issue #251 updated" in out.text and len(api.issues) == 251
+    pages = api.calls("GET", r"/issues$")
+    assert [r.query.get("page", ["1"])[0] for r in pages] == ["1", "2", "3"]
+    assert all(r.query["per_page"] == ["100"] for r in pages)
+    assert all(r.query["labels"] == [LABEL] for r in pages)  # the next link keeps the query
+
+
+def test_a_hostile_api_cannot_page_forever_nor_take_the_token_elsewhere(api: MockApi) -> None:
+    """Mock answers: a next page on every page (Link on GitHub, X-Next-Page on GitLab); then
+    a next link to another host."""
+    from mlspec.gitops.ciapi import MAX_PAGES
+
+    api.endless = True
+    for env in (github_env(api), gitlab_env(api)):
+        out = alert(None, "main", retrain_run=False, issue=True, env=env)
+        assert out.code == 1 and [d.rule for d in out.diagnostics] == ["alert.issue"]
+        assert f"more than {MAX_PAGES} pages" in out.diagnostics[0].message
+        assert len(api.calls("GET", r"/issues$")) == MAX_PAGES and api.issues == []
+        api.requests.clear()
+    with mock_api() as elsewhere:
+        api.next_base = elsewhere.url
+        out = alert(None, "main", retrain_run=False, issue=True, env=github_env(api))
+        assert elsewhere.requests == []  # never sent the token there
+    assert out.code == 1 and "not under the API's base URL" in out.diagnostics[0].message
+    assert len(api.calls("GET", r"/issues$")) == 1 and api.issues == []
+
+
+@pytest.mark.parametrize("gitlab", [False, True], ids=["github", "gitlab"])
+def test_passed_closes_the_one_open_issue_with_the_commit_and_run_then_does_nothing(
+        api: MockApi, gitlab: bool) -> None:
+    """A failure opens the issue; `--passed` comments (commit, run) and closes it; a second
+    pass finds none open and sends nothing but the search."""
+    env = {**(gitlab_env(api) if gitlab else github_env(api)),
+           "GITHUB_SHA" if not gitlab else "CI_COMMIT_SHA": "c0ffee" * 6 + "abcd"}
+    api.issues.extend(_others(1, gitlab))  # someone's labelled issue: never closed
+    assert alert(None, "main", retrain_run=False, issue=True, env=env).code == 0
+    ours = api.issues[1]
+    out = alert(None, "main", retrain_run=False, issue=True, env=env, passed=True)
+    assert out.code == 0, out.diagnostics
+    assert out.text == "issue #2 closed: the monitor passed"
+    assert ours["state"] == "closed" and api.issues[0]["state"] in ("open", "opened")
+    run = env.get("RUN_URL") or env["CI_PIPELINE_URL"]
+    assert api.comments == [(2, f"The scheduled monitor passed at commit {'c0ffee' * 6}abcd "
+                                f"in {run}: closing. A later failure opens a new issue.")]
+    assert api.calls("POST", "dispatches|trigger") == []  # a pass starts no retrain
+    writes = len([r for r in api.requests if r.method != "GET"])
+    again = alert(None, "main", retrain_run=True, issue=True, env=env, passed=True)
+    assert again.code == 0 and "nothing to close" in again.text
+    assert len([r for r in api.requests if r.method != "GET"]) == writes
+    # the next failure opens a new issue: the closed one is history
+    assert "created" in alert(None, "main", retrain_run=False, issue=True, env=env).text
+
+
+def test_passed_without_the_gitlab_token_or_with_an_api_error_is_exit_1(api: MockApi) -> None:
+    env = gitlab_env(api)
+    del env["MLSPEC_GITLAB_TOKEN"]
+    out = alert(None, "main", retrain_run=True, issue=True, env=env, passed=True)
+    assert out.code == 1 and [d.rule for d in out.diagnostics] == ["alert.issue-token"]
+    assert api.requests == []
+    api.fail[r"/issues"] = 502
+    out = alert(None, "main", retrain_run=True, issue=True, env=github_env(api), passed=True)
+    assert out.code == 1 and "HTTP 502" in out.diagnostics[0].message
+
+
+def test_cli_passed(api: MockApi) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB"))},
+           **github_env(api)}
+    res = subprocess.run([sys.executable, "-m", "mlspec", "alert", "--passed"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "nothing to close" in res.stdout and SECRET not in res.stdout + res.stderr

@@ -160,11 +160,14 @@ def test_resolve_in_ci_checks_the_hostile_inputs(repo: Path) -> None:
 class _Api(BaseHTTPRequestHandler):
     seen: ClassVar[list[dict[str, Any]]] = []
     status = 204
+    location = ""  # with a 3xx status: where the redirect points
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
         self.send_response(self.status)
+        if self.location:
+            self.send_header("Location", self.location)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -174,7 +177,7 @@ class _Api(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api() -> Iterator[tuple[str, type[_Api]]]:
-    _Api.seen, _Api.status = [], 204
+    _Api.seen, _Api.status, _Api.location = [], 204, ""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -220,3 +223,21 @@ def test_a_refused_dispatch_is_exit_1_with_the_retry_command(
     assert code == 1
     assert "answered HTTP 404" in err and "retry with: gh workflow run" in err
     assert tags(repo, "rollback/*") == ["rollback/v0.1.0/1"]  # recorded before sending
+
+
+def test_a_redirect_is_refused_and_the_token_never_follows_it(
+        repo: Path, api: tuple[str, type[_Api]]) -> None:
+    """The API answers 307 to another host (tests/mock_ci_api.py, a local mock, records what
+    reaches it): requests would resend GitLab's PRIVATE-TOKEN there; the one CI client
+    (gitops/ciapi.py) follows no redirect."""
+    from mock_ci_api import mock_api
+
+    url, handler = api
+    with mock_api() as elsewhere:
+        handler.status, handler.location = 307, elsewhere.url + "/api/v4/projects/7/pipeline"
+        code, _, err = rollback(repo, "0.1.0", "--ci", "gitlab", extra={
+            "GITLAB_TOKEN": "glpat-test", "CI_API_V4_URL": url + "/api/v4",
+            "CI_PROJECT_ID": "7"})
+        assert elsewhere.requests == []
+    assert code == 1 and "answered HTTP 307" in err and "retry with: curl" in err
+    assert "glpat-test" not in err
