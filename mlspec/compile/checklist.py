@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlspec.compile.model import PostReport
-from mlspec.compile.store import ghcr_token, remote_secrets
+from mlspec.compile.store import own_token, remote_secrets
 from mlspec.compile.targets.gitlab.jobs import note_token_variable
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def github(plan: Plan) -> list[str]:
         items.append(f"Add the secrets {', '.join(remote)} to the environment '{env}' "
                      "(Settings > Environments): the remote store's credentials, read by the "
                      "jobs that pull and push step runs.")
-    if ghcr_token(_jobs(plan)):
+    if own_token(_jobs(plan)):
         items.append("Give this repository's Actions write access to the remote's ghcr.io "
                      "package (its Package settings > Manage Actions access), which the jobs "
                      "push step runs to with their own token.")

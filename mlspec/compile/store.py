@@ -133,10 +133,10 @@ def remote_secrets(plan_jobs: list[Job]) -> tuple[list[str], str | None]:
     return names, envs[0] if envs else None
 
 
-def ghcr_token(plan_jobs: list[Job]) -> bool:
-    """Whether jobs reach the remote on ghcr.io with their own token."""
-    return any(p.scope == "packages" and "remote" in p.why for j in plan_jobs
-               for p in j.permissions)
+def own_token(plan_jobs: list[Job]) -> bool:
+    """Whether jobs reach the remote with the CI's own registry token (GitHub: ghcr.io)."""
+    return any(v == CiVar("registry_password") for j in plan_jobs for c in j.commands
+               for v in c.env.values())
 
 
 def _q(words: list[str]) -> str:

@@ -73,6 +73,12 @@ def test_secrets_reach_only_the_commands_that_use_the_remote(tmp_path: Path) -> 
                 rel.job("publish")):
         assert not _pushes(job) and job.secrets_environment is None, job.id
         assert not any(isinstance(v, SecretVar) for c in job.commands for v in c.env.values())
+    from mlspec.compile import checklist
+
+    assert any("STORE_TOKEN, STORE_USER to the environment 'mlspec-remote'" in line
+               for line in checklist.github(plan)), checklist.github(plan)
+    assert any("STORE_TOKEN, STORE_USER" in line and "not protected" in line
+               for line in checklist.gitlab(plan)), checklist.gitlab(plan)
     # the deploy job gets the image's secret, never the remote's
     assert rel.job("deploy-staging").secrets == {"REGISTRY_TOKEN": "REGISTRY_TOKEN"}
 
@@ -94,6 +100,9 @@ def test_own_registry_token_and_packages_permission(tmp_path: Path) -> None:
     assert ("packages", "read") not in {(p.scope, p.access)
                                         for p in plan.flows["experiment"].job("report")
                                         .permissions}
+    from mlspec.compile import checklist
+
+    assert any("Manage Actions access" in line for line in checklist.github(plan))
 
 
 def test_file_remote_needs_no_credentials(tmp_path: Path) -> None:
