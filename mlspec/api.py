@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ParamSpec
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
 
 if TYPE_CHECKING:
+    from mlspec.gitops.production import Production
     from mlspec.spec.loader import LoadedSpec
 
 P = ParamSpec("P")
@@ -155,11 +156,31 @@ def status(spec_path: Path, exit_code: bool = False, ci_keys: bool = False) -> O
 
 
 @_outcome
-def gc(spec_path: Path, yes: bool) -> Outcome:
-    """`mlspec gc`: list (or, with yes, delete) local cache runs the lock does not name."""
-    from mlspec.run.cache_gc import collect
+def gc(spec_path: Path, yes: bool, remote: bool = False, keep_last: int | None = None,
+       keep_days: int | None = None) -> Outcome:
+    """`mlspec gc`: list (or, with yes, delete) local cache runs the lock does not name; with
+    remote, the remote's step runs no release tag and no recent default-branch commit names
+    (the keys come from gitops, the remote's side from remote.retention)."""
+    wrong = ("--keep-last and --keep-days apply to --remote" if not remote and (
+        keep_last is not None or keep_days is not None)
+        else "--keep-last must be at least 0" if keep_last is not None and keep_last < 0
+        else "--keep-days must be at least 1" if keep_days is not None and keep_days < 1 else "")
+    if wrong:
+        raise MlspecError([Diagnostic.nowhere(wrong, "cli.usage")])
+    loaded = load(spec_path)
+    if not remote:
+        from mlspec.run.cache_gc import collect
 
-    return collect(load(spec_path).root, delete=yes)
+        return collect(loaded.root, delete=yes)
+    from mlspec.gitops.referenced import DEFAULT_KEEP_LAST, referenced
+    from mlspec.remote.commands import remote_of
+    from mlspec.remote.retention import collect as remote_collect
+
+    remote_of(loaded)  # no remote configured: say so before reading git
+    ci = loaded.spec.ci
+    kept = referenced(loaded.root, ci.default_branch, ci.tag_prefix,
+                      DEFAULT_KEEP_LAST if keep_last is None else keep_last, keep_days)
+    return remote_collect(loaded, kept.keys, kept.describe(), kept.to_data(), delete=yes)
 
 
 @_outcome
@@ -192,7 +213,14 @@ def metrics(spec_path: Path, diff: str | None, fmt: str, history: bool = False,
     if history:
         from mlspec.gitops.history import DEFAULT_LIMIT, history_outcome
 
-        return history_outcome(load(spec_path), limit or DEFAULT_LIMIT, fmt)
+        loaded = load(spec_path)
+        out = history_outcome(loaded, limit or DEFAULT_LIMIT, fmt)
+        prod = _production(loaded, limit or PRODUCTION_LIMIT)
+        if prod is None:
+            return out
+        from mlspec.gitops.production import with_history
+
+        return with_history(out, fmt, prod)
     from mlspec.gitops.commands import metrics_outcome
 
     return metrics_outcome(load(spec_path), diff, fmt)
@@ -202,7 +230,84 @@ def metrics(spec_path: Path, diff: str | None, fmt: str, history: bool = False,
 def report(spec_path: Path, base: str | None, output: Path | None) -> Outcome:
     from mlspec.gitops.commands import report_outcome
 
-    return report_outcome(load(spec_path), base, output)
+    loaded = load(spec_path)
+    return report_outcome(loaded, base, output, _production(loaded, PRODUCTION_LIMIT))
+
+
+PRODUCTION_LIMIT = 10  # monitor records read and shown by default
+
+
+def _production(loaded: LoadedSpec, limit: int) -> Production | None:
+    """The production section of `metrics --history` and `report` (None: the spec has no
+    monitor): the newest monitor records read from the remote (remote.monitorrec) and shown by
+    gitops.production, which does not import remote. Without a remote nothing is read (no git,
+    no network); a remote that cannot be read is a note, not a failure."""
+    inf = loaded.spec.inference
+    if inf is None or inf.monitor is None:
+        return None
+    from mlspec.gitops.production import gather
+    from mlspec.remote.url import BadRemote, configured
+
+    try:
+        remote = configured(loaded.spec.project.remote)
+    except BadRemote as exc:
+        return gather(loaded, None, [], [f"MLSPEC_REMOTE: {exc}"], limit)
+    if remote is None:
+        return gather(loaded, None, [], [], limit)
+    from mlspec.remote.errors import RemoteError
+    from mlspec.remote.monitorrec import newest
+
+    try:
+        records, notes = newest(remote, limit)
+    except (RemoteError, OSError) as err:
+        why = err.message if isinstance(err, RemoteError) else str(err.strerror or err)
+        records, notes = [], [f"the monitor records could not be read: {why}"]
+    return gather(loaded, str(remote), records, notes, limit)
+
+
+def _record_monitor(loaded: LoadedSpec, out: Outcome) -> Outcome:
+    """After `mlspec monitor` judged: one monitor record in the remote, when one is set. A
+    failure is a warning on stderr: the gates alone decide the exit code (a registry outage
+    must not start a retrain)."""
+    from mlspec.remote.url import BadRemote, configured
+
+    try:
+        remote = configured(loaded.spec.project.remote)
+    except BadRemote as exc:
+        out.stderr += f"warning: the monitor run is not recorded: MLSPEC_REMOTE: {exc}\n"
+        return out
+    if remote is None or not isinstance(out.data, dict):
+        return out
+    import datetime
+
+    from mlspec import __version__, prodrecord
+    from mlspec.gitops.production import deployed
+    from mlspec.remote.errors import RemoteError
+    from mlspec.remote.monitorrec import put_record
+
+    try:
+        release = deployed(loaded)
+    except MlspecError:
+        release = None
+    metrics, dropped = prodrecord.clean(out.data.get("metrics") or {})
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = prodrecord.Record(
+        now, release[0] if release else None, (release[1] or None) if release else None,
+        metrics, prodrecord.clean_gates(out.data.get("gates") or []), prodrecord.run_url(),
+        __version__)
+    try:
+        tag = put_record(remote, record)
+    except (RemoteError, OSError) as err:
+        why = (err.message + (f" ({err.hint})" if err.hint else "")
+               if isinstance(err, RemoteError) else str(err.strerror or err))
+        out.stderr += (f"warning: the monitor run is not recorded in {remote}: {why}; the "
+                       "gates decide the exit code\n")
+        out.data["record"] = None
+        return out
+    out.stderr += f"recorded the monitor run in {remote} as {tag}" + (
+        f" ({dropped} metric(s) left out: not finite or badly named)" if dropped else "") + "\n"
+    out.data["record"] = tag
+    return out
 
 
 @_outcome
@@ -244,10 +349,12 @@ def rollback(spec_path: Path, version: str | None, *, digest: str | None = None,
 
 
 @_outcome
-def monitor(spec_path: Path, base: str | None = None) -> Outcome:
+def monitor(spec_path: Path, base: str | None = None, record: bool = True) -> Outcome:
     from mlspec.monitor.commands import monitor as run_monitor
 
-    return run_monitor(load(spec_path), base)
+    loaded = load(spec_path)
+    out = run_monitor(loaded, base)
+    return _record_monitor(loaded, out) if record else out
 
 
 @_outcome

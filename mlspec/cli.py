@@ -202,20 +202,32 @@ def status(
     _finish(api.status(_spec(spec), exit_code=exit_code, ci_keys=ci_keys), as_json)
 
 
-@app.command()
+@app.command(epilog="Exit (--remote): 2 bad input or git history that cannot say what to "
+             "keep, 3 remote unusable or deletes disabled (remote.delete-disabled).")
 def gc(
     spec: SpecOpt = DEFAULT_SPEC,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="delete; without it, only list what "
                                       "would be deleted and how many bytes")] = False,
+    remote: Annotated[bool, typer.Option("--remote", help="the remote's step runs instead: "
+                                         "keep those mlspec.lock names at a release tag, at a "
+                                         "recent default-branch commit or in the working "
+                                         "tree")] = False,
+    keep_last: Annotated[int | None, typer.Option(
+        "--keep-last", metavar="N", show_default=False, help="with --remote: the newest N "
+        "default-branch commits that changed mlspec.lock count as recent [default: 20]")] = None,
+    keep_days: Annotated[int | None, typer.Option(
+        "--keep-days", metavar="D", show_default=False, help="with --remote: so do those of "
+        "the last D days")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Drop local cache runs (.mlspec/cache) that mlspec.lock and .mlspec/steps do not name.
+    """Drop local cache runs (.mlspec/cache) that mlspec.lock and .mlspec/steps do not name;
+    with --remote, the remote's step runs no release tag or recent commit names.
 
-    Example: mlspec gc --yes
+    Example: mlspec gc --remote --keep-last 50 --yes
     """
     from mlspec import api
 
-    _finish(api.gc(_spec(spec), yes), as_json)
+    _finish(api.gc(_spec(spec), yes, remote, keep_last, keep_days), as_json)
 
 
 Steps = Annotated[list[str] | None, typer.Argument(metavar="STEP", help="default: all")]

@@ -19,14 +19,20 @@ def monitor(
     spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False,
     base: Annotated[str | None, typer.Option("--base", metavar="REF", help="git ref whose lock "
                     "gives `baseline`; default: the newest release tag")] = None,
+    record: Annotated[bool, typer.Option(
+        "--record/--no-record", help="keep this run's metrics and gate verdicts as a monitor "
+        "record in the remote store (project.remote / MLSPEC_REMOTE), when one is set; a "
+        "failed upload is a warning: the gates decide the exit code")] = True,
 ) -> None:
-    """Run inference.monitor: its command, the drift check, its gates (exit 1 when one fails).
+    """Run inference.monitor: its command, the drift check, its gates (exit 1 when one fails),
+    then record the run in the remote store, which `mlspec metrics --history` and
+    `mlspec report` read.
 
     Example: mlspec monitor --json
     """
     from mlspec import api
 
-    _finish(api.monitor(_spec(spec), base), as_json)
+    _finish(api.monitor(_spec(spec), base, record), as_json)
 
 
 def profile(

@@ -33,7 +33,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # CI variables that steer base-ref detection and reports. Tests set the ones they need; none
 # may leak in from the CI that runs this suite (a pull request sets GITHUB_BASE_REF).
 CI_VARS = ("GITHUB_BASE_REF", "GITHUB_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
-           "CI_MERGE_REQUEST_DIFF_BASE_SHA", "CI_MERGE_REQUEST_IID", "CI_COMMIT_BRANCH")
+           "CI_MERGE_REQUEST_DIFF_BASE_SHA", "CI_MERGE_REQUEST_IID", "CI_COMMIT_BRANCH",
+           "GITHUB_STEP_SUMMARY")
 
 
 @pytest.fixture(autouse=True)

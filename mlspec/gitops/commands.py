@@ -29,6 +29,7 @@ from mlspec.run.lock import Lock, read_lock
 
 if TYPE_CHECKING:
     from mlspec.gitops.metricsdiff import Comparison
+    from mlspec.gitops.production import Production
     from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
@@ -119,12 +120,14 @@ def metrics_outcome(loaded: LoadedSpec, diff: str | None, fmt: str) -> Outcome:
     return Outcome(code=code, data=data, text=text, stderr=warn)
 
 
-def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None) -> Outcome:
-    """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown."""
+def report_outcome(loaded: LoadedSpec, base: str | None, output: Path | None,
+                   production: Production | None = None) -> Outcome:
+    """`mlspec report [--base REF] [-o FILE]`: the PR comment / job summary markdown
+    (`production`: the monitor runs api read from the remote, when the spec has a monitor)."""
 
     lock, c, base_lock = comparison(loaded, base, strict=base is not None)
     text = render(loaded, c, lock, base_lock, lineage_worktree(loaded, lock),
-                  gather_history(loaded.root, loaded.spec, lock))
+                  gather_history(loaded.root, loaded.spec, lock), production)
     if output is None:
         return Outcome(text=text, data=c.to_data())
 

@@ -1,8 +1,9 @@
 """The PR report: the markdown a pull-request comment and a CI job summary show.
 
 Sections: a verdict line, the hypothesis, metrics against the base (arrows and colours by each
-metric's goal), the primary metric's history (a mermaid xychart), gates, params changed,
-sweeps (a chart per swept step), data checks, the step graph (mermaid), and lineage.
+metric's goal), the primary metric's history (a mermaid xychart), production (when the spec
+declares `inference.monitor`: the deployed release's monitor runs, gitops.production), gates,
+params changed, sweeps (a chart per swept step), data checks, the step graph (mermaid), and lineage.
 The first line is a hidden marker so CI finds and updates one sticky comment. No clock, no
 host, no absolute path: the same inputs give the same bytes.
 """
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from mlspec.gitops.history import History
     from mlspec.gitops.lineage import Lineage
     from mlspec.gitops.metricsdiff import Comparison
+    from mlspec.gitops.production import Production
     from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
@@ -177,24 +179,26 @@ MAX_CHARS = 60_000
 
 
 def render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
-           lin: Lineage, history: History | None = None) -> str:
+           lin: Lineage, history: History | None = None,
+           production: Production | None = None) -> str:
     """The report; over MAX_CHARS, the history loses its oldest points first (halving), then
-    the hash lists go."""
-    text = _render(loaded, c, lock, base, lin, True, history)
+    the hash lists go. The production section is bounded by its own limit."""
+    text = _render(loaded, c, lock, base, lin, True, history, production)
     if history is None or len(text) <= MAX_CHARS:
         return text if len(text) <= MAX_CHARS else _render(loaded, c, lock, base, lin, False,
-                                                           history)
+                                                           history, production)
     past = sum(1 for p in history.points if p.kind != "worktree")
     while past > 0 and len(text) > MAX_CHARS:
         past //= 2
-        text = _render(loaded, c, lock, base, lin, True, history.keep(past))
+        text = _render(loaded, c, lock, base, lin, True, history.keep(past), production)
     if len(text) > MAX_CHARS:
-        text = _render(loaded, c, lock, base, lin, False, history.keep(0))
+        text = _render(loaded, c, lock, base, lin, False, history.keep(0), production)
     return text
 
 
 def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
-            lin: Lineage, hashes: bool, history: History | None = None) -> str:
+            lin: Lineage, hashes: bool, history: History | None = None,
+            production: Production | None = None) -> str:
 
     spec = loaded.spec
     design = spec.design
@@ -208,6 +212,10 @@ def _render(loaded: LoadedSpec, c: Comparison, lock: Lock, base: Lock | None,
     out += ["### Metrics", "", markdown_metrics(c)]
     if history is not None:
         out += ["### Metric history", "", metric_history.markdown(history)]
+    if production is not None:
+        from mlspec.gitops.production import markdown as production_markdown
+
+        out += ["### Production", "", production_markdown(production)]
     out += ["### Gates", "", markdown_gates(c)]
     out += ["### Params changed", "", markdown_params(c)]
     if lock.sweeps:

@@ -70,7 +70,7 @@ def find_target(loaded: LoadedSpec, version: str | None, digest: str | None = No
     shown = ", ".join(v for v, _ in rels) or "none"
     previous = None
     if version is None:
-        current, why = _deployed(repo, rels)
+        current, why = deployed_release(repo, rels)
         older = [vt for vt in rels if version_key(vt[0]) < version_key(current[0])]
         if not older:
             raise _refuse(f"nothing to roll back to: {current[1]} is deployed ({why}) and no "
@@ -111,7 +111,7 @@ def find_target(loaded: LoadedSpec, version: str | None, digest: str | None = No
     return Target(v, tag, commit, image, chosen, previous)
 
 
-def _deployed(repo: Repo, rels: list[tuple[str, str]]) -> tuple[tuple[str, str], str]:
+def deployed_release(repo: Repo, rels: list[tuple[str, str]]) -> tuple[tuple[str, str], str]:
     """The release taken as deployed, and why: the newest release, unless a rollback was
     recorded after it was tagged (then the release that rollback redeployed), so that
     `mlspec rollback` run again steps back once more."""

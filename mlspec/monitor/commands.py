@@ -95,8 +95,39 @@ def monitor(loaded: LoadedSpec, base: str | None = None) -> Outcome:
         "\n".join(["no metrics", *notes])
     data = {"metrics": metrics, "gates": [r.to_data() for r in results], "baseline_ref": ref}
     failed = [r.gate for r in results if r.verdict == "FAIL"]
+    warn = _job_summary(metrics, results, ref)
     return Outcome(code=1 if failed else 0, text=text, data=data,
-                   stderr=f"monitor gates failed: {', '.join(failed)}\n" if failed else "")
+                   stderr=(f"monitor gates failed: {', '.join(failed)}\n" if failed else "")
+                   + warn)
+
+
+def _job_summary(metrics: dict[str, float], results: list[GateResult], ref: str | None) -> str:
+    """In a GitHub Actions job (GITHUB_STEP_SUMMARY set): the metrics and verdicts appended to
+    the job's summary page, where each scheduled run's numbers stay readable. Returns a warning
+    for stderr when the file cannot be written ('' otherwise)."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return ""
+    from mlspec.gitops.metricsdiff import md_code, md_escape
+
+    lines = ["### mlspec monitor", ""]
+    if metrics:
+        lines += ["| metric | value |", "|---|---:|",
+                  *(f"| {md_escape(k)} | {num(v)} |" for k, v in sorted(metrics.items())), ""]
+    else:
+        lines += ["No metrics.", ""]
+    if results:
+        lines += [f"Gates (baseline: {md_code(ref) if ref else 'none'}):", "",
+                  "| gate | value | verdict |", "|---|---:|---|",
+                  *(f"| {md_code(r.gate)} | {num(r.value)} | "
+                    f"{'❌ FAIL' if r.verdict == 'FAIL' else md_escape(r.verdict)} |"
+                    for r in results), ""]
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    except OSError as exc:
+        return f"warning: cannot write the job summary: {exc.strerror or exc}\n"
+    return ""
 
 
 def _run_command(loaded: LoadedSpec, command: str) -> None:

@@ -3,7 +3,9 @@
 Exit codes of `mlspec push` / `mlspec pull` (and of `mlspec run` when its pull fails):
 0 done; 1 a named step is not in the remote (`remote.missing`) or is stale (push);
 2 bad input (spec, `MLSPEC_REMOTE`, no remote configured); 3 the remote cannot be used
-(`remote.unreachable`, `remote.auth`, `remote.protocol`, `remote.io`); 4 the remote sent
+(`remote.unreachable`, `remote.auth`, `remote.protocol`, `remote.io`; `mlspec gc --remote`:
+`remote.delete-disabled`, a registry that answers 405 to a DELETE, and `remote.changed`, a tag
+re-pushed while gc ran); 4 the remote sent
 content that does not match its hashes (`remote.corrupt`): nothing of it was put in place.
 """
 

@@ -100,6 +100,34 @@ class FileStore:
     def put_manifest(self, tag: str, body: bytes) -> None:
         self._place(self._manifest(tag), lambda out: out.write(body))
 
+    def delete_manifest(self, tag: str, digest: str) -> bool:
+        """Remove the tag `tag` when its manifest is still the one whose digest is `digest`;
+        False when it is gone. The blobs stay: `delete_blob` removes those no manifest uses."""
+        body = self.get_manifest(tag)
+        if body is None:
+            return False
+        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise RemoteError("remote.changed", f"{self.remote}: {tag[:20]}… changed while gc "
+                              "ran; nothing more was deleted", "run `mlspec gc --remote` again")
+        try:
+            self._manifest(tag).unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise RemoteError("remote.io", f"{self.remote}: cannot delete {tag[:20]}…: "
+                              f"{exc.strerror or exc}") from None
+        return True
+
+    def delete_blob(self, digest: str) -> bool:
+        try:
+            self._blob(digest).unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise RemoteError("remote.io", f"{self.remote}: cannot delete blob "
+                              f"{digest[:19]}…: {exc.strerror or exc}") from None
+        return True
+
     def tags(self) -> list[str]:
         """Every tag, sorted: the names of `manifests/<tag>.json` that are OCI tag names."""
         try:

@@ -76,7 +76,7 @@ def _big_blocks() -> requests.adapters.HTTPAdapter:
 
 
 class Registry:
-    def __init__(self, remote: Remote, push: bool = False) -> None:
+    def __init__(self, remote: Remote, push: bool = False, delete: bool = False) -> None:
         import requests
 
         self.remote = remote
@@ -86,7 +86,8 @@ class Registry:
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
         self.http.headers["User-Agent"] = "mlspec"
-        self.scope = f"repository:{remote.repository}:{'pull,push' if push else 'pull'}"
+        actions = ["pull", *(["push"] if push else []), *(["delete"] if delete else [])]
+        self.scope = f"repository:{remote.repository}:{','.join(actions)}"
         self._ready = False
 
     # -- transport -------------------------------------------------------------------------
@@ -273,6 +274,35 @@ class Registry:
         if resp.status_code != 201:
             raise self._status(resp, f"PUT manifest {tag[:20]}")
 
+    def delete_manifest(self, tag: str, digest: str) -> bool:
+        """Delete the manifest tagged `tag` (and so the tag) when it is still the one whose
+        digest is `digest`: HEAD the tag for its `Docker-Content-Digest` (a registry that
+        sends none is taken at `digest`), then DELETE by that digest (the distribution API
+        deletes manifests by digest only). False when the tag is
+        gone. A registry without deletes answers 405: `remote.delete-disabled`. The blobs
+        stay until the registry's own garbage collection."""
+        resp = self._call("HEAD", f"/manifests/{tag}", headers={"Accept": MANIFEST_TYPE})
+        if resp.status_code == 404:
+            return False
+        if resp.status_code != 200:
+            raise self._status(resp, f"HEAD manifest {tag[:20]}")
+        if resp.headers.get("Docker-Content-Digest", digest).strip() != digest:
+            raise RemoteError("remote.changed", f"{self.remote}: {tag[:20]}… changed while gc "
+                              "ran; nothing more was deleted", "run `mlspec gc --remote` again")
+        resp = self._call("DELETE", f"/manifests/{digest}")
+        resp.close()
+        if resp.status_code == 404:
+            return False
+        if resp.status_code == 405:
+            raise RemoteError(
+                "remote.delete-disabled", f"{self.remote}: the registry does not allow "
+                "deleting manifests (HTTP 405)", "enable deletes (docker-registry / "
+                "distribution: `storage: {delete: {enabled: true}}`; REGISTRY_STORAGE_DELETE_"
+                "ENABLED=true), or use the registry's own retention policy")
+        if resp.status_code not in (200, 202):
+            raise self._status(resp, f"DELETE manifest {digest[:19]}")
+        return True
+
     def tags(self) -> list[str]:
         """Every tag of the repository, sorted: `GET /tags/list` page by page, following the
         `Link: <…>; rel="next"` header (same origin only, at most MAX_TAG_PAGES pages); names
@@ -297,7 +327,8 @@ class Registry:
                 raise RemoteError("remote.protocol", f"{self.remote}: the tag list points "
                                   "to another host")
         raise RemoteError("remote.protocol", f"{self.remote}: more than "
-                          f"{MAX_TAG_PAGES * TAG_PAGE} tags", "run `mlspec gc --remote`")
+                          f"{MAX_TAG_PAGES * TAG_PAGE} tags", "delete old tags with the registry's "
+                          "retention policy")
 
 
 class _WriteFailed(Exception):

@@ -49,16 +49,17 @@ class Store(Protocol):
     def has_manifest(self, tag: str) -> bool: ...
     def put_manifest(self, tag: str, body: bytes) -> None: ...
     def tags(self) -> list[str]: ...
+    def delete_manifest(self, tag: str, digest: str) -> bool: ...
 
 
-def open_store(remote: Remote, push: bool = False) -> Store:
+def open_store(remote: Remote, push: bool = False, delete: bool = False) -> Store:
     if remote.kind == "file":
         from mlspec.remote.filestore import FileStore
 
         return FileStore(remote, push)
     from mlspec.remote.oci import Registry
 
-    return Registry(remote, push)
+    return Registry(remote, push, delete)
 
 
 def tag_of(key: str) -> str:

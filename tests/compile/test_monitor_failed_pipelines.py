@@ -8,7 +8,8 @@ generated job sent; whether GitHub/GitLab accept it is not tested here. Everythi
 the real pipeline: the generated install line, the monitor command (a script that prints its
 finding and exits 1, as a failed gate does, under `mlspec monitor`), the artifact hand-over,
 `mlspec alert`.
-Each pipeline runs twice: the second failure must update the issue, not open a second one.
+Each pipeline runs three times: the second failure must update the issue, not open a second
+one; then a passing monitor's `monitor-passed` job closes it and starts no retrain.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ import sys
 
 print("psi_max = 0.31 > 0.2 (run RUN)")
 sys.exit(1)
+"""
+
+
+PASSING_MONITOR = """\
+print("psi_max = 0.05 <= 0.2")
 """
 
 
@@ -62,6 +68,19 @@ def test_github_schedule_monitor_failure_dispatches_retrain_and_upserts_one_issu
         assert len(api.calls("PATCH", r"^/repos/acme/iris/issues/1$")) == 1  # then updated
         assert len(api.comments) == 1
         assert "refresh the data and retrain" not in log  # the monitor's run never retrains
+        # the monitor passes again: the issue is closed with a comment, nothing is dispatched
+        (pr_clone / "src" / "monitor.py").write_text(PASSING_MONITOR)
+        res = act(pr_clone, "schedule", {"schedule": "0 * * * *", "repository": repo},
+                  "mlspec-schedule.yml", tmp_path / "store-3", wheel_dir,
+                  "--env", f"GITHUB_API_URL={api.url}", "-s", "GITHUB_TOKEN=test-token",
+                  name="monitor passes")
+        log = res.stdout + res.stderr
+        (tmp_path / "act-3.log").write_text(log)
+        assert res.returncode == 0, log[-6000:]
+        assert "the monitor passed: close the issue" in _succeeded(log), log[-6000:]
+        assert api.issues[0]["state"] == "closed", api.issues
+        assert len(api.comments) == 2 and "passed" in api.comments[-1][1], api.comments
+        assert len(api.calls("POST", r"/dispatches$")) == 2  # no third retrain
 
 
 def test_gitlab_schedule_monitor_failure_triggers_retrain_and_upserts_one_issue(
@@ -92,5 +111,20 @@ def test_gitlab_schedule_monitor_failure_triggers_retrain_and_upserts_one_issue(
             created = api.calls("POST", r"^/projects/42/issues$")
             assert len(created) == 1 and created[0].headers["PRIVATE-TOKEN"] == "glpat-test"
             assert len(api.calls("PUT", r"^/projects/42/issues/1$")) == 1
+            # the monitor passes again: the issue is closed with a note, no retrain
+            (work / "src" / "monitor.py").write_text(PASSING_MONITOR)
+            git("commit", "-q", "-am", "a monitor that passes", cwd=work)
+            res = project.run(
+                "--variable", "CI_PIPELINE_SOURCE=schedule",
+                "--variable", "MLSPEC_SCHEDULE=monitor",
+                "--variable", f"CI_API_V4_URL={api.url}/api/v4",
+                "--variable", "CI_PROJECT_ID=42", "--variable", "CI_JOB_TOKEN=job-token",
+                "--variable", "MLSPEC_GITLAB_TOKEN=glpat-test", name="monitor passes")
+            out = res.stdout + res.stderr
+            assert res.returncode == 0, out[-6000:]
+            assert verdicts(out).get("schedule:monitor-passed") == "PASS", out[-6000:]
+            assert api.issues[0]["state"] == "closed", api.issues
+            assert "passed" in api.comments[-1][1], api.comments
+            assert len(api.calls("POST", r"^/projects/42/trigger/pipeline$")) == 2
     finally:
         git("checkout", "-q", "-f", "feature", cwd=work)

@@ -128,12 +128,14 @@ storage:
 
 
 @contextlib.contextmanager
-def running_registry(tmp: Path) -> Iterator[Registry]:
+def running_registry(tmp: Path, delete: bool = True) -> Iterator[Registry]:
+    """htpasswd auth; deletes enabled unless `delete` is False. `tmp / "config.yml"` is its
+    configuration (for `docker-registry garbage-collect`)."""
     exe = tool("docker-registry")
     line = bcrypt_line(USER, PASSWORD)
     need(line is not None, "no bcrypt (python bcrypt or crypt with blowfish) for htpasswd")
     (tmp / "htpasswd").write_text(f"{line}\n")
-    with _serve(exe, tmp, "  delete: {enabled: true}\n",
+    with _serve(exe, tmp, f"  delete: {{enabled: {'true' if delete else 'false'}}}\n",
                 f"auth:\n  htpasswd: {{realm: mlspec-test, path: {tmp / 'htpasswd'}}}\n",
                 ready=200) as reg:
         yield reg
@@ -144,9 +146,10 @@ def _b64(data: bytes) -> str:
 
 
 @contextlib.contextmanager
-def token_registry(tmp: Path) -> Iterator[Registry]:
+def token_registry(tmp: Path, delete: bool = False) -> Iterator[Registry]:
     """docker-registry with token auth: a token service in this process (the realm) checks
-    USER/PASSWORD and signs an RS256 JWT whose x5c certificate the registry trusts."""
+    USER/PASSWORD and signs an RS256 JWT whose x5c certificate the registry trusts (granting
+    the actions the scope asks for); deletes enabled when `delete`."""
     import http.server
     import json
     import threading
@@ -208,7 +211,8 @@ auth:
     rootcertbundle: {tmp / 'token.pem'}
 """
     try:
-        with _serve(exe, tmp, "", auth, ready=401) as reg:
+        with _serve(exe, tmp, "  delete: {enabled: true}\n" if delete else "", auth,
+                    ready=401) as reg:
             yield reg
     finally:
         server.shutdown()
