@@ -6,7 +6,9 @@ every job is returned unchanged, so nothing in a generated file moves. With one:
 - **pull**: `mlspec run` already brings a stale step's run from the remote before executing
   it; the jobs that run steps (step, sweep, select, the release's verify, the scheduled
   refresh) get the remote's credentials on those commands. The monitor job runs `mlspec pull`
-  of the steps that write the drift reference (a gitignored out) before `mlspec monitor`.
+  of the steps that write the drift reference (a gitignored out) before `mlspec monitor`, which
+  records the monitor run in the remote (so it gets the credentials too, and on ghcr.io
+  `packages: write`).
 - **push**: after a successful run, step, sweep and select jobs and the release flow's verify
   job run `mlspec push <their steps>` (a sweep variant with its `--set` values), skipped in a
   run of a pull/merge request from a fork (`Command.same_repo_only`): a fork reads the
@@ -41,6 +43,7 @@ REMOTE_SECRETS = ("remote_username", "remote_password")  # read only where the r
 PUSHES = {"experiment": ("step", "sweep", "select"), "release": ("verify",)}
 PULLS = {**PUSHES, "schedule": ("refresh", "monitor")}
 _TALKS = ("mlspec run", "mlspec pull", "mlspec push")  # the commands that reach the remote
+MONITOR = "mlspec monitor"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +83,10 @@ def with_remote(loaded: LoadedSpec, flow: str, jobs: list[Job]) -> list[Job]:
 
 
 def _job(loaded: LoadedSpec, acc: Access, flow: str, job: Job) -> Job:
+    # `mlspec monitor` records each monitor run in the remote (mlspec.remote.monitorrec)
     commands = [dataclasses.replace(c, env={**c.env, **acc.env})
-                if c.run.startswith(_TALKS) else c for c in job.commands]
+                if c.run.startswith(_TALKS) or (job.kind == "monitor" and MONITOR in c.run)
+                else c for c in job.commands]
     pushes = job.kind in PUSHES.get(flow, ())
     if job.kind == "monitor":
         steps = _reference_steps(loaded)
@@ -95,6 +100,8 @@ def _job(loaded: LoadedSpec, acc: Access, flow: str, job: Job) -> Job:
     if acc.ghcr:
         perms.append(Permission("packages", "write", "push step runs to the remote on ghcr.io")
                      if pushes else
+                     Permission("packages", "write", "record the monitor run in the remote on "
+                                "ghcr.io") if job.kind == "monitor" else
                      Permission("packages", "read", "pull step runs from the remote on ghcr.io"))
     return dataclasses.replace(job, commands=tuple(commands), permissions=tuple(perms),
                                secrets_environment=acc.secrets_environment)

@@ -67,7 +67,7 @@ def test_secrets_reach_only_the_commands_that_use_the_remote(tmp_path: Path) -> 
     monitor = sched.job("monitor")
     assert monitor.commands[0].run == "mlspec pull train" and not _pushes(monitor)
     assert monitor.commands[0].env == creds
-    assert "MLSPEC_REGISTRY_PASSWORD" not in monitor.commands[1].env  # the monitor's own
+    assert monitor.commands[1].env == creds  # mlspec monitor records the run in the remote
     assert not _pushes(sched.job("refresh"))
     for job in (exp.job("check"), exp.job("verify"), exp.job("report"), exp.job("comment"),
                 rel.job("publish")):
@@ -94,9 +94,11 @@ def test_own_registry_token_and_packages_permission(tmp_path: Path) -> None:
     assert step.secrets_environment is None
     scopes = {(p.scope, p.access) for p in step.permissions}
     assert ("packages", "write") in scopes
-    monitor = plan.flows["schedule"].job("monitor")
-    assert {(p.scope, p.access) for p in monitor.permissions} >= {("packages", "read")}
-    assert ("packages", "write") not in {(p.scope, p.access) for p in monitor.permissions}
+    monitor = plan.flows["schedule"].job("monitor")  # pulls, and records the monitor run
+    assert {(p.scope, p.access) for p in monitor.permissions} >= {("packages", "write")}
+    refresh = plan.flows["schedule"].job("refresh")  # pulls only
+    assert ("packages", "read") in {(p.scope, p.access) for p in refresh.permissions}
+    assert ("packages", "write") not in {(p.scope, p.access) for p in refresh.permissions}
     assert ("packages", "read") not in {(p.scope, p.access)
                                         for p in plan.flows["experiment"].job("report")
                                         .permissions}
