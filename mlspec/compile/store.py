@@ -9,6 +9,10 @@ every job is returned unchanged, so nothing in a generated file moves. With one:
   of the steps that write the drift reference (a gitignored out) before `mlspec monitor`, which
   records the monitor run in the remote (so it gets the credentials too, and on ghcr.io
   `packages: write`).
+- **read**: where the spec declares `inference.monitor`, `mlspec report` shows the deployed
+  release's production metrics from the monitor records in the remote, so the report jobs
+  (the experiment's `report`, the release's `verify`) get the credentials on that command
+  (`packages: read` on ghcr.io).
 - **push**: after a successful run, step, sweep and select jobs and the release flow's verify
   job run `mlspec push <their steps>` (a sweep variant with its `--set` values), skipped in a
   run of a pull/merge request from a fork (`Command.same_repo_only`): a fork reads the
@@ -44,6 +48,7 @@ PUSHES = {"experiment": ("step", "sweep", "select"), "release": ("verify",)}
 PULLS = {**PUSHES, "schedule": ("refresh", "monitor")}
 _TALKS = ("mlspec run", "mlspec pull", "mlspec push")  # the commands that reach the remote
 MONITOR = "mlspec monitor"
+REPORT = "mlspec report"  # reads the monitor records when the spec declares a monitor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +84,21 @@ def with_remote(loaded: LoadedSpec, flow: str, jobs: list[Job]) -> list[Job]:
     acc = access(loaded)
     if acc is None:
         return jobs
-    return [_job(loaded, acc, flow, j) if j.kind in PULLS.get(flow, ()) else j for j in jobs]
+    kinds = (*PULLS.get(flow, ()), *(("report",) if _monitored(loaded) else ()))
+    return [_job(loaded, acc, flow, j) if j.kind in kinds else j for j in jobs]
+
+
+def _monitored(loaded: LoadedSpec) -> bool:
+    inf = loaded.spec.inference
+    return inf is not None and inf.monitor is not None
 
 
 def _job(loaded: LoadedSpec, acc: Access, flow: str, job: Job) -> Job:
     # `mlspec monitor` records each monitor run in the remote (mlspec.remote.monitorrec)
+    talks = (REPORT,) if job.kind == "report" else (
+        *_TALKS, *((REPORT,) if _monitored(loaded) else ()))
     commands = [dataclasses.replace(c, env={**c.env, **acc.env})
-                if c.run.startswith(_TALKS) or (job.kind == "monitor" and MONITOR in c.run)
+                if c.run.startswith(talks) or (job.kind == "monitor" and MONITOR in c.run)
                 else c for c in job.commands]
     pushes = job.kind in PUSHES.get(flow, ())
     if job.kind == "monitor":
@@ -102,7 +115,8 @@ def _job(loaded: LoadedSpec, acc: Access, flow: str, job: Job) -> Job:
                      if pushes else
                      Permission("packages", "write", "record the monitor run in the remote on "
                                 "ghcr.io") if job.kind == "monitor" else
-                     Permission("packages", "read", "pull step runs from the remote on ghcr.io"))
+                     Permission("packages", "read", "read step runs and monitor records from "
+                                "the remote on ghcr.io"))
     return dataclasses.replace(job, commands=tuple(commands), permissions=tuple(perms),
                                secrets_environment=acc.secrets_environment)
 

@@ -121,7 +121,8 @@ def test_experiment_shape(path: Path) -> None:
     assert "pull-requests" in jobs["comment"]["permissions"]
     # fork PRs: every job but the comment runs, and no job of this workflow sees a secret but
     # the remote store's (project.remote): from the mlspec-remote environment, no deployment,
-    # on the steps that reach the remote only (GitHub gives a fork's PR no secret at all)
+    # on the steps that reach the remote only (the report reads its monitor records); GitHub
+    # gives a fork's PR no secret at all
     assert "head.repo.full_name == github.repository" in jobs["comment"]["if"]
     for line in path.read_text().splitlines():
         if "secrets." in line:
@@ -131,7 +132,8 @@ def test_experiment_shape(path: Path) -> None:
         for step in _steps(job):
             if "secrets." in str(step.get("env", {})):
                 assert job["environment"] == {"name": "mlspec-remote", "deployment": False}
-                assert step["run"].startswith(("mlspec run", "mlspec push")), (job_id, step)
+                assert step["run"].startswith(("mlspec run", "mlspec push", "mlspec report")
+                                              ), (job_id, step)
     for job_id, job in jobs.items():
         if job_id != "comment":
             assert "head.repo" not in str(job.get("if", "")), job_id

@@ -61,16 +61,22 @@ def test_secrets_reach_only_the_commands_that_use_the_remote(tmp_path: Path) -> 
         push = job.commands[-1]
         assert push.same_repo_only and push.env == creds
         assert job.secrets_environment == "mlspec-remote"
-        for c in job.commands:  # validate, compile --check, report: no secret
-            talks = c.run.startswith(("mlspec run", "mlspec push", "mlspec pull"))
+        for c in job.commands:  # validate, compile --check: no secret; report reads records
+            talks = c.run.startswith(("mlspec run", "mlspec push", "mlspec pull",
+                                      "mlspec report"))
             assert (c.env.get("MLSPEC_REGISTRY_PASSWORD") is not None) == talks, c.run
     monitor = sched.job("monitor")
     assert monitor.commands[0].run == "mlspec pull train" and not _pushes(monitor)
     assert monitor.commands[0].env == creds
     assert monitor.commands[1].env == creds  # mlspec monitor records the run in the remote
     assert not _pushes(sched.job("refresh"))
-    for job in (exp.job("check"), exp.job("verify"), exp.job("report"), exp.job("comment"),
-                rel.job("publish")):
+    # the spec declares a monitor: `mlspec report` shows the production records of the remote
+    report = exp.job("report")
+    assert report.secrets_environment == "mlspec-remote" and not _pushes(report)
+    assert [c.run for c in report.commands if c.env] == [
+        'mlspec report --base "origin/$BASE_REF" -o report.md']
+    assert all(c.env == creds for c in report.commands if c.env)
+    for job in (exp.job("check"), exp.job("verify"), exp.job("comment"), rel.job("publish")):
         assert not _pushes(job) and job.secrets_environment is None, job.id
         assert not any(isinstance(v, SecretVar) for c in job.commands for v in c.env.values())
     from mlspec.compile import checklist
@@ -99,9 +105,9 @@ def test_own_registry_token_and_packages_permission(tmp_path: Path) -> None:
     refresh = plan.flows["schedule"].job("refresh")  # pulls only
     assert ("packages", "read") in {(p.scope, p.access) for p in refresh.permissions}
     assert ("packages", "write") not in {(p.scope, p.access) for p in refresh.permissions}
-    assert ("packages", "read") not in {(p.scope, p.access)
-                                        for p in plan.flows["experiment"].job("report")
-                                        .permissions}
+    report = plan.flows["experiment"].job("report")  # reads the monitor records
+    assert ("packages", "read") in {(p.scope, p.access) for p in report.permissions}
+    assert [c.run.split()[1] for c in report.commands if c.env] == ["report"]
     from mlspec.compile import checklist
 
     assert any("Manage Actions access" in line for line in checklist.github(plan))
