@@ -8,7 +8,7 @@ every job is returned unchanged, so nothing in a generated file moves. With one:
   refresh) get the remote's credentials on those commands. The monitor job runs `mlspec pull`
   of the steps that write the drift reference (a gitignored out) before `mlspec monitor`, which
   records the monitor run in the remote (so it gets the credentials too, and on ghcr.io
-  `packages: write`).
+  `packages: write`) under the deployed release (so the job fetches the tags: full history).
 - **read**: where the spec declares `inference.monitor`, `mlspec report` shows the deployed
   release's production metrics from the monitor records in the remote, so the report jobs
   (the experiment's `report`, the release's `verify`) get the credentials on that command
@@ -101,12 +101,14 @@ def _job(loaded: LoadedSpec, acc: Access, flow: str, job: Job) -> Job:
                 if c.run.startswith(talks) or (job.kind == "monitor" and MONITOR in c.run)
                 else c for c in job.commands]
     pushes = job.kind in PUSHES.get(flow, ())
+    full_history = job.full_history
     if job.kind == "monitor":
         steps = _reference_steps(loaded)
-        if not steps:
-            return job
-        commands.insert(0, Command(f"mlspec pull {' '.join(steps)} (the drift reference)",
-                                   f"mlspec pull {_q(steps)}", env=dict(acc.env)))
+        if steps:
+            commands.insert(0, Command(f"mlspec pull {' '.join(steps)} (the drift reference)",
+                                       f"mlspec pull {_q(steps)}", env=dict(acc.env)))
+        # the record names the deployed release: the newest release tag, or a rollback's
+        full_history = True
     if pushes:
         commands.append(_push(job, acc))
     perms = list(job.permissions)
@@ -118,7 +120,8 @@ def _job(loaded: LoadedSpec, acc: Access, flow: str, job: Job) -> Job:
                      Permission("packages", "read", "read step runs and monitor records from "
                                 "the remote on ghcr.io"))
     return dataclasses.replace(job, commands=tuple(commands), permissions=tuple(perms),
-                               secrets_environment=acc.secrets_environment)
+                               secrets_environment=acc.secrets_environment,
+                               full_history=full_history)
 
 
 def _push(job: Job, acc: Access) -> Command:

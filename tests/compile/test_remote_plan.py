@@ -220,3 +220,18 @@ def test_goldens_with_a_remote_exist() -> None:
     for name in ("remote", "remote-ghcr"):
         assert (HERE / "expected" / name / ".github" / "workflows").is_dir()
     assert (HERE / "expected" / "remote" / ".gitlab-ci.yml").is_file()
+
+
+def test_a_monitor_without_drift_still_records_its_run(tmp_path: Path) -> None:
+    """No drift reference to pull, but `mlspec monitor` records the run in the remote under
+    the deployed release: the credentials on that command, and the tags (full history)."""
+    spec = _remote("oci://ghcr.io/acme/store")
+    spec["ci"] = {"targets": ["github"]}
+    spec["inference"]["monitor"].pop("drift")
+    spec["inference"]["monitor"]["gates"] = []
+    plan = _plan(spec, tmp_path, "github,docker")
+    monitor = plan.flows["schedule"].job("monitor")
+    assert not any(c.run.startswith("mlspec pull") for c in monitor.commands)
+    assert monitor.commands[0].env["MLSPEC_REGISTRY_PASSWORD"] == CiVar("registry_password")
+    assert monitor.full_history
+    assert ("packages", "write") in {(p.scope, p.access) for p in monitor.permissions}
