@@ -45,7 +45,13 @@ def load(spec_path: Path) -> LoadedSpec:
 
 @_outcome
 def validate(spec_path: Path) -> Outcome:
+    from mlspec.spec.ci import remote_diagnostics
+
     loaded = load(spec_path)
+    spec = loaded.spec
+    diags = remote_diagnostics(loaded, spec.ci, spec.project.remote, list(spec.ci.targets))
+    if diags:
+        raise MlspecError(diags)
     if any(s.estimator for s in loaded.graph.steps.values()):
         from mlspec.run.sklearn_step import validate_builtin  # imports sklearn: only for these
 
@@ -178,11 +184,11 @@ def gc(spec_path: Path, yes: bool, remote: bool = False, keep_last: int | None =
 
 
 @_outcome
-def push(spec_path: Path, steps: list[str]) -> Outcome:
+def push(spec_path: Path, steps: list[str], sets: list[str] | None = None) -> Outcome:
     """`mlspec push`: upload the runs of up-to-date steps to the remote (mlspec.remote)."""
     from mlspec.remote.commands import push as remote_push
 
-    return remote_push(load(spec_path), steps)
+    return remote_push(load(spec_path), steps, sets or [])
 
 
 @_outcome

@@ -235,10 +235,14 @@ EXITS = "Exit: 1 a named step stale/absent, 2 bad input, 3 remote unusable, 4 co
 
 
 @app.command(epilog=EXITS)
-def push(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
+def push(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC,
+         set_: Annotated[list[str] | None, typer.Option(
+             "--set", metavar="KEY=VALUE", help="the params a run was given (a sweep "
+             "variant's `mlspec run --set`), repeatable")] = None,
+         as_json: JsonOpt = False) -> None:
     """Upload up-to-date steps' outs to the remote. Example: mlspec push train"""
     from mlspec import api
-    _finish(api.push(_spec(spec), steps or []), as_json)
+    _finish(api.push(_spec(spec), steps or [], set_ or []), as_json)
 
 
 @app.command(epilog=EXITS)

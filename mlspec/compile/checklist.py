@@ -11,14 +11,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlspec.compile.model import PostReport
+from mlspec.compile.store import own_token, remote_secrets
 from mlspec.compile.targets.gitlab.jobs import note_token_variable
 
 if TYPE_CHECKING:
-    from mlspec.compile.model import Environment, Plan
+    from mlspec.compile.model import Environment, Job, Plan
 
 
 def _secrets(plan: Plan) -> list[str]:
     return sorted({s for f in plan.flows.values() for j in f.jobs for s in j.secrets.values()})
+
+
+def _jobs(plan: Plan) -> list[Job]:
+    return [j for f in plan.flows.values() for j in f.jobs]
 
 
 def _environments(plan: Plan) -> list[Environment]:
@@ -58,6 +63,11 @@ def gitlab(plan: Plan) -> list[str]:
     if secrets:
         items.append(f"Add the CI/CD variables {', '.join(secrets)} (Settings > CI/CD > "
                      "Variables), masked and protected, scoped to the deploy environments.")
+    remote, _ = remote_secrets(_jobs(plan))
+    if remote:
+        items.append(f"Add the CI/CD variables {', '.join(remote)} (Settings > CI/CD > "
+                     "Variables), masked and not protected: the remote store's credentials, "
+                     "which merge-request pipelines pull and push step runs with.")
     uses = [*(["to get the report as a merge-request note"] if _posts_report(plan) else []),
             *(["for the issue a failed monitor opens or updates and a passing one closes "
                "(CI_JOB_TOKEN cannot write "
@@ -76,6 +86,15 @@ def github(plan: Plan) -> list[str]:
     if secrets:
         items.append(f"Add the environment secrets {', '.join(secrets)} to the deploy "
                      "environments (Settings > Environments).")
+    remote, env = remote_secrets(_jobs(plan))
+    if remote:
+        items.append(f"Add the secrets {', '.join(remote)} to the environment '{env}' "
+                     "(Settings > Environments): the remote store's credentials, read by the "
+                     "jobs that pull and push step runs.")
+    if own_token(_jobs(plan)):
+        items.append("Give this repository's Actions write access to the remote's ghcr.io "
+                     "package (its Package settings > Manage Actions access), which the jobs "
+                     "push step runs to with their own token.")
     return items
 
 

@@ -28,6 +28,7 @@ from mlspec.compile.planner import build_plan
 from mlspec.compile.registry import TARGETS
 from mlspec.errors import Diagnostic, MlspecError, Outcome
 from mlspec.fsutil import write_atomic
+from mlspec.spec.ci import remote_diagnostics
 
 if TYPE_CHECKING:
     from mlspec.compile.model import Plan
@@ -112,6 +113,9 @@ def render_plan(loaded: LoadedSpec, targets: str | None = None
                 ) -> tuple[dict[str, str], list[str], list[str], Plan]:
     """render_all, and the plan it rendered."""
     names, explicit = _select(loaded, targets)
+    diags = remote_diagnostics(loaded, loaded.spec.ci, loaded.spec.project.remote, names)
+    if diags:  # a pipeline that could not reach the remote store (spec.remote-credentials)
+        raise MlspecError(diags)
     with _no_gc():
         return _render_all(loaded, names, explicit)
 

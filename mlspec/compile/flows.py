@@ -32,6 +32,7 @@ from mlspec.compile.model import (
     PublishRelease,
     Trigger,
 )
+from mlspec.compile.store import REMOTE_SECRETS, with_remote
 from mlspec.run.cikeys import key_vars, sweep_axes
 from mlspec.run.cikeys import sweep_groups as graph_sweep_groups
 
@@ -151,7 +152,8 @@ def experiment_flow(ctx: PlanContext) -> Flow:
                                 "create or update the sticky metrics comment"),),
         when=(Trigger("pull_request"),), same_repo_only=True, always=True, timeout_minutes=5))
     return Flow("experiment", "mlspec experiment",
-                (Trigger("pull_request"), Trigger("manual")), tuple(jobs),
+                (Trigger("pull_request"), Trigger("manual")),
+                tuple(with_remote(ctx.loaded, "experiment", jobs)),
                 cancel_in_progress=True)
 
 
@@ -298,7 +300,8 @@ def release_flow(ctx: PlanContext) -> Flow:
     if inf is not None:
         # each secret reaches the job as an env var of the same name: `mlspec build --push`
         # reads the one ci.secrets.registry_password names, deploy commands the others
-        secrets = {name: name for name in sorted(set(ci.secrets.values()))}
+        secrets = {name: name for name in sorted({v for k, v in ci.secrets.items()
+                                                  if k not in REMOTE_SECRETS})}
         perms = [READ]
         if inf.image.name.startswith("ghcr.io/"):
             perms.append(Permission("packages", "write", "push the serving image to ghcr.io"))
@@ -334,7 +337,8 @@ def release_flow(ctx: PlanContext) -> Flow:
         intents=(PublishRelease("model-card.md"),),
         permissions=(Permission("contents", "write", "create the release and upload the card"),),
         when=tuple(Trigger("push_tag", t) for t in ctx.tags), timeout_minutes=10))
-    return Flow("release", "mlspec release", triggers, tuple(jobs), cancel_in_progress=False)
+    return Flow("release", "mlspec release", triggers,
+                tuple(with_remote(ctx.loaded, "release", jobs)), cancel_in_progress=False)
 
 
 def _rollback_jobs(ctx: PlanContext, secrets: dict[str, str]) -> list[Job]:

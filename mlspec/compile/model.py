@@ -34,7 +34,8 @@ REPORT = layout.REPORT
 
 
 CiName = Literal["base_ref", "ref_name", "sha", "pr_number", "repository", "token",
-                 "variant", "run_url", "rollback_to", "rollback_digest"]
+                 "variant", "run_url", "rollback_to", "rollback_digest", "actor",
+                 "registry_user", "registry_password"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,10 @@ class CiVar:
     path), `token` the job's own API token, `variant` a unique id of this matrix combination,
     `run_url` the web page of this pipeline run, `rollback_to` / `rollback_digest` the release
     version and image digest a rollback run was asked for (hostile input: a dispatch input /
-    pipeline variable, checked by `mlspec rollback --resolve`)."""
+    pipeline variable, checked by `mlspec rollback --resolve`), `actor` the user who started
+    the run, `registry_user` / `registry_password` the job's own credentials for the CI's own
+    registry (GitHub: the actor and the job token, for ghcr.io; GitLab: CI_REGISTRY_USER /
+    CI_REGISTRY_PASSWORD, for the project's registry)."""
 
     name: CiName
 
@@ -85,6 +89,9 @@ class Command:
     run: str  # POSIX shell (bash), may span lines
     env: dict[str, EnvValue] = field(default_factory=dict)
     always: bool = False  # run even when an earlier command failed (e.g. write the report)
+    # skipped in a run of a pull/merge request from a fork (which may read the remote store,
+    # never write it); each target renders the test its own way
+    same_repo_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,10 @@ class Job:
     secrets: dict[str, str] = field(default_factory=dict)  # env var -> CI secret name (today
     # always the same name: mlspec build reads $<ci.secrets.registry_password>)
     environment: Environment | None = None  # secrets are only ever given to such jobs
+    # a job that reads secrets without deploying (the remote store's credentials): the CI
+    # environment holding them where a CI keeps secrets per environment (GitHub, with
+    # `deployment: false`); GitLab reads project CI/CD variables and ignores it
+    secrets_environment: str | None = None
     id_token: bool = False  # needs an OIDC token (provenance attestation, cloud deploy)
     attest: bool = False  # attest the provenance of the image digest in output `digest`
     timeout_minutes: int = 30

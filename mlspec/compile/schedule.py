@@ -20,6 +20,7 @@ from mlspec.compile.model import (
     Permission,
     Trigger,
 )
+from mlspec.compile.store import with_remote
 from mlspec.spec.gates import Gate, parse_gate
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ def schedule_flow(ctx: PlanContext) -> Flow:
         if mon.on_failure.issue:
             jobs.append(_monitor_passed(ctx, mon_when))
     triggers = (*(Trigger("schedule", c) for c in crons), Trigger("manual"))
-    return Flow("schedule", "mlspec schedule", triggers, tuple(jobs), cancel_in_progress=False,
+    return Flow("schedule", "mlspec schedule", triggers,
+                tuple(with_remote(ctx.loaded, "schedule", jobs)), cancel_in_progress=False,
                 modes=(RETRAIN,) if retrain else ())
 
 

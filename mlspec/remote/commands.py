@@ -28,8 +28,8 @@ from mlspec.remote.url import ENV, EXAMPLES, BadRemote, Remote, configured
 from mlspec.run.cache import Cache, RestoreFailed
 from mlspec.run.execute import interrupt_on_sigterm, run_lock
 from mlspec.run.hashing import Hasher, NotRegularFile
-from mlspec.run.lock import Lock, StepLock, read_lock
-from mlspec.run.runner import select
+from mlspec.run.lock import Lock, Scalar, StepLock, read_lock
+from mlspec.run.runner import parse_sets, select
 from mlspec.run.stepkey import StepState, environment, stale_reasons, step_state
 from mlspec.spec.loader import LoadedSpec
 
@@ -64,24 +64,27 @@ class _Scope:
     hasher: Hasher
     env: dict[str, str]
     cache: Cache
+    overrides: dict[str, dict[str, Scalar]]  # `--set` (a sweep variant's params)
 
     def states(self) -> Iterator[tuple[str, StepState, StepLock | None]]:
         """Each selected step's name, current state and lock entry, in graph order (a pull
         restores a step before its downstream is looked at)."""
         for name in self.selection:
             step = self.loaded.graph.steps[name]
-            st = step_state(name, step, dict(step.params), self.env, self.hasher)
+            params = {**step.params, **self.overrides.get(name, {})}
+            st = step_state(name, step, params, self.env, self.hasher)
             yield name, st, self.lock.steps.get(name)
 
 
-def _scope(loaded: LoadedSpec, steps: list[str]) -> _Scope:
+def _scope(loaded: LoadedSpec, steps: list[str], sets: list[str] | None = None) -> _Scope:
     remote = remote_of(loaded)
     assert remote is not None
     selection = select(loaded, steps)  # `mlspec run`'s selection: named steps and their upstream
     root = Path(loaded.root)
     hasher = Hasher(root)
     return _Scope(loaded, remote, selection, read_lock(root) or Lock(), hasher,
-                  environment(loaded, hasher), Cache(root))
+                  environment(loaded, hasher), Cache(root),
+                  parse_sets(loaded, sets or [], selection))
 
 
 def _commit(root: Path) -> str:
@@ -97,9 +100,9 @@ def _say(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def push(loaded: LoadedSpec, steps: list[str]) -> Outcome:
+def push(loaded: LoadedSpec, steps: list[str], sets: list[str] | None = None) -> Outcome:
     with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
-        return _push(loaded, steps)
+        return _push(loaded, steps, sets or [])
 
 
 def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
@@ -107,8 +110,8 @@ def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
         return _pull(loaded, steps)
 
 
-def _push(loaded: LoadedSpec, steps: list[str]) -> Outcome:
-    scope = _scope(loaded, steps)
+def _push(loaded: LoadedSpec, steps: list[str], sets: list[str]) -> Outcome:
+    scope = _scope(loaded, steps, sets)
     remote, lock, hasher, cache = scope.remote, scope.lock, scope.hasher, scope.cache
     pushed: list[str] = []
     present: list[str] = []
@@ -121,6 +124,9 @@ def _push(loaded: LoadedSpec, steps: list[str]) -> Outcome:
                 stale.append(name)
                 continue
             run = cache.lookup(entry.key)
+            if run is None and store.has_manifest(tag_of(entry.key)):
+                present.append(name)  # e.g. an upstream step a CI job downloaded
+                continue
             if run is None:
                 try:
                     trees = {out: hasher.tree(out) for out in entry.outs}

@@ -45,7 +45,7 @@ def pinner(loaded: LoadedSpec) -> Callable[[], Pins | Outcome] | None:
 
 
 def _pin(loaded: LoadedSpec) -> Pins | Outcome:
-    pushed = _push(loaded, [])
+    pushed = _push(loaded, [], [])
     if pushed.code:
         return pushed
     if pushed.data["stale"]:
@@ -100,7 +100,7 @@ def pull_release(loaded: LoadedSpec, tag: str, pins: Pins) -> Outcome:
 
 
 def _pull_release(loaded: LoadedSpec, tag: str, pins: Pins) -> Outcome:
-    scope = _scope(loaded, [])
+    scope = _scope(loaded, [], [])
     remote, hasher, cache = scope.remote, scope.hasher, scope.cache
     restored: list[str] = []
     differ: list[str] = []

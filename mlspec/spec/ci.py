@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator
 
 from mlspec.compile.registry import CI_TARGETS
+from mlspec.remote.url import BadRemote, parse
 from mlspec.spec.common import (
     Branch,
     EnvName,
@@ -130,3 +131,38 @@ def ci_diagnostics(loaded: SpecSource, ci: CI, image: str | None,
                 "`registry_password: SECRET_NAME` (and `registry_username` if the user is not "
                 f"the CI's); only {OWN_REGISTRY[target]} works with the {target} job token"))
     return diags
+
+
+def remote_username_diagnostics(loaded: SpecSource, ci: CI) -> list[Diagnostic]:
+    """`remote_username` needs `remote_password` (a load-time check of the spec alone)."""
+    if "remote_username" in ci.secrets and "remote_password" not in ci.secrets:
+        return [loaded.diag(("ci", "secrets", "remote_username"),
+                            "a remote username needs ci.secrets.remote_password",
+                            "spec.secret-missing",
+                            "add `remote_password: <SECRET_NAME>` under ci.secrets")]
+    return []
+
+
+def remote_diagnostics(loaded: SpecSource, ci: CI, remote: str | None,
+                       targets: list[str]) -> list[Diagnostic]:
+    """Each of `targets` (the pipelines being validated or compiled) can reach the remote
+    store (`project.remote`, an OCI registry): its own registry with the job token, or the
+    secrets ci.secrets names. A file:// remote needs no credentials. Run by `mlspec validate`
+    and `mlspec compile`, not at load: a spec whose CI lacks credentials still runs, pushes
+    and pulls on a developer's machine."""
+    if remote is None or "remote_password" in ci.secrets:
+        return []
+    try:
+        parsed = parse(remote)
+    except BadRemote:
+        return []  # said where project.remote is checked
+    if parsed.kind != "oci":
+        return []
+    return [loaded.diag(
+        ("project", "remote"),
+        f"the {target} pipeline pulls from and pushes to {remote} but has no "
+        f"credentials for {parsed.host}", "spec.remote-credentials",
+        "name the CI secret holding a registry token in ci.secrets: "
+        "`remote_password: SECRET_NAME` (and `remote_username` if the user is not the "
+        f"CI's); only {OWN_REGISTRY[target]} works with the {target} job token")
+        for target in targets if target in OWN_REGISTRY and OWN_REGISTRY[target] != parsed.host]

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
 from mlspec.errors import Diagnostic
-from mlspec.spec.ci import ci_diagnostics
+from mlspec.spec.ci import ci_diagnostics, remote_username_diagnostics
 from mlspec.spec.common import normalise_path
 from mlspec.spec.gates import parse_gate
 from mlspec.spec.graph import Graph, StepIO, analyse, build_graph
@@ -153,6 +153,7 @@ def check_semantics(loaded: SpecSource, spec: Spec | None, data: dict[str, Yaml]
         diags.extend(graph.diagnostics)
         diags.extend(ci_diagnostics(loaded, spec.ci, spec.inference.image.name
                                     if spec.inference else None, list(graph.order)))
+        diags.extend(remote_username_diagnostics(loaded, spec.ci))
     else:
         diags.extend(analyse(loaded, ios, stage_of, check_missing=check_missing).diagnostics)
     return diags, graph

@@ -42,7 +42,7 @@ BASE: Spec = {
 Files = dict[str, str]
 
 
-def compile_spec(root: Path, spec: Spec) -> Files | None:
+def compile_spec(root: Path, spec: Spec, targets: str | None = None) -> Files | None:
     """The generated files (path -> text) of spec, or None when mlspec refuses it (validate or
     compile: either is a located diagnostic, never a traceback)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def compile_spec(root: Path, spec: Spec) -> Files | None:
     (root / "mlspec.yaml").write_text(json.dumps(spec))
     try:
         loaded = load_spec(root / "mlspec.yaml")
-        files, _, _ = render_all(loaded, "github,gitlab,docker")
+        files, _, _ = render_all(loaded, targets or "github,gitlab,docker")
     except MlspecError:
         return None
     return files

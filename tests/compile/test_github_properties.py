@@ -119,9 +119,21 @@ def test_experiment_shape(path: Path) -> None:
                 todo.extend(jobs[n].get("needs", []))
             assert "check" in seen, job_id
     assert "pull-requests" in jobs["comment"]["permissions"]
-    # fork PRs: every job but the comment runs, and no job of this workflow sees a secret
+    # fork PRs: every job but the comment runs, and no job of this workflow sees a secret but
+    # the remote store's (project.remote): from the mlspec-remote environment, no deployment,
+    # on the steps that reach the remote only (the report reads its monitor records); GitHub
+    # gives a fork's PR no secret at all
     assert "head.repo.full_name == github.repository" in jobs["comment"]["if"]
-    assert "secrets." not in path.read_text()
+    for line in path.read_text().splitlines():
+        if "secrets." in line:
+            assert re.fullmatch(r" +MLSPEC_REGISTRY_(USER|PASSWORD): \$\{\{ secrets\.\w+ \}\}",
+                                line), line
+    for job_id, job in jobs.items():
+        for step in _steps(job):
+            if "secrets." in str(step.get("env", {})):
+                assert job["environment"] == {"name": "mlspec-remote", "deployment": False}
+                assert step["run"].startswith(("mlspec run", "mlspec push", "mlspec report")
+                                              ), (job_id, step)
     for job_id, job in jobs.items():
         if job_id != "comment":
             assert "head.repo" not in str(job.get("if", "")), job_id

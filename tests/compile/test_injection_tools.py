@@ -25,9 +25,23 @@ ADVERSARIAL: dict[str, Any] = {  # values `mlspec validate` accepts, shaped to b
     # the GitHub job token logs in to ghcr.io (no secret named); verify re-executes one step
     "own-token-and-verify-list": lambda s: s.__setitem__(
         "ci", {"targets": ["github"], "verify": {"experiment": ["train"], "release": ["prep"]}}),
+    # the remote store (issue 13): secrets in a no-deployment environment, push steps guarded
+    # against forks; and ghcr.io with the job token (packages: read / write)
+    "remote-secrets": lambda s: (
+        s["project"].__setitem__("remote", "oci://registry.example.com/acme/store"),
+        s["ci"]["secrets"].update(remote_username="STORE_USER", remote_password="STORE_TOKEN"),
+        s["inference"]["monitor"].update(
+            drift={"reference": "model/m.pkl", "live": "logs/live.jsonl"},
+            metrics="monitor/metrics.json")),
+    "remote-ghcr-token": lambda s: (
+        s["project"].__setitem__("remote", "oci://ghcr.io/acme/store"),
+        s.__setitem__("ci", {"targets": ["github"]})),
     "url-yaml-chars": lambda s: s["inference"]["deploy"]["staging"].__setitem__(
         "url", "https://x.example/a:b?q=#-{a}&[c]:"),
 }
+
+
+GITHUB_ONLY = {"remote-ghcr-token"}  # a GitLab pipeline could not reach ghcr.io: refused
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
@@ -41,7 +55,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     root = tmp_path_factory.mktemp("adversarial")
     out: dict[str, list[Path]] = {"github": [], "gitlab": [], "docker": []}
     for name, change in ADVERSARIAL.items():
-        files = compile_spec(root / name / "repo", mutated(change))
+        files = compile_spec(root / name / "repo", mutated(change),
+                             "github,docker" if name in GITHUB_ONLY else None)
         assert files is not None, f"{name}: mlspec refused it; pick a value it accepts"
         for rel, text in files.items():
             path = root / name / "out" / rel

@@ -12,7 +12,8 @@ HERE = Path(__file__).resolve().parent
 SPECS = sorted(p for p in (HERE / "specs").iterdir() if (p / "mlspec.yaml").is_file())
 SPECS.append(EXAMPLES / "iris")
 KNOWN_VARS = {"ci.base_ref", "ci.ref_name", "ci.sha", "ci.pr_number", "ci.repository",
-              "ci.token", "ci.variant", "ci.run_url", "ci.rollback_to", "ci.rollback_digest"}
+              "ci.token", "ci.variant", "ci.run_url", "ci.rollback_to", "ci.rollback_digest",
+              "ci.actor", "ci.registry_user", "ci.registry_password"}
 
 
 def _plan(spec_dir: Path):  # type: ignore[no-untyped-def]

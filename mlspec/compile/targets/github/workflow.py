@@ -79,7 +79,9 @@ def expr(plan: Plan, job: Job, value: EnvValue) -> str:
                  "run_url": "format('{0}/{1}/actions/runs/{2}', github.server_url, "
                             "github.repository, github.run_id)",
                  "rollback_to": "github.event.inputs.rollback_to",
-                 "rollback_digest": "github.event.inputs.rollback_digest"}[value.name]
+                 "rollback_digest": "github.event.inputs.rollback_digest",
+                 "actor": "github.actor", "registry_user": "github.actor",
+                 "registry_password": "github.token"}[value.name]
     elif isinstance(value, MatrixVar):
         inner = f"matrix.{value.axis}"
     elif isinstance(value, SecretVar):
@@ -227,8 +229,14 @@ def _command(plan: Plan, job: Job, cmd: Command) -> dict[str, Any]:
     env += [(k, "${{ secrets." + name + " }}") for k, name in sorted(job.secrets.items())]
     if job.outputs:
         env.append(("MLSPEC_OUTPUT", OUTPUTS_FILE))
-    return _step(cmd.name, run=cmd.run, env=env,
-                 if_="${{ !cancelled() }}" if cmd.always else None)
+    if_ = "${{ !cancelled() }}" if cmd.always else None
+    if cmd.same_repo_only:  # after success, and never in a run of a fork's pull request
+        if_ = "${{ " + NOT_FORK + " }}"
+    return _step(cmd.name, run=cmd.run, env=env, if_=if_)
+
+
+NOT_FORK = ("github.event_name != 'pull_request' || "
+            "github.event.pull_request.head.repo.full_name == github.repository")
 
 
 def _intent(intent: Intent) -> Command:
@@ -349,6 +357,9 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
                                   for k, v in sorted({**job.env, **_intent_env(job)}.items())]
     if job.secrets and job.environment is None:  # the plan never does this; keep the rule here
         raise ValueError(f"job {job.id} uses secrets without an environment")
+    if (job.environment is None and job.secrets_environment is None
+            and any(isinstance(v, SecretVar) for c in job.commands for v in c.env.values())):
+        raise ValueError(f"job {job.id} reads a secret without an environment")
     perms = [{"scope": p.scope, "access": p.access, "why": p.why} for p in job.permissions]
     if job.id_token and not any(p.scope == "id-token" for p in job.permissions):
         raise ValueError(f"job {job.id} needs id-token but the plan gives no permission")
@@ -359,8 +370,11 @@ def _job(plan: Plan, flow: Flow, job: Job) -> dict[str, Any]:
                   for k, values in job.matrix.axes]
     environment = []
     if job.environment is not None:
-        environment.append({"name": yq(job.environment.name),
+        environment.append({"name": yq(job.environment.name), "deployment": [],
                             "url": [yq(job.environment.url)] if job.environment.url else []})
+    elif job.secrets_environment is not None:  # its secrets, no deployment record
+        environment.append({"name": yq(job.secrets_environment), "url": [],
+                            "deployment": [yq(False)]})
     return {
         "id": job.id, "name": yq(_title(job)),
         "needs": ["[" + ", ".join(job.needs) + "]"] if job.needs else [],

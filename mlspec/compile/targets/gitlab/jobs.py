@@ -41,7 +41,8 @@ CI_VARS = {"base_ref": "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
            "pr_number": "$CI_MERGE_REQUEST_IID", "repository": "$CI_PROJECT_PATH",
            "token": "$CI_JOB_TOKEN", "variant": "$CI_NODE_INDEX",
            "run_url": "$CI_PIPELINE_URL", "rollback_to": "$MLSPEC_ROLLBACK_TO",
-           "rollback_digest": "$MLSPEC_ROLLBACK_DIGEST"}
+           "rollback_digest": "$MLSPEC_ROLLBACK_DIGEST", "actor": "$GITLAB_USER_LOGIN",
+           "registry_user": "$CI_REGISTRY_USER", "registry_password": "$CI_REGISTRY_PASSWORD"}
 # a pipeline `mlspec rollback` asks for (api, or Run pipeline with the variable set): the
 # workflow rules name its flow "rollback", which runs the rollback jobs and nothing else
 ROLLBACK_FLOW = ('$MLSPEC_ROLLBACK_TO && ($CI_PIPELINE_SOURCE == "api" || '
@@ -326,7 +327,7 @@ class _Builder:
         for cmd in (*job.commands, *job.after_attest):
             target = gl.after_script if cmd.always else gl.script
             target.extend(self._own_outputs(job, cmd))
-            target.append(cmd.run)
+            target.append(not_fork(cmd.run) if cmd.same_repo_only else cmd.run)
         for intent in job.intents:  # through the helper: no GitHub CLI, a named token
             if isinstance(intent, PostReport):
                 gl.script.append(f"python3 {HELPER} note --token-variable "
@@ -371,6 +372,19 @@ class _Builder:
             expose = "mlspec " + job.kind
         gl.artifacts = Artifacts(paths, "always" if job.upload_always else "on_success",
                                  expose, dotenv, metrics)
+
+
+# a merge request from a fork: its source project is not this project, or not the project the
+# merge request targets (a fork's pipeline runs in the fork, whose CI_PROJECT_ID is the source)
+FORK = ('[ -n "${CI_MERGE_REQUEST_SOURCE_PROJECT_ID:-}" ] && '
+        '{ [ "$CI_MERGE_REQUEST_SOURCE_PROJECT_ID" != "${CI_PROJECT_ID:-}" ] || '
+        '[ "$CI_MERGE_REQUEST_SOURCE_PROJECT_ID" != "${CI_MERGE_REQUEST_PROJECT_ID:-}" ]; }')
+
+
+def not_fork(run: str) -> str:
+    """A command skipped in a pipeline of a merge request from a fork."""
+    return (f"if {FORK}; then\n  echo 'a merge request from a fork: skipped (it may read the "
+            f"remote, never write it)'\nelse\n{run}\nfi")
 
 
 def _axis_of(names: dict[str, str], var: str) -> str:
