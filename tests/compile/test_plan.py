@@ -98,16 +98,17 @@ def test_release_tag_pulls_the_pinned_runs_before_running(tmp_path: Path, verify
     ci.verify.release asks; without one it pulls nothing."""
     import shutil
 
-    spec = HERE / "specs" / "no-inference"
-    shutil.copytree(spec, tmp_path / "p")
+    shutil.copytree(HERE / "specs" / "no-inference", tmp_path / "p")
     path = tmp_path / "p" / "mlspec.yaml"
-    text = path.read_text().replace("verify: {release: none}", f"verify: {{release: {verify}}}")
+    plain = path.read_text()
+    text = plain.replace("project:\n", "project:\n  remote: file:///srv/store\n", 1)
+    text += f"  verify: {{release: {verify}}}\n"
     path.write_text(text)
     verify_job = next(j for j in _plan(tmp_path / "p").flows["release"].jobs if j.id == "verify")
     cmds = [c.run for c in verify_job.commands]
     pull = next(i for i, c in enumerate(cmds) if "mlspec pull --release" in c)
     assert cmds[pull + 1:pull + 1 + len(runs)] == runs
     assert verify_job.commands[pull].env["REF"].name == "ref_name"  # type: ignore[union-attr]
-    path.write_text("\n".join(line for line in text.splitlines() if "remote:" not in line))
+    path.write_text(plain + f"  verify: {{release: {verify}}}\n")
     verify_job = next(j for j in _plan(tmp_path / "p").flows["release"].jobs if j.id == "verify")
     assert not any("mlspec pull" in c.run for c in verify_job.commands)
