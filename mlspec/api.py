@@ -192,11 +192,24 @@ def push(spec_path: Path, steps: list[str], sets: list[str] | None = None) -> Ou
 
 
 @_outcome
-def pull(spec_path: Path, steps: list[str]) -> Outcome:
-    """`mlspec pull`: restore stale steps whose key the remote holds, every hash checked."""
-    from mlspec.remote.commands import pull as remote_pull
+def pull(spec_path: Path, steps: list[str], release: str | None = None) -> Outcome:
+    """`mlspec pull`: restore stale steps whose key the remote holds, every hash checked; with
+    `release`, exactly the runs that release tag pins, by manifest digest."""
+    if release is None:
+        from mlspec.remote.commands import pull as remote_pull
 
-    return remote_pull(load(spec_path), steps)
+        return remote_pull(load(spec_path), steps)
+    if steps:
+        raise MlspecError([Diagnostic.nowhere("--release pulls every run the tag pins: name "
+                                              "no steps", "cli.usage")])
+    from mlspec.gitops.pins import release_pins
+    from mlspec.remote.commands import remote_of
+    from mlspec.remote.promote import pull_release
+
+    loaded = load(spec_path)
+    remote_of(loaded)  # no remote: said before git is read
+    tag, pins, _ = release_pins(loaded, release)
+    return pull_release(loaded, tag, pins)
 
 
 @_outcome
@@ -319,9 +332,16 @@ def build(spec_path: Path, which: str, push: bool, tags: list[str]) -> Outcome:
 
 @_outcome
 def release(spec_path: Path, version: str, message: str | None, push: bool) -> Outcome:
+    """With a remote, the release pins its step runs (mlspec.remote.promote.pinner)."""
     from mlspec.gitops.commands import release as gitops_release
 
-    return gitops_release(load(spec_path), version, message=message, push=push)
+    loaded = load(spec_path)
+    pin = None
+    if loaded.spec.project.remote is not None or os.environ.get("MLSPEC_REMOTE"):
+        from mlspec.remote.promote import pinner
+
+        pin = pinner(loaded)
+    return gitops_release(loaded, version, message=message, push=push, pin=pin)
 
 
 @_outcome

@@ -246,10 +246,18 @@ def push(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC,
 
 
 @app.command(epilog=EXITS)
-def pull(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
-    """Restore stale steps from the remote, hashes checked. Example: mlspec pull"""
+def pull(steps: Steps = None, spec: SpecOpt = DEFAULT_SPEC, as_json: JsonOpt = False,
+         release: Annotated[str | None, typer.Option(
+             "--release", metavar="TAG", help="restore exactly the step runs this release tag "
+             "pins, by manifest digest (check the tag out first)")] = None) -> None:
+    """Restore stale steps from the remote, hashes checked.
+
+    Example: mlspec pull
+
+    Example: git checkout v1.2.0 && mlspec pull --release v1.2.0
+    """
     from mlspec import api
-    _finish(api.pull(_spec(spec), steps or []), as_json)
+    _finish(api.pull(_spec(spec), steps or [], release=release), as_json)
 
 
 @app.command()
@@ -330,6 +338,9 @@ def release(
     push: Annotated[bool, typer.Option("--push", help="push the tag to origin")] = False,
 ) -> None:
     """Check a clean tree, a fresh lock and passing gates, then tag the model's commit.
+
+    With a remote, every step run is pushed and pinned by manifest digest in the tag first;
+    when the remote fails no tag is made (exit 3 unusable, 4 corrupt, 1 a stale step).
 
     Example: mlspec release 1.2.0 --push
     """

@@ -196,11 +196,24 @@ def _release_run(ctx: PlanContext) -> tuple[Command, ...]:
     if mode == "all":
         return (Command("rebuild from source and verify", "mlspec run --verify"),)
     if mode == "none":
-        return (Command("rebuild from source (ci.verify.release: none)", "mlspec run"),)
+        what = ("run what the pinned runs did not restore" if ctx.loaded.spec.project.remote
+                else "rebuild from source")
+        return (Command(f"{what} (ci.verify.release: none)", "mlspec run"),)
     steps = [n for n in g.order if n in mode]
     return (Command(f"re-execute and verify {', '.join(steps)}",
                     f"mlspec run --verify {_q(steps)} --no-gates"),
             Command("build the other steps and check the gates", "mlspec run"))
+
+
+def _pull_pinned(ctx: PlanContext) -> tuple[Command, ...]:
+    """With a remote, a release tag's pipeline first restores the step runs the tag pins, by
+    manifest digest (`mlspec pull --release`): with ci.verify.release `none` no step executes,
+    with `all` every step still re-executes and is compared. A branch has no pins."""
+    if ctx.loaded.spec.project.remote is None:
+        return ()
+    pull = ('if git show-ref --verify --quiet "refs/tags/$REF"; then\n'
+            '  mlspec pull --release "$REF"\nfi')
+    return (Command("pull the runs the release tag pins", pull, env={"REF": CiVar("ref_name")}),)
 
 
 def _sweep_jobs(ctx: PlanContext, members: list[str], needs: tuple[str, ...],
@@ -278,7 +291,7 @@ def release_flow(ctx: PlanContext) -> Flow:
         steps=tuple(g.order), full_history=True,
         commands=(Command("mlspec validate", "mlspec validate"),
                   Command("mlspec compile --check", "mlspec compile --check"),
-                  *_release_run(ctx),
+                  *_pull_pinned(ctx), *_release_run(ctx),
                   Command("write the report", f"mlspec report -o {REPORT}"),
                   Command("metrics", "mlspec metrics")),  # exits 1 when a gate fails
         summary=(REPORT,), uploads=(built,),

@@ -98,7 +98,8 @@ def _job(loaded: LoadedSpec, acc: Access, flow: str, job: Job) -> Job:
     talks = (REPORT,) if job.kind == "report" else (
         *_TALKS, *((REPORT,) if _monitored(loaded) else ()))
     commands = [dataclasses.replace(c, env={**c.env, **acc.env})
-                if c.run.startswith(talks) or (job.kind == "monitor" and MONITOR in c.run)
+                if any(line.lstrip().startswith(talks) for line in c.run.splitlines())
+                or (job.kind == "monitor" and MONITOR in c.run)
                 else c for c in job.commands]
     pushes = job.kind in PUSHES.get(flow, ())
     full_history = job.full_history

@@ -30,6 +30,7 @@ from mlspec.run.lock import Lock, read_lock
 if TYPE_CHECKING:
     from mlspec.gitops.metricsdiff import Comparison
     from mlspec.gitops.production import Production
+    from mlspec.gitops.release import Pinner
     from mlspec.run.lock import Lock
     from mlspec.spec.loader import LoadedSpec
 
@@ -140,6 +141,8 @@ def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
     """`mlspec lineage REF [--json] [--model-card]`: where a tag's or commit's model came from."""
 
     lin = lineage_at(loaded, ref)
+    if lin.pins_error:  # a tag message whose pinned runs are refused: hostile input
+        return Outcome(code=2, diagnostics=lin.pins_error)
     if model_card:
         version = None
         if lin.tag and lin.tag["name"].startswith(loaded.spec.ci.tag_prefix):
@@ -150,10 +153,11 @@ def lineage(loaded: LoadedSpec, ref: str, model_card: bool = False) -> Outcome:
 
 
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
-            push: bool = False) -> Outcome:
-    """`mlspec release VERSION`: check, then tag the model's commit with its model card."""
+            push: bool = False, pin: Pinner | None = None) -> Outcome:
+    """`mlspec release VERSION`: check, (pin the runs,) then tag the model's commit with its
+    model card."""
 
-    return do_release(loaded, version, message=message, push=push)
+    return do_release(loaded, version, message=message, push=push, pin=pin)
 
 
 def models(loaded: LoadedSpec) -> Outcome:

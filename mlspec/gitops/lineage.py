@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
-from mlspec.errors import MlspecError
+from mlspec.errors import Diagnostic, MlspecError
+from mlspec.gitops import pins as pinning
 from mlspec.gitops.gitrefs import (
     SEMVER,
     git_error,
@@ -83,9 +84,13 @@ class Lineage:
     goals: dict[str, str] = field(default_factory=dict)
     path: str = ""  # the project's directory in the repository ('' at the top)
     rollbacks: list[dict[str, str]] = field(default_factory=list)  # record, date: redeploys
+    pins: pinning.Pins | None = None  # the step runs the release tag pins (mlspec.gitops.pins)
+    pins_error: list[Diagnostic] = field(default_factory=list)  # a tag whose pins are refused
 
     def to_data(self) -> dict[str, Any]:
         data = asdict(self)
+        data["pins"] = self.pins.to_data() if self.pins else None
+        data["pins_error"] = [d.render() for d in self.pins_error]
         data["steps"] = {s.name: {k: v for k, v in asdict(s).items() if k != "name"}
                          for s in self.steps}
         data["params"] = {s.name: s.params for s in self.steps if s.params}
@@ -311,6 +316,10 @@ def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
                    image_record(repo, loaded.root, sha), facts.goals, rel)
     if tag is not None:
         lin.rollbacks = rollbacks_of(repo, ref)
+        try:
+            lin.pins = pinning.tag_pins(repo, ref)
+        except MlspecError as err:
+            lin.pins_error = list(err.diagnostics)
     return lin
 
 

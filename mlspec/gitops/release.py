@@ -2,23 +2,28 @@
 
 `mlspec release VERSION` refuses — exit 1, every reason listed — on an existing tag,
 a dirty project, a missing or stale lock, or a failing gate; otherwise it creates the annotated
-tag `<ci.tag_prefix><VERSION>` on HEAD whose message is the model card. It pushes only with
---push. `mlspec models` reads the tags back.
+tag `<ci.tag_prefix><VERSION>` on HEAD whose message is the model card. With a remote, the
+api hands it a `pin` callable (mlspec.remote.promote): after the checks and before the tag, it
+puts every step run of the lock in the remote and returns their manifest digests, which the
+card records (mlspec.gitops.pins); when it fails, its Outcome is returned and no tag is made.
+It pushes only with --push. `mlspec models` reads the tags back.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec import layout
 from mlspec.errors import CheckFailed, Diagnostic, MlspecError, Outcome
+from mlspec.gitops import pins as pinning
 from mlspec.gitops.gates import spec_gates
 from mlspec.gitops.gitrefs import SEMVER, find_base_ref, lock_at, open_repo, repo_relpath, resolve
 from mlspec.gitops.lineage import lineage_at
 from mlspec.gitops.metricsdiff import evaluate_gates
-from mlspec.gitops.modelcard import model_card
+from mlspec.gitops.modelcard import model_card, short
 from mlspec.run.runner import status
 from mlspec.tables import num
 
@@ -71,10 +76,17 @@ def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
     return {name: list(steps.get(name, {}).get("reasons", [])) for name in data.get("stale", [])}
 
 
+Pinner = Callable[[], "pinning.Pins | Outcome"]
+
+
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
-            push: bool = False) -> Outcome:
+            push: bool = False, pin: Pinner | None = None) -> Outcome:
 
     v, tag = parse_version(loaded, version)
+    if message is not None and pinning.mentions(message):
+        raise MlspecError([Diagnostic.nowhere(
+            f"the release notes hold '{pinning.START}': they would forge the pinned runs",
+            "release.message", "remove that line from --message")])
     repo = open_repo(loaded.root)
     assert repo is not None
     head = resolve(repo, "HEAD")
@@ -101,9 +113,14 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     if reasons:
         raise CheckFailed(f"cannot release {tag}:\n" + "".join(f"  - {r}\n" for r in reasons)
                           .rstrip("\n"))
+    pins = pin() if pin is not None else None
+    if isinstance(pins, Outcome):
+        pins.text = "\n".join(t for t in (pins.text, f"no tag created: {tag}") if t)
+        return pins
     lin = lineage_at(loaded, "HEAD")
     lin.ref = tag
     lin.tag = {"name": tag, "tagger": "", "date": "", "annotated": "true"}
+    lin.pins = pins
     card = model_card(lin, v, message)
     import git
 
@@ -117,10 +134,13 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
             hint = ("\n  hint: tell git who tags: git config user.name \"…\" && "
                     "git config user.email \"…\"") if "ident" in detail else ""
             raise CheckFailed(f"git could not create tag {tag}: {detail}{hint}") from None
-    data = {"tag": tag, "version": v, "commit": head, "metrics": lin.metrics, "pushed": False}
+    data = {"tag": tag, "version": v, "commit": head, "metrics": lin.metrics, "pushed": False,
+            "pins": pins.to_data() if pins else None}
     text = f"tagged {tag} at {head[:12]}"
     if lin.primary and lin.primary in lin.metrics:
         text += f" ({lin.primary} {lin.metrics[lin.primary]:g})"
+    if pins is not None:
+        text += f"\npinned {len(pins.runs)} step runs in {pins.remote} by manifest digest"
     unmerged = _unmerged_note(repo, loaded.spec.ci.default_branch)
     if unmerged:
         text += f"\nnote: {unmerged}"
@@ -189,6 +209,14 @@ def _push(repo: Repo, tag: str) -> None:
                           f"retry with: git push {remote} {tag}") from None
 
 
+def _pins_cell(row: dict[str, Any]) -> str:
+    if row["pins_error"]:
+        return f"refused: see `mlspec lineage {row['tag']}`"
+    if not row["pins"]:
+        return "—"
+    return ", ".join(f"{s}@{short(r['digest'])}" for s, r in row["pins"]["runs"].items())
+
+
 def models(loaded: LoadedSpec) -> Outcome:
     """The release tags, newest first: tag, date, commit, primary metric."""
 
@@ -215,6 +243,8 @@ def models(loaded: LoadedSpec) -> Outcome:
                      "value": lin.metrics.get(primary) if lin and primary else None,
                      "metrics": lin.metrics if lin else {},
                      "image": lin.image if lin else None, "has_lock": lin is not None,
+                     "pins": lin.pins.to_data() if lin and lin.pins else None,
+                     "pins_error": [d.render() for d in lin.pins_error] if lin else [],
                      "_when": stamp})
     rows.sort(key=lambda r: (r["_when"], version_key(str(r["version"]))), reverse=True)
     for r in rows:
@@ -226,6 +256,10 @@ def models(loaded: LoadedSpec) -> Outcome:
     body = [[r["tag"], r["date"], r["commit"][:12],
              (f"{r['primary_metric']} {num(r['value'])}" if r["value"] is not None
               else "no mlspec.lock" if not r["has_lock"] else "—")] for r in rows]
+    if any(r["pins"] or r["pins_error"] for r in rows):
+        head.append("pinned runs")
+        for row, r in zip(body, rows, strict=True):
+            row.append(_pins_cell(r))
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
              for row in [head, *body]]

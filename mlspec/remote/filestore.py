@@ -1,5 +1,7 @@
 """A remote on a shared directory (`file:///dir`), laid out as the registry is addressed:
-`blobs/sha256/<hex>` and `manifests/<tag>.json`. Every write goes to a temporary name in the
+`blobs/sha256/<hex>`, `manifests/<tag>.json`, and every manifest again by its digest,
+`manifests/sha256/<hex>.json` (what a release pins: GET /v2/<name>/manifests/sha256:<hex>).
+Every write goes to a temporary name in the
 same directory and is renamed into place, so a reader never sees half a file and two writers of
 the same blob or tag both succeed."""
 
@@ -37,6 +39,8 @@ class FileStore:
         return self.root / "blobs" / "sha256" / hexd
 
     def _manifest(self, tag: str) -> Path:
+        if ":" in tag:  # a digest; a tag is [A-Za-z0-9_.-]
+            return self.root / "manifests" / "sha256" / f"{self._blob(tag).name}.json"
         return self.root / "manifests" / f"{tag}.json"
 
     def _place(self, dest: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -98,7 +102,13 @@ class FileStore:
         return self._manifest(tag).is_file()
 
     def put_manifest(self, tag: str, body: bytes) -> None:
-        self._place(self._manifest(tag), lambda out: out.write(body))
+        """By tag (and then by its digest too, written first) or by digest alone."""
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if ":" in tag and tag != digest:
+            raise RemoteError("remote.corrupt", f"{self.remote}: manifest is not {tag[:19]}…")
+        self._place(self._manifest(digest), lambda out: out.write(body))
+        if tag != digest:
+            self._place(self._manifest(tag), lambda out: out.write(body))
 
     def delete_manifest(self, tag: str, digest: str) -> bool:
         """Remove the tag `tag` when its manifest is still the one whose digest is `digest`;
@@ -111,6 +121,9 @@ class FileStore:
                               "ran; nothing more was deleted", "run `mlspec gc --remote` again")
         try:
             self._manifest(tag).unlink()
+            # and its copy by digest, as a registry deletes a manifest by digest
+            with contextlib.suppress(FileNotFoundError):
+                self._manifest(digest).unlink()
         except FileNotFoundError:
             return False
         except OSError as exc:

@@ -146,6 +146,35 @@ def fetch_run(store: Store, cache: Cache, key: str, expected: dict[str, str] | N
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def fetch_pinned(store: Store, cache: Cache, key: str, digest: str, expected: dict[str, str],
+                 remote: object, what: str) -> CachedRun:
+    """Bring the run a release pins into the local cache: its manifest BY DIGEST (bytes
+    hashed to that digest, annotated with that step key), then as fetch_run."""
+    body = store.get_manifest(digest)
+    if body is None:
+        raise RemoteError("remote.missing", f"{remote}: the manifest {digest[:19]}… that "
+                          f"{what} is not in the remote (deleted or garbage-collected)",
+                          "push the step from a clone where it is up to date (`mlspec "
+                          "push`), or rebuild it: `mlspec run`")
+    if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+        raise _corrupt(remote, f"the manifest that {what} does not hash to {digest[:19]}…")
+    try:
+        annotated = json.loads(body)["annotations"]["dev.mlspec.key"]
+    except (ValueError, KeyError, TypeError):
+        annotated = None
+    if annotated != key:
+        raise _corrupt(remote, f"the manifest {digest[:19]}… that {what} is not the run of "
+                       f"step key {key[:19]}…")
+    tmp = scratch(cache)
+    try:
+        run = _fetch(store, cache, key, expected, remote, body, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if run is None:
+        raise _corrupt(remote, f"the run that {what} could not be put in the local cache")
+    return run
+
+
 def _fetch(store: Store, cache: Cache, key: str, expected: dict[str, str] | None,
            remote: object, body: bytes, tmp: Path) -> CachedRun | None:
     try:

@@ -87,3 +87,28 @@ def test_remote_is_normalised_or_dropped() -> None:
     assert normalise_remote("git@github.com:acme/iris.git") == "https://github.com/acme/iris"
     assert normalise_remote("https://token@gitlab.com/g/sub/p.git") == "https://gitlab.com/g/sub/p"
     assert normalise_remote("/home/me/iris") is None
+
+
+@pytest.mark.parametrize(("verify", "runs"), [
+    ("none", ["mlspec run"]), ("all", ["mlspec run --verify"]),
+    ("[train]", ["mlspec run --verify train --no-gates", "mlspec run"])])
+def test_release_tag_pulls_the_pinned_runs_before_running(tmp_path: Path, verify: str,
+                                                          runs: list[str]) -> None:
+    """With a remote, the release verify job restores what a release tag pins, then runs as
+    ci.verify.release asks; without one it pulls nothing."""
+    import shutil
+
+    shutil.copytree(HERE / "specs" / "no-inference", tmp_path / "p")
+    path = tmp_path / "p" / "mlspec.yaml"
+    plain = path.read_text()
+    text = plain.replace("project:\n", "project:\n  remote: file:///srv/store\n", 1)
+    text += f"  verify: {{release: {verify}}}\n"
+    path.write_text(text)
+    verify_job = next(j for j in _plan(tmp_path / "p").flows["release"].jobs if j.id == "verify")
+    cmds = [c.run for c in verify_job.commands]
+    pull = next(i for i, c in enumerate(cmds) if "mlspec pull --release" in c)
+    assert cmds[pull + 1:pull + 1 + len(runs)] == runs
+    assert verify_job.commands[pull].env["REF"].name == "ref_name"  # type: ignore[union-attr]
+    path.write_text(plain + f"  verify: {{release: {verify}}}\n")
+    verify_job = next(j for j in _plan(tmp_path / "p").flows["release"].jobs if j.id == "verify")
+    assert not any("mlspec pull" in c.run for c in verify_job.commands)
