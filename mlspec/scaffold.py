@@ -164,7 +164,7 @@ def _name_choice(directory: Path, name: str | None) -> tuple[str, str]:
     """(project name, how it was chosen)."""
 
     if name is not None:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             suggestion = slug(name)
             hint = "use lowercase letters, digits, '_' and '-' (at most 63 characters)" + (
                 f", e.g. --name {suggestion}" if suggestion else "")

@@ -125,7 +125,7 @@ def scalar(value: Scalar) -> str:
     if isinstance(value, int | float):
         return _number(value)
     s = str(value)
-    if (s.lower() in _RESERVED or not _PLAIN.match(s) or s != s.strip()
+    if (s.lower() in _RESERVED or not _PLAIN.fullmatch(s) or s != s.strip()
             or re.match(r"^[-+]?[0-9.]", s) or s.endswith(":") or ": " in s or " #" in s):
         return double_quoted(s)
     return s

@@ -81,7 +81,7 @@ def named_ref(repo: Repo, ref: str, tag_prefix: str | None = None,
     """The ref as git knows it: `ref` itself when it resolves; a release version (`0.1.0`)
     becomes its release tag (`v0.1.0`, the spec's ci.tag_prefix), as `mlspec release 0.1.0`
     named it. Otherwise `ref` unchanged (the caller reports it as unknown)."""
-    if resolve(repo, ref) is not None or not SEMVER.match(ref):
+    if resolve(repo, ref) is not None or not SEMVER.fullmatch(ref):
         return ref
     if tag_prefix is None:
         tag_prefix = _tag_prefix(root) if root is not None else "v"

@@ -218,7 +218,7 @@ def gather(root: Path, spec: Spec, current: Lock | None, limit: int = DEFAULT_LI
                            "them, e.g. actions/checkout `fetch-depth: 0`, GitLab `GIT_DEPTH: 0`)")
     prefix_tag = spec.ci.tag_prefix
     releases = sorted(((c.when, name, c) for name, c in tags
-                       if name.startswith(prefix_tag) and SEMVER.match(name[len(prefix_tag):])),
+                       if name.startswith(prefix_tag) and SEMVER.fullmatch(name[len(prefix_tag):])),
                       key=lambda t: (t[0], t[1]))[-limit:] if limit else []
     shas = list(dict.fromkeys([c.sha for c in commits] + [c.sha for _, _, c in releases]))
     locks = _locks(root, prefix, shas) if shas else {}

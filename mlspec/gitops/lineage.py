@@ -294,7 +294,7 @@ def lineage_at(loaded: LoadedSpec, ref: str) -> Lineage:
     ref = named_ref(repo, ref, loaded.spec.ci.tag_prefix)
     sha = resolve(repo, ref)
     if sha is None:
-        if SEMVER.match(ref):
+        if SEMVER.fullmatch(ref):
             raise git_error(f"no release {ref}: no tag {loaded.spec.ci.tag_prefix}{ref}",
                             "`mlspec models` lists the releases; in a shallow clone fetch the "
                             "tags first: `git fetch --tags`", rule="git.ref")

@@ -114,8 +114,9 @@ def parse(message: str, where: str) -> Pins | None:
                               "DIGEST')"))
             continue
         step, key, digest = words[1:]
-        problems = [w for w, ok in (("step name", STEP.match(step)), ("step key",
-                    DIGEST.match(key)), ("manifest digest", DIGEST.match(digest))) if not ok]
+        problems = [w for w, ok in (("step name", STEP.fullmatch(step)),
+                                    ("step key", DIGEST.fullmatch(key)),
+                                    ("manifest digest", DIGEST.fullmatch(digest))) if not ok]
         if problems:
             errors.append(bad(i, f"{' and '.join(problems)} malformed in "
                               f"{lines[i][:100]!r} (a step name is [a-z0-9_-], a key "

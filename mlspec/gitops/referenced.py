@@ -131,7 +131,7 @@ def referenced(root: Path, default_branch: str, tag_prefix: str,
         commits += _log(root, tip, f"--since=@{since}")
     ref.commits = list(dict.fromkeys(c.sha for c in commits))
     releases = sorted(name for name, _ in tags
-                      if name.startswith(tag_prefix) and SEMVER.match(name[len(tag_prefix):]))
+                      if name.startswith(tag_prefix) and SEMVER.fullmatch(name[len(tag_prefix):]))
     ref.tags = releases
     by_tag = dict(tags)
     wanted = [(sha[:12], sha) for sha in ref.commits] + [(t, by_tag[t].sha) for t in releases]

@@ -39,9 +39,9 @@ def parse_version(loaded: LoadedSpec, version: str) -> tuple[str, str]:
     """(version, tag name); `v1.2.0` is accepted for `1.2.0` when the prefix is `v`."""
     prefix = loaded.spec.ci.tag_prefix
     v = version.strip()
-    if prefix and v.startswith(prefix) and SEMVER.match(v[len(prefix):]):
+    if prefix and v.startswith(prefix) and SEMVER.fullmatch(v[len(prefix):]):
         v = v[len(prefix):]
-    if not SEMVER.match(v):
+    if not SEMVER.fullmatch(v):
         raise MlspecError([Diagnostic("", 0, 0, f"'{version}' is not a release version",
                                       "release.version",
                                       "give MAJOR.MINOR.PATCH, e.g. 1.2.0 or 1.2.0-rc.1")])
@@ -50,7 +50,7 @@ def parse_version(loaded: LoadedSpec, version: str) -> tuple[str, str]:
 
 def version_key(v: str) -> tuple[Any, ...]:
     """Semver precedence: 1.10.0 > 1.9.0, and 1.0.0 > 1.0.0-rc.1."""
-    m = SEMVER.match(v)
+    m = SEMVER.fullmatch(v)
     if not m:
         return (-1,)
     pre = m.group(4)
@@ -226,7 +226,7 @@ def models(loaded: LoadedSpec) -> Outcome:
     rows: list[dict[str, Any]] = []
     for t in repo.tags:
         name = t.name
-        if not name.startswith(prefix) or not SEMVER.match(name[len(prefix):]):
+        if not name.startswith(prefix) or not SEMVER.fullmatch(name[len(prefix):]):
             continue
         try:
             lin = lineage_at(loaded, name)

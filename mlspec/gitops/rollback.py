@@ -57,7 +57,7 @@ def releases(loaded: LoadedSpec, repo: Repo) -> list[tuple[str, str]]:
     prefix = loaded.spec.ci.tag_prefix
     out = str(repo.git.for_each_ref("--format=%(refname:strip=2)", "refs/tags"))
     found = [(name[len(prefix):], name) for name in out.splitlines()
-             if name.startswith(prefix) and SEMVER.match(name[len(prefix):])]
+             if name.startswith(prefix) and SEMVER.fullmatch(name[len(prefix):])]
     return sorted(found, key=lambda vt: version_key(vt[0]))
 
 
@@ -90,10 +90,10 @@ def find_target(loaded: LoadedSpec, version: str | None, digest: str | None = No
     assert commit is not None
     record = image_record(repo, loaded.root, commit) or {}
     recorded = record.get("digest", "")
-    if digest is not None and not DIGEST.match(digest):
+    if digest is not None and not DIGEST.fullmatch(digest):
         raise _refuse(f"'{digest[:80]}' is not an image digest", "rollback.digest",
                       "give sha256: followed by 64 lowercase hex digits")
-    if recorded and not DIGEST.match(recorded):
+    if recorded and not DIGEST.fullmatch(recorded):
         raise _refuse(f"the lineage of {tag} records a malformed digest '{recorded[:80]}'",
                       "rollback.digest", "rebuild and push the image: mlspec build serve --push")
     if digest and recorded and digest != recorded:

@@ -158,7 +158,7 @@ def image_tags(repo: str, facts: GitFacts | None, version: str | None,
     for t in extra:
         last = t.rsplit("/", 1)[-1]
         ref = t if ":" in last else f"{repo}:{t}"
-        if not re.match(r"^[a-z0-9._/:-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", ref):
+        if not re.fullmatch(r"^[a-z0-9._/:-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", ref):
             raise _err(f"'{t}' is not a valid image tag", "build.tag",
                        "letters, digits, '.', '_' and '-', e.g. --tag candidate")
         tags.append(ref)

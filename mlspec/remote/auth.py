@@ -83,7 +83,7 @@ def _helper(name: str, host: str) -> tuple[str, str] | None:
     def bad(what: str, hint: str | None = None) -> RemoteError:
         return RemoteError("remote.auth", f"{helper} {what}", hint)
 
-    if not _HELPER_NAME.match(name):
+    if not _HELPER_NAME.fullmatch(name):
         raise RemoteError("remote.auth", f"the docker config names the credential helper "
                           f"{name!r}, which is not a helper name",
                           "credsStore / credHelpers name docker-credential-<name> on PATH")

@@ -223,7 +223,7 @@ def _quote(s: str) -> str:
 
 
 def _key(k: str) -> str:
-    if _PLAIN_KEY.match(k) and k.lower() not in _RESERVED:
+    if _PLAIN_KEY.fullmatch(k) and k.lower() not in _RESERVED:
         return k
     return _quote(k)
 

@@ -95,7 +95,7 @@ class CI(Strict):
     @classmethod
     def _actions(cls, v: dict[str, ActionPin]) -> dict[str, ActionPin]:
         for name in v:
-            if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$", name):
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+", name):
                 raise fail("spec.action", f"'{name}' is not an owner/repo action name")
         return v
 

@@ -33,21 +33,21 @@ ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
 
 
 def _check_name(v: str) -> str:
-    if not NAME_RE.match(v):
+    if not NAME_RE.fullmatch(v):
         raise fail("spec.name", f"name '{v}' is not allowed",
                    "use lowercase letters, digits, '_' and '-' (at most 63 characters)")
     return v
 
 
 def _check_ident(v: str) -> str:
-    if not IDENT_RE.match(v):
+    if not IDENT_RE.fullmatch(v):
         raise fail("spec.name", f"name '{v}' is not allowed",
                    "use a lowercase letter, then lowercase letters, digits and '_'")
     return v
 
 
 def _check_param(v: str) -> str:
-    if not PARAM_RE.match(v):
+    if not PARAM_RE.fullmatch(v):
         raise fail("spec.name", f"param name '{v}' is not allowed",
                    "use letters, digits and '_', starting with a letter or '_' (it becomes "
                    "MLSPEC_PARAM_<NAME>)")
@@ -55,7 +55,7 @@ def _check_param(v: str) -> str:
 
 
 def _check_env(v: str) -> str:
-    if not ENV_RE.match(v):
+    if not ENV_RE.fullmatch(v):
         raise fail("spec.secret-name", f"'{v}' is not a secret's name",
                    "give the NAME of a CI secret (e.g. REGISTRY_TOKEN), never its value")
     return v
@@ -149,7 +149,7 @@ IMAGE_REF = re.compile(
 
 
 def _check_image_ref(v: str) -> str:
-    if not IMAGE_REF.match(v):
+    if not IMAGE_REF.fullmatch(v):
         raise fail("spec.image", f"'{v}' is not an image reference",
                    "like python:3.11-slim or ghcr.io/acme/base:1.2@sha256:…")
     return v

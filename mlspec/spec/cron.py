@@ -35,7 +35,7 @@ def cron_problem(expr: str) -> str | None:
         return f"expected 5 fields, found {len(parts)}"
     for part, (what, lo, hi, names) in zip(parts, _FIELDS, strict=True):
         for item in part.split(","):
-            m = _ITEM.match(item.lower())
+            m = _ITEM.fullmatch(item.lower())
             if not m:
                 return f"'{item}' is not a valid {what} field"
             base, step = m.group(1), m.group(2)

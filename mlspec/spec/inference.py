@@ -33,7 +33,7 @@ class Image(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _IMAGE.match(v):
+        if not _IMAGE.fullmatch(v):
             raise fail("spec.image", f"'{v}' is not an image repository name",
                        "lowercase, like ghcr.io/acme/iris, with no tag")
         return v
@@ -41,7 +41,7 @@ class Image(Strict):
     @field_validator("base")
     @classmethod
     def _base(cls, v: str) -> str:
-        m = _BASE.match(v)
+        m = _BASE.fullmatch(v)
         if not m:
             raise fail("spec.image", f"'{v}' is not an image reference",
                        "like python:3.11-slim or python:3.11-slim@sha256:…")
@@ -68,7 +68,7 @@ class Deploy(Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^\s\"'<>`\\]+$", v):
+        if v is not None and not re.fullmatch(r"^https?://[^\s\"'<>`\\]+$", v):
             raise fail("spec.url", f"'{v}' is not an http(s) URL",
                        "e.g. https://staging.example.com")
         return v

@@ -250,7 +250,7 @@ class _Builder:
             if keys not in gl.needs:
                 gl.needs.insert(0, keys)
         gl.by_stage = len(gl.needs) > MAX_NEEDS
-        if job.runner and not GITHUB_LABELS.match(job.runner):
+        if job.runner and not GITHUB_LABELS.fullmatch(job.runner):
             gl.tags = [job.runner]
         names: dict[str, str] = {}
         if job.matrix is not None:
