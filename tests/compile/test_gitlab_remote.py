@@ -7,7 +7,10 @@ reach the jobs as the CI/CD variables ci.secrets names):
 2. a fresh clone on another branch, same inputs, merge-request pipeline: the step jobs pull
    instead of training (no marker, no `▶ train`), and every job is green;
 3. a merge request from a fork (CI_MERGE_REQUEST_SOURCE_PROJECT_ID differs), with a changed
-   training script: train executes, the push is skipped, the registry gains no tag.
+   training script: train executes, the push is skipped, the registry gains no tag;
+4. `mlspec release 1.0.0` on a developer's clone pins the runs main pushed; the protected tag
+   pipeline's verify job restores exactly those (`mlspec pull --release`) and, with
+   `ci.verify.release: none`, executes no step.
 
 A tiny spec (plain Python steps, no scikit-learn) keeps the install to mlspec's core: the
 generated `pip install mlspec-gitops==<version>` with the suite's one wheel as PIP_FIND_LINKS.
@@ -50,6 +53,9 @@ MR = ["--variable", "CI_PIPELINE_SOURCE=merge_request_event",
       "--variable", "CI_MERGE_REQUEST_PROJECT_ID=42"]
 SAME_PROJECT = ["--variable", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID=42"]
 FORK = ["--variable", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID=7"]
+TAG = ["--variable", "CI_PIPELINE_SOURCE=push", "--variable", "CI_COMMIT_TAG=v1.0.0",
+       "--variable", "CI_COMMIT_REF_NAME=v1.0.0", "--unset-variable", "CI_COMMIT_BRANCH",
+       "--variable", "CI_COMMIT_REF_PROTECTED=true"]
 MR_JOBS = ["experiment:check", "experiment:step-prepare", "experiment:step-train",
            "experiment:verify", "experiment:report"]
 EXECUTED = re.compile(r"▶ ([A-Za-z0-9_.-]+)")
@@ -75,6 +81,7 @@ model:
 ci:
   targets: [gitlab]
   secrets: {{remote_username: STORE_USER, remote_password: STORE_TOKEN}}
+  verify: {{release: none}}
 """
 FILES = {
     "src/prepare.py": """
@@ -214,3 +221,24 @@ def test_second_pipeline_pulls_instead_of_training_and_a_fork_never_pushes(setup
     assert "a merge request from a fork: skipped" in log, log[-3000:]
     assert "pushed" not in log.replace("never write it", ""), log[-3000:]
     assert setup.tags() == tags
+
+    # 4. a release pins main's runs; its tag pipeline restores them and trains nothing
+    creds = {"MLSPEC_REGISTRY_USER": USER, "MLSPEC_REGISTRY_PASSWORD": PASSWORD}
+    dev = setup.clone("release", "main")  # a developer's clone: pull, then release
+    for args in (("pull",), ("release", "1.0.0")):
+        res = mlspec(*args, cwd=dev, env=creds)
+        assert res.returncode == 0, res.stdout + res.stderr
+    message = git("tag", "-l", "--format=%(contents)", "v1.0.0", cwd=dev)
+    assert message.count("sha256:") >= 4, message  # two steps: a key and a digest each
+    git("push", "-q", "origin", "v1.0.0", cwd=dev)
+    git("checkout", "-q", "v1.0.0", cwd=dev)
+    shutil.rmtree(dev / "data")  # the tag pipeline starts from the commit alone
+    shutil.rmtree(dev / "model")
+    out4 = setup.run(dev, *TAG, "release:verify", name="tag")
+    verify = job_log(out4, "release:verify")
+    assert trained(out4) == 0 and MARKER not in out4, verify[-3000:]
+    for step in ("prepare", "train"):
+        assert f"restored {step} from oci://{setup.registry.host}/{REPO} (pinned by v1.0.0)" \
+            in verify, verify[-3000:]
+    assert verdicts(out4) == {"release:verify": "PASS"}, out4[-6000:]
+    assert setup.tags() == tags  # the release pushed nothing new
