@@ -3,9 +3,8 @@
 Blobs: HEAD to skip what is there; upload as POST then one PUT streamed from the file (up to
 MONOLITHIC_MAX), or PATCH chunks of CHUNK_BYTES, each streamed, and a closing PUT beyond it
 (docker-registry took PATCH chunks at 60% of curl's speed, the single streamed PUT at 89%:
-bench/remote_transfer.py); download read straight from the socket into one reused buffer,
-hashed and written on the way (iter_content, hashed in a second thread, when the body is
-content-encoded).
+bench/remote_transfer.py); downloads streamed into the file and hashed on the way
+(mlspec.remote.download).
 Memory stays bounded whatever the size.
 Manifests: by tag, JSON, bounded. Auth: a `GET /v2/` first; on 401 the challenge says Basic
 or Bearer (mlspec.remote.auth). Every failure is a RemoteError, never a traceback.
@@ -13,16 +12,11 @@ or Bearer (mlspec.remote.auth). Every failure is a RemoteError, never a tracebac
 
 from __future__ import annotations
 
-import hashlib
-import http.client
-import queue
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-from mlspec.remote import auth
+from mlspec.remote import auth, download
 from mlspec.remote.errors import RemoteError
 from mlspec.remote.meter import Meter
 from mlspec.remote.url import TAG_NAME, Remote
@@ -33,7 +27,6 @@ if TYPE_CHECKING:
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CHUNK_BYTES = 64 << 20  # one PATCH of a chunked upload
 MONOLITHIC_MAX = 4 << 30  # blobs up to this go in one streamed PUT
-READ_BYTES = 1 << 20
 MAX_MANIFEST = 4 << 20
 TIMEOUT = (10, 300)
 TAG_PAGE = 1000
@@ -62,10 +55,10 @@ def _adapter_class() -> type:
     import requests.adapters
 
     class BigBlocks(requests.adapters.HTTPAdapter):
-        """Request bodies go out in READ_BYTES blocks (urllib3's default is 16 KiB)."""
+        """Request bodies go out in download.READ_BYTES blocks (urllib3's default is 16 KiB)."""
 
         def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-            kwargs["blocksize"] = READ_BYTES
+            kwargs["blocksize"] = download.READ_BYTES
             super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
 
     return BigBlocks
@@ -228,14 +221,16 @@ class Registry:
                 out = open(dest, "wb")  # noqa: SIM115 (closed below)
             except OSError as exc:
                 raise RemoteError("remote.io", f"cannot write {dest}: {exc}") from None
-            meter = Meter("↓ pull", _length(resp))
+            meter = Meter("↓ pull", download.content_length(resp))
             with out:
                 try:
-                    src = _plain_body(resp)
+                    src = download.plain_body(resp)
                     if src is not None:
-                        return _readinto_hash(src, out, max_size, _length(resp), meter)
-                    return _hash_to(resp.iter_content(READ_BYTES), out, max_size, meter)
-                except _WriteFailed as exc:
+                        return download.readinto_hash(src, out, max_size,
+                                                      download.content_length(resp), meter)
+                    return download.hash_to(resp.iter_content(download.READ_BYTES), out, max_size,
+                                            meter)
+                except download.WriteFailed as exc:
                     raise RemoteError("remote.io",
                                       f"cannot write {dest}: {exc.__cause__}") from None
                 except Exception as exc:  # the stream's errors (requests' are OSErrors too)
@@ -329,98 +324,6 @@ class Registry:
         raise RemoteError("remote.protocol", f"{self.remote}: more than "
                           f"{MAX_TAG_PAGES * TAG_PAGE} tags", "delete old tags with the registry's "
                           "retention policy")
-
-
-class _WriteFailed(Exception):
-    """Writing the download failed (its OSError is the cause), as opposed to receiving it."""
-
-
-def _write(out: IO[bytes], data: bytes | memoryview) -> None:
-    try:
-        out.write(data)
-    except OSError as exc:
-        raise _WriteFailed() from exc
-
-
-class _ReadInto(Protocol):
-    def readinto(self, b: memoryview, /) -> int: ...
-
-
-def _plain_body(resp: requests.Response) -> _ReadInto | None:
-    """The http.client response under urllib3, when the body is not content-encoded: read
-    with readinto into one reused buffer it ran at curl's speed on a 1 GiB blob, where
-    iter_content (a new bytes object per block, urllib3's buffering) ran at 35-60% of it
-    (bench/remote_transfer.py). None: use iter_content."""
-    fp = getattr(resp.raw, "_fp", None)
-    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity") or not callable(getattr(fp, "readinto", None)):
-        return None
-    return fp
-
-
-def _length(resp: requests.Response) -> int | None:
-    try:
-        return int(resp.headers["Content-Length"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _readinto_hash(src: _ReadInto, out: IO[bytes], max_size: int | None,
-                   length: int | None, meter: Meter) -> str:
-    """Copy `src` to `out` through one READ_BYTES buffer, hashing on the way; stop past
-    `max_size` (what is written then hashes to something else: the caller refuses it). A body
-    that ends before its Content-Length is a broken download (http.client's readinto just
-    returns 0 there)."""
-    h = hashlib.sha256()
-    view = memoryview(bytearray(READ_BYTES))
-    n = 0
-    while got := src.readinto(view):
-        n += got
-        if max_size is not None and n > max_size:
-            break
-        h.update(view[:got])
-        _write(out, view[:got])
-        meter.add(got)
-    else:
-        if length is not None and n < length:
-            raise http.client.IncompleteRead(b"", length - n)
-    return "sha256:" + h.hexdigest()
-
-
-def _hash_to(chunks: Iterator[bytes], out: IO[bytes], max_size: int | None,
-             meter: Meter) -> str:
-    """Write `chunks` to `out` and return their sha256 digest, stopping past `max_size`. The
-    hashing and writing run in a second thread (hashlib and write release the GIL), so they
-    overlap with receiving; at most 8 chunks wait in between (bounded memory)."""
-    h = hashlib.sha256()
-    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-    failed: list[BaseException] = []
-
-    def drain() -> None:
-        while (chunk := pending.get()) is not None:
-            if not failed:
-                try:
-                    h.update(chunk)
-                    _write(out, chunk)
-                except BaseException as exc:  # reported in the caller's thread
-                    failed.append(exc)
-
-    worker = threading.Thread(target=drain, daemon=True)
-    worker.start()
-    n = 0
-    try:
-        for chunk in chunks:
-            n += len(chunk)
-            if (max_size is not None and n > max_size) or failed:
-                break
-            pending.put(chunk)
-            meter.add(len(chunk))
-    finally:
-        pending.put(None)
-        worker.join()
-    if failed:
-        raise failed[0]
-    return "sha256:" + h.hexdigest()
 
 
 def _tag_names(body: bytes, remote: Remote) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlspec.remote import oci
+from mlspec.remote import download, oci
 from mlspec.remote.errors import RemoteError
 from mlspec.remote.url import parse
 
@@ -62,14 +62,14 @@ def test_whole_cut_and_capped_downloads(server: http.server.ThreadingHTTPServer,
                                         tmp_path: Path, raw: bool,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     used: list[bool] = []
-    plain = oci._plain_body
+    plain = download.plain_body
 
     def spy(resp: object) -> object:
         got = plain(resp) if raw else None  # type: ignore[arg-type]
         used.append(got is not None)
         return got
 
-    monkeypatch.setattr(oci, "_plain_body", spy)
+    monkeypatch.setattr(download, "plain_body", spy)
     reg = _registry(server)
     assert reg.get_blob(DIGEST, tmp_path / "whole") == DIGEST
     assert (tmp_path / "whole").read_bytes() == DATA
