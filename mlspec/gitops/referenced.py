@@ -7,16 +7,22 @@ lock, plus (with `keep_days`) every such commit of the last `keep_days` days. Th
 branch is `origin/<ci.default_branch>` when this clone has it, else `<ci.default_branch>`.
 Nothing is fetched: the refs present are read, as `mlspec metrics --history` reads them
 (mlspec.gitops.history), from git objects in a few `git` processes (rev-parse, for-each-ref,
-one or two `log`, one `cat-file --batch`), no checkout.
+one or two `log`, one `cat-file --batch`), no checkout. When the clone has an `origin`, one
+`git ls-remote` checks that it is up to date with it first.
 
-Deleting is forever, so this fails closed: a shallow clone, a missing default branch or a
-release tag whose commit is not in the clone is an error (nothing is deleted), and a lock that
-does not parse protects every `sha256:<hex>` it contains.
+Deleting is forever, so this fails closed: a shallow clone, a missing default branch, a
+release tag whose commit is not in the clone, or a clone behind its origin (a release tag or
+a default-branch commit it has not fetched: their runs would look unreferenced) is an error
+(nothing is deleted), and a lock that does not parse protects every `sha256:<hex>` it
+contains. The days window filters on each commit's committer time, so one commit with an old
+date (a rebase) does not cut it short.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +75,8 @@ def _refuse(message: str, hint: str) -> MlspecError:
 
 
 def _log(root: Path, tip: str, *limits: str) -> list[_Commit]:
+    """First-parent commits from `tip` that changed the lock, newest first, with their
+    committer times."""
     out = _git(root, "log", "--first-parent", *limits, "--format=%H %ct", tip, "--",
                layout.LOCK)
     if out is None:
@@ -79,6 +87,49 @@ def _log(root: Path, tip: str, *limits: str) -> list[_Commit]:
         if sha and when.isdigit():
             commits.append(_Commit(sha, int(when)))
     return commits
+
+
+LS_REMOTE_TIMEOUT = 60
+
+
+def _up_to_date(root: Path, branch: str, tag_prefix: str, branches: dict[str, _Commit],
+                tags: dict[str, _Commit]) -> None:
+    """Refuse when the clone has an `origin` it is behind: a release tag there that is not
+    here (or points elsewhere), or origin's default branch past the `origin/<branch>` read."""
+    if _git(root, "config", "--get", "remote.origin.url") is None:
+        return  # no origin: this clone's refs are all there is
+    try:
+        r = subprocess.run(["git", "ls-remote", "--heads", "--tags", "origin"], cwd=root,
+                           capture_output=True, timeout=LS_REMOTE_TIMEOUT, check=False,
+                           env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        ok = r.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        raise _refuse("cannot reach origin to check that this clone has its release tags "
+                      "and default branch", "run it where origin answers `git ls-remote`")
+    theirs: dict[str, str] = {}
+    for line in r.stdout.decode("utf-8", "replace").split("\n"):
+        sha, _, name = line.partition("\t")
+        if name.endswith("^{}"):  # an annotated tag's commit
+            theirs[name[:-3]] = sha
+        elif name not in theirs:
+            theirs[name] = sha
+    behind = sorted(
+        name for full, sha in theirs.items() if full.startswith("refs/tags/")
+        for name in [full.removeprefix("refs/tags/")]
+        if name.startswith(tag_prefix) and SEMVER.fullmatch(name[len(tag_prefix):])
+        and (name not in tags or tags[name].sha != sha))
+    if behind:
+        shown = ", ".join(behind[:5]) + (f" and {len(behind) - 5} more" if len(behind) > 5
+                                         else "")
+        raise _refuse(f"origin has release tags this clone lacks or has elsewhere: {shown}",
+                      "fetch them first: git fetch --tags origin")
+    head = theirs.get(f"refs/heads/{branch}")
+    mine = branches.get(f"refs/remotes/origin/{branch}")
+    if head is not None and mine is not None and mine.sha != head:
+        raise _refuse(f"origin's {branch} is not the origin/{branch} of this clone",
+                      f"fetch it first: git fetch origin {branch}")
 
 
 def keys_in(data: bytes) -> tuple[set[str], str]:
@@ -125,10 +176,11 @@ def referenced(root: Path, default_branch: str, tag_prefix: str,
                       "ci.default_branch")
     ref.branch = found.removeprefix("refs/remotes/").removeprefix("refs/heads/")
     tip = branches[found].sha
+    _up_to_date(root, default_branch, tag_prefix, branches, dict(tags))
     commits = _log(root, tip, f"-n{keep_last}") if keep_last > 0 else []
     if keep_days:
-        since = int((time.time() if now is None else now) - keep_days * 86400)
-        commits += _log(root, tip, f"--since=@{since}")
+        since = (time.time() if now is None else now) - keep_days * 86400
+        commits += [c for c in _log(root, tip) if c.when >= since]
     ref.commits = list(dict.fromkeys(c.sha for c in commits))
     releases = sorted(name for name, _ in tags
                       if name.startswith(tag_prefix) and SEMVER.fullmatch(name[len(tag_prefix):]))

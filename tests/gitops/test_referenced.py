@@ -5,10 +5,13 @@ every key-shaped hash in it; a release commit missing from the clone refuses."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from conftest import git
 from history_repo import T0, fast_history
 
 from mlspec.errors import MlspecError
@@ -80,3 +83,55 @@ def test_a_long_history_costs_a_few_processes(tmp_path: Path) -> None:
     assert len(r.keys) == 1000 + 50 + 1
     print(f"referenced over 2000 commits / keep 1000 / 100 tags: {took:.3f} s")
     assert took < 10
+
+
+def _commit_lock(root: Path, i: int, when: int) -> str:
+    (root / "mlspec.lock").write_text(lock(i))
+    env = {**os.environ, "GIT_COMMITTER_DATE": f"@{when} +0000",
+           "GIT_AUTHOR_DATE": f"@{when} +0000"}
+    for args in (["add", "mlspec.lock"], ["commit", "-q", "-m", f"lock {i}"]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    return git("rev-parse", "HEAD", cwd=root).strip()
+
+
+def test_a_clone_behind_its_origin_refuses(tmp_path: Path) -> None:
+    """A release tag or a default-branch commit the clone has not fetched would make their
+    runs look unreferenced: refused until fetched."""
+    origin = tmp_path / "origin"
+    fast_history(origin, [lock(1), lock(2)])
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(origin), str(clone), cwd=tmp_path)
+    assert referenced(clone, "main", "v").branch == "origin/main"
+    git("tag", "-a", "v1.0.0", "-m", "release", cwd=origin)
+    with pytest.raises(MlspecError) as err:
+        referenced(clone, "main", "v")
+    d = err.value.diagnostics[0]
+    assert "release tags this clone lacks" in d.message and "v1.0.0" in d.message
+    assert d.rule == "gc.history" and "git fetch --tags origin" in (d.hint or "")
+    git("fetch", "-q", "--tags", "origin", cwd=clone)
+    assert referenced(clone, "main", "v").tags == ["v1.0.0"]
+    _commit_lock(origin, 3, int(time.time()))
+    with pytest.raises(MlspecError) as err:
+        referenced(clone, "main", "v")
+    assert "origin's main is not the origin/main" in err.value.diagnostics[0].message
+    git("fetch", "-q", "origin", cwd=clone)
+    assert key(3) in referenced(clone, "main", "v").keys
+    git("remote", "set-url", "origin", str(tmp_path / "gone"), cwd=clone)
+    with pytest.raises(MlspecError) as err:
+        referenced(clone, "main", "v")
+    assert "cannot reach origin" in err.value.diagnostics[0].message
+
+
+def test_the_days_window_reads_committer_times(tmp_path: Path) -> None:
+    """One commit dated long ago (a rebase keeping dates) does not end the window, and a
+    window longer than the epoch keeps every commit."""
+    fast_history(tmp_path, [lock(0)])
+    now = int(time.time())
+    a = _commit_lock(tmp_path, 1, now - 5 * 86400)
+    _commit_lock(tmp_path, 2, now - 200 * 86400)
+    c = _commit_lock(tmp_path, 3, now - 2 * 86400)
+    r = referenced(tmp_path, "main", "v", keep_last=0, keep_days=10, now=now)
+    assert r.commits == [c, a]
+    assert key(2) not in r.keys and key(0) not in r.keys
+    r = referenced(tmp_path, "main", "v", keep_last=0, keep_days=30_000, now=now)
+    assert len(r.commits) == 4 and {key(i) for i in range(4)} <= set(r.keys)
