@@ -90,17 +90,20 @@ def retrain(ci: Ci, api: Api, ref: str) -> str:
 
 def open_issue(ci: Ci, api: Api) -> int | None:
     """The number (GitHub) or iid (GitLab) of the one open monitoring issue: the oldest open
-    issue labelled LABEL whose body holds MARKER, over every page of the search."""
+    issue labelled LABEL whose body holds MARKER, over every page of the search. The API's
+    answer is untrusted: an item without an integer number and a text body is not ours."""
     if ci.platform == "github":
         found = api.pages(f"repos/{ci.project}/issues", "find the monitoring issue",
                           token=ci.issue_token, params={"labels": LABEL, "state": "open"})
-        mine = [int(i["number"]) for i in found if isinstance(i, dict)
-                and MARKER in (i.get("body") or "") and "pull_request" not in i]
+        mine = [i["number"] for i in found if isinstance(i, dict)
+                and type(i.get("number")) is int and isinstance(i.get("body"), str)
+                and MARKER in i["body"] and "pull_request" not in i]
     else:
         found = api.pages(f"projects/{ci.project}/issues", "find the monitoring issue",
                           token=ci.issue_token, params={"labels": LABEL, "state": "opened"})
-        mine = [int(i["iid"]) for i in found if isinstance(i, dict)
-                and MARKER in (i.get("description") or "")]
+        mine = [i["iid"] for i in found if isinstance(i, dict)
+                and type(i.get("iid")) is int and isinstance(i.get("description"), str)
+                and MARKER in i["description"]]
     return min(mine) if mine else None
 
 

@@ -126,7 +126,7 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
 
     with tempfile.TemporaryDirectory() as tmp:
         msg = Path(tmp) / "TAG_MSG"
-        msg.write_text(card, encoding="utf-8")
+        msg.write_text(card, encoding="utf-8", newline="\n")  # the pins parser reads LF
         try:
             repo.git.tag("-a", "--cleanup=verbatim", "-F", str(msg), tag, head)
         except git.GitCommandError as err:

@@ -14,8 +14,9 @@ Series (every label value bounded, whatever the requests hold):
   a bucket bound is negative (a sum that falls reads as a counter reset to rate()), so, as the
   Prometheus docs advise, the sums come from two monotone series: the magnitudes of the
   predictions >= 0 (`sign="positive"`) and of those < 0 (`sign="negative"`). The mean is
-  (positive `_sum` - negative `_sum`) / (both `_count`s); non-finite predictions are left out
-  of the summary (one inf or NaN would poison its sum for good), not of the histogram.
+  (positive `_sum` - negative `_sum`) / (both `_count`s); non-finite predictions and those
+  beyond ±MAX_SUMMED are left out of the summary (one inf or NaN, or two values near the
+  float limit, would poison its sum for good), not of the histogram.
 - `mlspec_model_info{model, digest, version, estimator} 1`: which model answers (one series,
   not a label on every series).
 - `mlspec_sample_rows_total{outcome}`: rows of the request sample log written, dropped (queue
@@ -40,6 +41,7 @@ from mlspec.run.sklearn_step import INSTALL_HINT
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 OTHER = "other"
 MAX_CLASSES = 256
+MAX_SUMMED = 1e300  # a prediction beyond this is left out of the summary's sum
 MAX_LABEL = 128  # characters of a label value we set from outside (version, file name)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
                    0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -136,7 +138,7 @@ class Metrics:
             for value in predictions:
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     self._values.observe(value)
-                    if math.isfinite(value):
+                    if math.isfinite(value) and abs(value) <= MAX_SUMMED:
                         self._signs[value < 0].observe(abs(value))
             return
         try:

@@ -174,7 +174,8 @@ def test_a_regressor_exposes_sum_and_count_for_rates_and_averages(tmp_path: Path
 
 def test_non_finite_predictions_stay_out_of_the_sums() -> None:
     metrics = Metrics(["/predict"], {"model": "m"}, None)
-    metrics.predicted([1.0, float("nan"), float("inf"), float("-inf"), -2.0])
+    metrics.predicted([1.0, float("nan"), float("inf"), float("-inf"), -2.0,
+                       1e308, 1e308, -1e308])  # finite, but two overflow a sum
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(metrics.render().decode())
                for s in f.samples}

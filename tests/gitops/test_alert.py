@@ -197,3 +197,26 @@ def test_cli_passed(api: MockApi) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "nothing to close" in res.stdout and SECRET not in res.stdout + res.stderr
+
+
+def test_hostile_issue_items_are_not_ours() -> None:
+    """Items without an integer number/iid or a text body (a broken or hostile API) are
+    skipped, not a traceback."""
+    from mlspec.gitops import alert
+
+    class Pages:
+        def __init__(self, items: list[object]) -> None:
+            self.items = items
+
+        def pages(self, *args: object, **kwargs: object) -> list[object]:
+            return self.items
+
+    marker = alert.MARKER
+    github = [{"number": "12abc", "body": marker}, {"body": marker}, {"number": 3, "body": 7},
+              {"number": True, "body": marker}, "x", {"number": 9, "body": marker}]
+    gitlab = [{"iid": "4", "description": marker}, {"iid": 5, "description": None},
+              {"iid": 6, "description": marker}]
+    for platform, items, want in (("github", github, 9), ("gitlab", gitlab, 6)):
+        ci = alert.Ci(platform=platform, api="http://127.0.0.1:9", project="p", token="t",
+                      issue_token="t", run_url="")
+        assert alert.open_issue(ci, Pages(items)) == want  # type: ignore[arg-type]
