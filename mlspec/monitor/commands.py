@@ -4,7 +4,7 @@
 `metrics` file), then the built-in drift check (`drift:`), whose metrics are merged into that
 file; then the monitor's `gates`, judged by the one verdict rule (gitops.gates). `baseline` in a
 monitor gate is the metric of the same name in the deployed release's mlspec.lock: the newest
-release tag (`mlspec models`), or `--base REF`.
+release tag, or the release a later rollback redeployed, or `--base REF`.
 """
 
 from __future__ import annotations
@@ -180,19 +180,25 @@ def _drift(loaded: LoadedSpec, mon: Monitor) -> dict[str, float]:
 
 
 def _baseline(loaded: LoadedSpec, base: str | None) -> tuple[str | None, dict[str, float]]:
-    """The deployed release's metrics: at `base`, else at the newest release tag."""
+    """The deployed release's metrics: at `base`, else at the release taken as deployed (the
+    newest release tag, or the one a later rollback redeployed: gitops.production.deployed,
+    the rule the monitor records and `mlspec rollback` follow)."""
+    from mlspec.gitops.gitrefs import lock_at
+
     try:
         if base is not None:
-            from mlspec.gitops.gitrefs import lock_at
-
             lock = lock_at(loaded.root, base)
             return base, (lock.metrics() if lock is not None else {})
-        from mlspec.gitops.release import models
+        from mlspec.gitops.production import deployed
 
-        for row in models(loaded).data or []:
-            if isinstance(row, dict) and row.get("has_lock"):
-                return str(row["tag"]), dict(row["metrics"])
-        return "none: no release tag yet", {}
+        found = deployed(loaded)
+        if found is None:
+            return "none: no release tag yet", {}
+        tag = found[0]
+        lock = lock_at(loaded.root, f"refs/tags/{tag}")
+        if lock is None:
+            return f"none: {tag} has no mlspec.lock", {}
+        return tag, lock.metrics()
     except MlspecError as err:
         if base is not None:
             raise

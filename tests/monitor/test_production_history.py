@@ -202,6 +202,11 @@ def test_a_rollback_names_the_deployed_release(tmp_path: Path) -> None:
         r.stdout, r.stdout
     assert "accuracy  0.9000   0.8500               -0.0500" in r.stdout, r.stdout
     assert "(v1.1.0) are not shown" in r.stdout
+    # the monitor's `baseline` follows the rollback too: v1.0.0's 0.90, not v1.1.0's 0.95
+    r = mlspec("monitor", "--json", "--no-record", cwd=repo, env={**env, "LIVE_ACC": "0.82"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["baseline_ref"] == "v1.0.0" and data["gates"][0]["baseline"] == 0.9, data
 
 
 def test_the_section_is_bounded_whatever_the_records_hold() -> None:
