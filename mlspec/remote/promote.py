@@ -23,9 +23,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from mlspec.errors import Diagnostic, MlspecError, Outcome
+from mlspec.errors import Diagnostic, MlspecError, Outcome, say
 from mlspec.gitops.pins import PinnedRun, Pins
-from mlspec.remote.commands import _push, _say, _scope, failed, remote_of
+from mlspec.remote.commands import _push, _scope, failed, remote_of
 from mlspec.remote.errors import EXIT_MISSING, RemoteError
 from mlspec.remote.transfer import Store, fetch_pinned, open_store, pin_tag, tag_of
 from mlspec.run.cache import RestoreFailed
@@ -42,7 +42,7 @@ def pinner(loaded: LoadedSpec) -> Callable[[str], Pins | Outcome] | None:
         return None
 
     def pin(release: str) -> Pins | Outcome:
-        with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+        with interrupt_on_sigterm(), run_lock(Path(loaded.root), say):
             return _pin(loaded, release)
 
     return pin
@@ -57,7 +57,7 @@ def _pin(loaded: LoadedSpec, release: str) -> Pins | Outcome:
         return Outcome(code=EXIT_MISSING, text=pushed.text, diagnostics=[Diagnostic.nowhere(
             f"cannot pin stale steps: {stale}", "remote.stale",
             "run `mlspec run` and commit mlspec.lock: a release pins up-to-date runs")])
-    _say(pushed.text)
+    say(pushed.text)
     remote = remote_of(loaded)
     assert remote is not None
     lock = read_lock(Path(loaded.root)) or Lock()
@@ -100,7 +100,7 @@ def pull_release(loaded: LoadedSpec, tag: str, pins: Pins) -> Outcome:
         raise MlspecError([Diagnostic.nowhere(
             f"mlspec.lock here records other runs than {tag} for: {', '.join(other)}",
             "release.checkout", f"check out the release first: git checkout {tag}")])
-    with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+    with interrupt_on_sigterm(), run_lock(Path(loaded.root), say):
         return _pull_release(loaded, tag, pins)
 
 
@@ -112,7 +112,7 @@ def _pull_release(loaded: LoadedSpec, tag: str, pins: Pins) -> Outcome:
     current = 0
     stores: list[Store] = []
     if pins.remote != str(remote):
-        _say(f"· {tag} pinned its runs in {pins.remote}; fetching the same digests from "
+        say(f"· {tag} pinned its runs in {pins.remote}; fetching the same digests from "
              f"{remote}")
     try:
         for name, st, entry in scope.states():
