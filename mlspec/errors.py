@@ -84,6 +84,14 @@ class CheckFailed(Exception):
     """A check (gate, --check, --verify) failed: exit 1 with a message, not a usage error."""
 
 
+def say(text: str) -> None:
+    """A line for the person watching (progress, waiting for a lock) on stderr: stdout holds
+    the command's result, which --json output and pipes read."""
+    import sys
+
+    sys.stderr.write(text + "\n")
+
+
 def format_diagnostics(diags: Iterable[Diagnostic], fmt: str = "text") -> str:
     items = sorted(set(diags))
     if fmt == "json":

@@ -76,7 +76,7 @@ def stale_steps(loaded: LoadedSpec) -> dict[str, list[str]]:
     return {name: list(steps.get(name, {}).get("reasons", [])) for name in data.get("stale", [])}
 
 
-Pinner = Callable[[], "pinning.Pins | Outcome"]
+Pinner = Callable[[str], "pinning.Pins | Outcome"]  # the release tag -> its pins
 
 
 def release(loaded: LoadedSpec, version: str, message: str | None = None,
@@ -113,7 +113,7 @@ def release(loaded: LoadedSpec, version: str, message: str | None = None,
     if reasons:
         raise CheckFailed(f"cannot release {tag}:\n" + "".join(f"  - {r}\n" for r in reasons)
                           .rstrip("\n"))
-    pins = pin() if pin is not None else None
+    pins = pin(tag) if pin is not None else None
     if isinstance(pins, Outcome):
         pins.text = "\n".join(t for t in (pins.text, f"no tag created: {tag}") if t)
         return pins

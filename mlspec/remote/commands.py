@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlspec.errors import Diagnostic, MlspecError, Outcome
+from mlspec.errors import Diagnostic, MlspecError, Outcome, say
 from mlspec.remote.errors import EXIT_MISSING, RemoteError
 from mlspec.remote.transfer import Store, fetch_run, open_store, push_run, scratch, tag_of
 from mlspec.remote.url import ENV, EXAMPLES, BadRemote, Remote, configured
@@ -96,17 +96,14 @@ def _commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def _say(text: str) -> None:
-    sys.stderr.write(text + "\n")
-
 
 def push(loaded: LoadedSpec, steps: list[str], sets: list[str] | None = None) -> Outcome:
-    with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+    with interrupt_on_sigterm(), run_lock(Path(loaded.root), say):
         return _push(loaded, steps, sets or [])
 
 
 def pull(loaded: LoadedSpec, steps: list[str]) -> Outcome:
-    with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+    with interrupt_on_sigterm(), run_lock(Path(loaded.root), say):
         return _pull(loaded, steps)
 
 

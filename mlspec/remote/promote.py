@@ -4,7 +4,10 @@ and the release pipeline pulls exactly those.
 `pinner` is what `mlspec release` calls (through the api) once its checks pass: under the run
 lock it pushes every up-to-date step run the remote lacks (mlspec.remote.commands' push), then
 reads each run's manifest by its step-key tag and records the sha256 of its bytes — the digest
-the registry addresses it by (a file:// store keeps a copy by digest too). Any failure is an
+the registry addresses it by (a file:// store keeps a copy by digest too) — and tags it
+`pin-<release>-<step>` (transfer.pin_tag) as well, so the pinned manifest stays tagged when
+its key tag is pushed again (a registry's GC of untagged manifests would take it), and
+`mlspec gc --remote`, which deletes only step-key tags, leaves it alone. Any failure is an
 Outcome with the remote's exit code (mlspec.remote.errors), and the release makes no tag.
 
 `pull_release` is `mlspec pull --release TAG`: every pinned run whose step is stale here is
@@ -20,11 +23,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from mlspec.errors import Diagnostic, MlspecError, Outcome
+from mlspec.errors import Diagnostic, MlspecError, Outcome, say
 from mlspec.gitops.pins import PinnedRun, Pins
-from mlspec.remote.commands import _push, _say, _scope, failed, remote_of
+from mlspec.remote.commands import _push, _scope, failed, remote_of
 from mlspec.remote.errors import EXIT_MISSING, RemoteError
-from mlspec.remote.transfer import Store, fetch_pinned, open_store, tag_of
+from mlspec.remote.transfer import Store, fetch_pinned, open_store, pin_tag, tag_of
 from mlspec.run.cache import RestoreFailed
 from mlspec.run.execute import interrupt_on_sigterm, run_lock
 from mlspec.run.lock import Lock, read_lock
@@ -32,19 +35,20 @@ from mlspec.run.stepkey import stale_reasons
 from mlspec.spec.loader import LoadedSpec
 
 
-def pinner(loaded: LoadedSpec) -> Callable[[], Pins | Outcome] | None:
-    """None without a remote (the release then pins nothing, as before)."""
+def pinner(loaded: LoadedSpec) -> Callable[[str], Pins | Outcome] | None:
+    """None without a remote (the release then pins nothing, as before); else a callable of
+    the release tag's name."""
     if remote_of(loaded, required=False) is None:
         return None
 
-    def pin() -> Pins | Outcome:
-        with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
-            return _pin(loaded)
+    def pin(release: str) -> Pins | Outcome:
+        with interrupt_on_sigterm(), run_lock(Path(loaded.root), say):
+            return _pin(loaded, release)
 
     return pin
 
 
-def _pin(loaded: LoadedSpec) -> Pins | Outcome:
+def _pin(loaded: LoadedSpec, release: str) -> Pins | Outcome:
     pushed = _push(loaded, [], [])
     if pushed.code:
         return pushed
@@ -53,7 +57,7 @@ def _pin(loaded: LoadedSpec) -> Pins | Outcome:
         return Outcome(code=EXIT_MISSING, text=pushed.text, diagnostics=[Diagnostic.nowhere(
             f"cannot pin stale steps: {stale}", "remote.stale",
             "run `mlspec run` and commit mlspec.lock: a release pins up-to-date runs")])
-    _say(pushed.text)
+    say(pushed.text)
     remote = remote_of(loaded)
     assert remote is not None
     lock = read_lock(Path(loaded.root)) or Lock()
@@ -79,6 +83,7 @@ def _pin(loaded: LoadedSpec) -> Pins | Outcome:
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
             if not store.has_manifest(digest):
                 store.put_manifest(digest, body)  # a file:// store pushed before digests
+            store.put_manifest(pin_tag(release, name), body)
             runs[name] = PinnedRun(entry.key, digest)
     except RemoteError as err:
         return failed(err, pushed.text)
@@ -95,7 +100,7 @@ def pull_release(loaded: LoadedSpec, tag: str, pins: Pins) -> Outcome:
         raise MlspecError([Diagnostic.nowhere(
             f"mlspec.lock here records other runs than {tag} for: {', '.join(other)}",
             "release.checkout", f"check out the release first: git checkout {tag}")])
-    with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+    with interrupt_on_sigterm(), run_lock(Path(loaded.root), say):
         return _pull_release(loaded, tag, pins)
 
 
@@ -107,7 +112,7 @@ def _pull_release(loaded: LoadedSpec, tag: str, pins: Pins) -> Outcome:
     current = 0
     stores: list[Store] = []
     if pins.remote != str(remote):
-        _say(f"· {tag} pinned its runs in {pins.remote}; fetching the same digests from "
+        say(f"· {tag} pinned its runs in {pins.remote}; fetching the same digests from "
              f"{remote}")
     try:
         for name, st, entry in scope.states():

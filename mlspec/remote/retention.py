@@ -23,12 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlspec.errors import Outcome
+from mlspec.errors import Outcome, say
 from mlspec.remote.commands import failed, remote_of
 from mlspec.remote.errors import RemoteError
 from mlspec.remote.transfer import STEP_RUN, Store, open_store
@@ -151,7 +150,7 @@ def collect(loaded: LoadedSpec, keep: dict[str, list[str]], kept_how: list[str],
     """`mlspec gc --remote`: list (or, with delete, remove) the unreferenced step runs."""
     remote = remote_of(loaded)
     assert remote is not None
-    with interrupt_on_sigterm(), run_lock(Path(loaded.root), _say):
+    with interrupt_on_sigterm(), run_lock(Path(loaded.root), say):
         deleted: list[Manifest] = []
         p = Plan(remote)
         try:
@@ -217,7 +216,3 @@ def _data(p: Plan, history: dict[str, Any], deleted: list[Manifest], delete: boo
                       **({"removed": m.tag in gone} if delete else {})} for m in p.drop],
             "bytes": p.total, "kept_runs": p.kept, "other_tags": p.other,
             "notes": list(p.notes)}
-
-
-def _say(text: str) -> None:
-    sys.stderr.write(text + "\n")

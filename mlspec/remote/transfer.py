@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -64,6 +65,18 @@ def open_store(remote: Remote, push: bool = False, delete: bool = False) -> Stor
 
 def tag_of(key: str) -> str:
     return key.replace(":", "-", 1)
+
+
+def pin_tag(release: str, step: str) -> str:
+    """The tag that keeps a release's pinned run tagged, `pin-<release>-<step>`, so that a
+    registry's collection of untagged manifests never takes it when its key tag moves; a
+    character outside the tag grammar becomes '-', and a name that had one or is too long
+    gets a hash of the original instead (no two releases share a tag)."""
+    raw = f"pin-{release}-{step}"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", raw)
+    if safe != raw or len(safe) > 128:
+        safe = f"{safe[:100]}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
+    return safe
 
 
 def _corrupt(remote: object, what: str) -> RemoteError:

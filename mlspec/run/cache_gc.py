@@ -8,11 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from mlspec import layout
-from mlspec.errors import MlspecError, Outcome
+from mlspec.errors import MlspecError, Outcome, say
 from mlspec.run.cache import Cache
 from mlspec.run.execute import run_lock
 from mlspec.run.lock import Lock, read_lock
@@ -42,7 +41,7 @@ def protected(root: Path) -> set[str]:
 def collect(root: Path, delete: bool) -> Outcome:
     """`mlspec gc`: the runs neither mlspec.lock nor a step record names, and the objects
     only they use; listed (dry run) or deleted (under the run lock, so no run races it)."""
-    with run_lock(Path(root), _say):
+    with run_lock(Path(root), say):
         cache = Cache(Path(root))
         runs = cache.runs()
         keep = protected(Path(root))
@@ -89,9 +88,6 @@ def _size(d: Path) -> int:
                 total += os.lstat(os.path.join(dirpath, n)).st_size
     return total
 
-
-def _say(text: str) -> None:
-    sys.stderr.write(text + "\n")
 
 
 def num_bytes(n: int) -> str:

@@ -209,7 +209,8 @@ def test_rules_pick_one_flow_per_event(project: Project) -> None:
     sched = ["--variable", "CI_PIPELINE_SOURCE=schedule"]
     assert project.listed(*sched) == ["schedule:refresh"]
     assert project.listed(*sched, "--variable", "MLSPEC_SCHEDULE=monitor") == [
-        "schedule:monitor", "schedule:monitor-failed"]  # the latter only when it failed
+        "schedule:monitor", "schedule:monitor-failed", "schedule:monitor-passed"]
+    # (monitor-failed runs only when the monitor failed, monitor-passed only when it passed)
     # the retrain a failed monitor starts (mlspec alert): the refresh job alone, never a loop
     assert project.listed("--variable", "CI_PIPELINE_SOURCE=pipeline",
                           "--variable", "MLSPEC_SCHEDULE=refresh") == ["schedule:refresh"]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import git, mlspec
+from conftest import git, mlspec, tool
 from remote_registry import PASSWORD, USER, Registry, free_port, make_repo, running_registry
 
 SPEC = """
@@ -163,6 +164,15 @@ def test_tag_moved_in_the_registry_still_pulls_the_pinned_manifest(registry: Reg
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(req, timeout=10) as resp:
         assert resp.status == 201
+    # the pinned manifest is still tagged (pin-<release>-<step>), so the registry's own
+    # collection of untagged manifests keeps it
+    code, _, body = registry.request("GET", "/v2/p2/promo/tags/list")
+    assert code == 200 and {"pin-v1.0.0-make", "pin-v1.0.0-use"} <= set(
+        json.loads(body)["tags"]), body
+    r = subprocess.run([tool("docker-registry"), "garbage-collect", "--delete-untagged",
+                        str(registry.storage.parent / "config.yml")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
     clone = _at_tag(origin, tmp_path / "clone", "v1.0.0")
     r = mlspec("pull", "--release", "v1.0.0", cwd=clone, env=env)
     assert r.returncode == 0, r.stdout + r.stderr

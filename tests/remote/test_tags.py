@@ -22,7 +22,7 @@ from remote_registry import PASSWORD, USER, Registry, running_registry
 from mlspec.remote import oci
 from mlspec.remote.errors import RemoteError
 from mlspec.remote.transfer import MANIFEST_TYPE, STEP_RUN, open_store
-from mlspec.remote.url import parse
+from mlspec.remote.url import TAG_NAME, parse
 
 EMPTY = b"{}"
 EMPTY_DIGEST = "sha256:" + hashlib.sha256(EMPTY).hexdigest()
@@ -145,3 +145,13 @@ def test_hostile_tag_lists_are_filtered() -> None:
     for bad in (b"not json", b'{"tags": "x"}', b"[1]"):
         with pytest.raises(RemoteError):
             oci._tag_names(bad, remote)
+
+
+def test_pin_tags_fit_the_tag_grammar_and_never_collide() -> None:
+    from mlspec.remote.transfer import pin_tag
+
+    assert pin_tag("v1.0.0", "train") == "pin-v1.0.0-train"
+    odd = [pin_tag("v1.0.0+build.1", "train"), pin_tag("v1.0.0-build.1", "train"),
+           pin_tag("v" + "9" * 200 + ".0.0", "train"), pin_tag("v" + "9" * 200 + ".0.1", "train")]
+    assert len(set(odd)) == 4
+    assert all(TAG_NAME.fullmatch(t) for t in odd), odd
