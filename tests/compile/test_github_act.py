@@ -65,13 +65,15 @@ def pr_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def act(repo: Path, event: str, payload: dict, workflow: str, store: Path, wheels: Path,
+def act(repo: Path, event: str, payload: dict, workflow: str | Path, store: Path, wheels: Path,
         *extra: str, name: str = "") -> subprocess.CompletedProcess[str]:
+    """act runs `workflow` of repo's .github/workflows/, or the workflow file a Path names."""
     exe = tool("act")
     (store / "artifacts").mkdir(parents=True, exist_ok=True)
     event_file = store / "event.json"
     event_file.write_text(json.dumps(payload))
-    cmd = [exe, event, "-W", f".github/workflows/{workflow}", "-e", str(event_file),
+    path = workflow if isinstance(workflow, Path) else f".github/workflows/{workflow}"
+    cmd = [exe, event, "-W", str(path), "-e", str(event_file),
            "-P", "ubuntu-latest=-self-hosted", "--pull=false", "--no-cache-server",
            "--action-offline-mode",
            "--env", f"MLSPEC_ACT_STORE={store}", "--env", f"MLSPEC_ACT_TOOLS={ACT}",
@@ -85,7 +87,7 @@ def act(repo: Path, event: str, payload: dict, workflow: str, store: Path, wheel
     assert shutil.which("mlspec", path=env["PATH"]) is None
     start = time.monotonic()
     res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=1500)
-    sys.stderr.write(f"act {event} {workflow} {name}: {time.monotonic() - start:.0f}s\n")
+    sys.stderr.write(f"act {event} {Path(workflow).name} {name}: {time.monotonic() - start:.0f}s\n")
     return res
 
 
