@@ -241,4 +241,5 @@ def test_second_pipeline_pulls_instead_of_training_and_a_fork_never_pushes(setup
         assert f"restored {step} from oci://{setup.registry.host}/{REPO} (pinned by v1.0.0)" \
             in verify, verify[-3000:]
     assert verdicts(out4) == {"release:verify": "PASS"}, out4[-6000:]
-    assert setup.tags() == tags  # the release pushed nothing new
+    # the release pushed no run, only tagged the pinned manifests pin-<release>-<step>
+    assert setup.tags() == sorted([*tags, "pin-v1.0.0-prepare", "pin-v1.0.0-train"])
