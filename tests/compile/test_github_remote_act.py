@@ -23,7 +23,6 @@ has no per-environment secrets either: its `-s` secrets reach every job.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -115,11 +114,7 @@ class Setup:
         return log
 
     def tags(self) -> list[str]:
-        status, _, body = self.registry.request("GET", f"/v2/{STORE}/tags/list")
-        if status == 404:
-            return []
-        assert status == 200, body
-        return sorted(json.loads(body)["tags"] or [])
+        return self.registry.tags(STORE)
 
 
 def job_log(log: str, job: str) -> str:

@@ -18,7 +18,6 @@ generated `pip install mlspec-gitops==<version>` with the suite's one wheel as P
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -137,11 +136,7 @@ class Setup:
         return out
 
     def tags(self) -> list[str]:
-        status, _, body = self.registry.request("GET", f"/v2/{REPO}/tags/list")
-        if status == 404:
-            return []
-        assert status == 200, body
-        return sorted(json.loads(body)["tags"] or [])
+        return self.registry.tags(REPO)
 
 
 def job_log(out: str, job: str) -> str:

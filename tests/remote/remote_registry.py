@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import socket
 import subprocess
 import textwrap
@@ -82,6 +83,15 @@ class Registry:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
+
+    def tags(self, repo: str) -> list[str]:
+        """The repository's tags, sorted ([] before anything was pushed to it)."""
+        status, _, body = self.request("GET", f"/v2/{repo}/tags/list")
+        if status == 404:
+            return []
+        assert status == 200, body
+        tags: list[str] = sorted(json.loads(body)["tags"] or [])
+        return tags
 
     def blob_file(self, digest: str) -> Path:
         hexd = digest.split(":", 1)[1]
